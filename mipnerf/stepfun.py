@@ -39,8 +39,8 @@ def integrate_weights(w: jnp.ndarray) -> jnp.ndarray:
     total = jnp.sum(w, axis=-1, keepdims=True)
     pdf = jnp.where(total > 0, w / jnp.where(total > 0, total, 1), 1.0 / w.shape[-1])
     cdf = jnp.minimum(1.0, jnp.cumsum(pdf[..., :-1], axis=-1))
-    zeros, ones = jnp.zeros_like(cdf[..., :1]), jnp.ones_like(cdf[..., :1])
-    return jnp.concatenate([zeros, cdf, ones], axis=-1)
+    edge = jnp.ones(w.shape[:-1] + (1,), dtype=cdf.dtype)
+    return jnp.concatenate([0 * edge, cdf, edge], axis=-1)
 
 
 def invert_cdf(u: jnp.ndarray, t: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
@@ -149,7 +149,8 @@ def anneal_weights(t, w, power, padding: float):
     t: [..., N+1]; w: [..., N] -> [..., N].
     """
     dt = t[..., 1:] - t[..., :-1]
-    return jnp.where(dt > 0, jnp.exp(power * jnp.log(w + padding)), 0.0)
+    # jnp.power keeps 0 ** 0 = 1, so at power 0 every interval of positive width is equally likely.
+    return jnp.where(dt > 0, jnp.power(w + padding, power), 0.0)
 
 
 def outer_measure(t, t_env, w_env):

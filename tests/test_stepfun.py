@@ -60,6 +60,13 @@ def test_stratified_samples_one_per_stratum_and_deterministic_centres():
     assert np.array_equal(x_det, np.asarray(stepfun.sample(None, jnp.array(t), jnp.array(w), m)))
 
 
+def test_sampling_a_single_interval_is_uniform():
+    t, w = jnp.array([[2.0, 6.0]]), jnp.array([[1.0]])
+    np.testing.assert_allclose(stepfun.integrate_weights(w), [[0.0, 1.0]])
+    np.testing.assert_allclose(stepfun.sample(None, t, w, 4), [[2.5, 3.5, 4.5, 5.5]], rtol=1e-6)
+    np.testing.assert_allclose(stepfun.sample_intervals(None, t, w, 4, domain=(2.0, 6.0)), [[2.0, 3.0, 4.0, 5.0, 6.0]], rtol=1e-6)
+
+
 def test_sample_intervals_are_sorted_and_inside_the_domain():
     rng = np.random.default_rng(3)
     t, w = random_stepfun(rng, 8, 10, zero_frac=0.4)

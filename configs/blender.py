@@ -1,0 +1,68 @@
+"""mip-NeRF 360 on Blender (nerf_synthetic) scenes: the published "blender_256" settings.
+
+    python train.py --config=configs/blender.py --config.data_dir=PATH/nerf_synthetic/lego
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+
+    # Data.
+    c.dataset = "blender"  # "blender": a nerf_synthetic folder; "demo": the built-in scene if data_dir is empty
+    c.data_dir = ""  # folder holding transforms_{train,val,test}.json
+    c.exp_dir = "exp/blender"  # everything a run writes: config.json, checkpoints/, tb/, eval/, render/
+    c.factor = 1  # integer image downsampling by area averaging (2 = the usual half resolution)
+    c.near = 2.0
+    c.far = 6.0
+    c.white_background = True
+
+    # Sampling rounds: proposal rounds (density only), then the NeRF round.
+    c.num_prop_samples = (128,)
+    c.num_nerf_samples = 32
+    c.anneal_slope = 10.0  # proposal weights raised to a power that rises from 0 to 1 over training
+    c.resample_padding = 0.0
+    c.dilation_multiplier = 0.5  # dilation of the proposal step function, in normalised distance
+    c.dilation_bias = 0.0025
+
+    # Networks.
+    c.min_deg_point = 0  # integrated positional encoding degrees [min, max)
+    c.max_deg_point = 16
+    c.prop_depth = 4
+    c.prop_width = 256
+    c.nerf_depth = 8
+    c.nerf_width = 256
+    c.skip_layer = 4  # the encoded input is concatenated again after every this many layers
+    c.bottleneck_width = 256
+    c.view_depth = 1
+    c.view_width = 128
+    c.deg_view = 4  # positional encoding degrees of the view direction
+    c.density_bias = -1.0  # density = softplus(raw + density_bias)
+    c.rgb_padding = 0.001  # rgb = sigmoid(raw) * (1 + 2 pad) - pad
+    c.precision = "auto"  # "bf16" | "f32" | "auto" (bf16 on GPU, f32 on CPU)
+
+    # Optimisation.
+    c.batch_size = 16384  # rays per step, over all devices
+    c.max_steps = 250_000
+    c.lr_init = 2e-3
+    c.lr_final = 2e-5
+    c.lr_delay_steps = 512  # warm-up: the learning rate starts at lr_delay_mult * lr and eases in
+    c.lr_delay_mult = 0.01
+    c.adam_beta1 = 0.9
+    c.adam_beta2 = 0.999
+    c.adam_eps = 1e-8
+    c.grad_max_norm = 0.001  # clip each MLP's gradient by its global norm (0 disables)
+    c.data_loss = "mse"  # "mse" | "charbonnier"
+    c.charbonnier_padding = 0.001
+    c.interlevel_loss_mult = 1.0
+    c.distortion_loss_mult = 0.0
+
+    # Run.
+    c.seed = 0
+    c.checkpoint_every = 5000
+    c.keep_checkpoints = 3
+    c.log_every = 100  # steps between progress and tensorboard scalars
+    c.val_every = 5000  # steps between rendered validation views in tensorboard (0 disables)
+    c.render_chunk = 8192  # rays per jitted render call (lower it if rendering runs out of memory)
+    return c

@@ -1,0 +1,59 @@
+"""What the entry points share: bad flags and user errors become one line on stderr and exit code 1."""
+
+import re
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from mipnerf.errors import MipNerfError
+
+
+def _fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def _describe(e: BaseException, argv) -> str:
+    """One line for an exception raised by config_flags while reading the --config flags."""
+    text = str(e).replace("\\n", "\n").replace("\\'", "'")
+    if isinstance(e, (KeyError, AttributeError)):
+        field = re.search(r"[A-Za-z_][\w.]*", text)
+        hint = re.search(r"Did you mean .*", text)
+        hint = f" ({hint.group(0).rstrip(chr(39))})" if hint else ""
+        return f"unknown config field {field.group(0) if field else text!r}{hint}"
+    config = next((a.split("=", 1)[1] for a in argv[1:] if a.startswith("--config=")), None)
+    if config is not None and "No such file" in text:
+        return f"--config={config}: no such config file; expected a file like configs/demo.py"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return "the --config flags could not be read: " + ("; ".join(lines) or type(e).__name__)
+
+
+def _guard_flags(parse, argv):
+    """Runs `parse`; an unknown config field, a bad value or a missing config file is one line, not a traceback."""
+    try:
+        return parse()
+    except flags.Error as e:
+        _fail(str(e))
+    except Exception as e:  # config_flags raises plain AttributeError, KeyError, OSError, ...
+        _fail(_describe(e, argv))
+
+
+def define_config(default: str = "configs/demo.py"):
+    """The `--config` flag (a config file, with `--config.FIELD=VALUE` overrides)."""
+    # config_flags reads the overrides in sys.argv as soon as the flag is defined.
+    return _guard_flags(lambda: config_flags.DEFINE_config_file(
+        "config", default, "Path to a config file; override fields with --config.FIELD=VALUE.", lock_config=True), sys.argv)
+
+
+def run(main) -> None:
+    """`absl.app.run(main)`, printing a `MipNerfError` as one line instead of a traceback."""
+
+    def guarded(argv):
+        logging.set_verbosity(logging.WARNING)  # Orbax logs every file it writes at INFO
+        try:
+            main(argv)
+        except MipNerfError as e:
+            _fail(str(e))
+
+    app.run(guarded, flags_parser=lambda argv: _guard_flags(lambda: flags.FLAGS(argv), argv))

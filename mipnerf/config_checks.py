@@ -1,0 +1,47 @@
+"""Checks that a config's values are possible, so that a bad flag fails at once with its name.
+
+`ml_collections.config_flags` already rejects unknown fields and values of the wrong type;
+this module rejects values of the right type that cannot work (a negative batch, near >= far).
+"""
+
+import ml_collections
+
+from mipnerf.errors import ConfigError
+
+PRECISIONS = ("bf16", "f32", "auto")
+DATA_LOSSES = ("mse", "charbonnier")
+DATASETS = ("blender", "demo")
+
+
+def _require(ok: bool, field: str, expected: str, value) -> None:
+    if not ok:
+        raise ConfigError(f"config.{field}={value!r}: expected {expected}")
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """Raises ConfigError naming the first field whose value is impossible."""
+    c = config
+    _require(c.dataset in DATASETS, "dataset", f"one of {DATASETS}", c.dataset)
+    _require(c.dataset == "demo" or bool(c.data_dir), "data_dir", "the folder of a scene (holding transforms_train.json)", c.data_dir)
+    _require(bool(c.exp_dir), "exp_dir", "a folder for the run's outputs", c.exp_dir)
+    for field in ("factor", "batch_size", "max_steps", "checkpoint_every", "keep_checkpoints", "log_every", "render_chunk",
+                  "num_nerf_samples", "prop_depth", "prop_width", "nerf_depth", "nerf_width", "skip_layer",
+                  "bottleneck_width", "view_width"):
+        _require(int(c[field]) >= 1, field, "an integer >= 1", c[field])
+    for field in ("view_depth", "val_every", "lr_delay_steps", "min_deg_point", "deg_view"):
+        _require(int(c[field]) >= 0, field, "an integer >= 0", c[field])
+    _require(c.max_deg_point > c.min_deg_point, "max_deg_point", f"an integer > min_deg_point ({c.min_deg_point})", c.max_deg_point)
+    _require(c.near >= 0, "near", "a distance >= 0", c.near)
+    _require(c.far > c.near, "far", f"a distance > near ({c.near})", c.far)
+    _require(isinstance(c.num_prop_samples, (tuple, list)) and all(int(n) >= 1 for n in c.num_prop_samples),
+             "num_prop_samples", "a tuple of sample counts >= 1, one per proposal round, e.g. (64, 64)", c.num_prop_samples)
+    _require(c.precision in PRECISIONS, "precision", f"one of {PRECISIONS}", c.precision)
+    _require(c.data_loss in DATA_LOSSES, "data_loss", f"one of {DATA_LOSSES}", c.data_loss)
+    for field in ("lr_init", "lr_final"):
+        _require(c[field] > 0, field, "a learning rate > 0", c[field])
+    _require(0 < c.lr_delay_mult <= 1, "lr_delay_mult", "a factor in (0, 1]", c.lr_delay_mult)
+    for field in ("adam_beta1", "adam_beta2"):
+        _require(0 <= c[field] < 1, field, "a value in [0, 1)", c[field])
+    for field in ("adam_eps", "grad_max_norm", "interlevel_loss_mult", "distortion_loss_mult", "charbonnier_padding",
+                  "resample_padding", "dilation_multiplier", "dilation_bias", "rgb_padding", "anneal_slope"):
+        _require(c[field] >= 0, field, "a value >= 0", c[field])

@@ -1,0 +1,192 @@
+"""Loader of the Blender (nerf_synthetic) format: `transforms_{split}.json` plus one PNG per frame.
+
+The JSON holds `camera_angle_x` (horizontal field of view, radians) and a list of `frames`,
+each with a `file_path` relative to the dataset folder (with or without the `.png` extension,
+e.g. "./train/r_0") and a 4x4 camera-to-world `transform_matrix` in the Blender/OpenGL
+convention. Images are read in the JSON's frame order. RGBA images are composited onto a white
+(or black) background; downsampling averages the composited colour over square blocks.
+"""
+
+import io
+import json
+import struct
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from PIL import Image
+
+from mipnerf.camera import focal_from_fov
+from mipnerf.errors import ConfigError, DatasetError
+
+# Decoding threads: PNG inflation releases the GIL, so a few threads overlap well.
+_DECODE_THREADS = 4
+
+# What PIL raises for files that are not images or are cut short, besides OSError.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, Image.DecompressionBombError)
+
+
+class Split(NamedTuple):
+    """One split of a scene, loaded and composited.
+
+    images: [N, H, W, 3] float32 colours in [0, 1].
+    camtoworlds: [N, 4, 4] float32 camera-to-world matrices.
+    height, width: image size in pixels, after downsampling.
+    focal: focal length in pixels, after downsampling.
+    camera_angle_x: horizontal field of view in radians.
+    files: the N image paths read, in frame order.
+    """
+
+    images: np.ndarray
+    camtoworlds: np.ndarray
+    height: int
+    width: int
+    focal: float
+    camera_angle_x: float
+    files: list[str]
+
+
+def _read_transforms(data_dir: Path, split: str) -> tuple[dict, Path]:
+    """Parses `transforms_{split}.json` and checks its top-level fields; returns it and its path."""
+    if not data_dir.is_dir():
+        what = "is not a folder" if data_dir.exists() else "does not exist"
+        raise DatasetError(f"dataset folder {data_dir} {what}; expected a folder holding transforms_{split}.json")
+    path = data_dir / f"transforms_{split}.json"
+    if not path.is_file():
+        raise DatasetError(f"{path} is missing; expected the camera file of the '{split}' split")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DatasetError(f"{path} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(f"{path} cannot be read as UTF-8 text: {e}") from None
+    if not isinstance(meta, dict):
+        raise DatasetError(
+            f"{path} holds a JSON {type(meta).__name__}; expected an object with 'camera_angle_x' and 'frames'"
+        )
+    angle = meta.get("camera_angle_x")
+    if isinstance(angle, bool) or not isinstance(angle, (int, float)) or not 0 < angle < np.pi:
+        raise DatasetError(
+            f"{path}: 'camera_angle_x' is {angle!r}; expected the horizontal field of view in radians, in (0, pi)"
+        )
+    frames = meta.get("frames")
+    if not isinstance(frames, list) or not frames:
+        raise DatasetError(f"{path}: 'frames' is {_describe(frames)}; expected a non-empty list of frames")
+    return meta, path
+
+
+def _describe(value) -> str:
+    """A short description of a JSON value for error messages."""
+    if value is None:
+        return "missing"
+    if isinstance(value, list) and not value:
+        return "an empty list"
+    return f"a {type(value).__name__}"
+
+
+def _parse_frame(data_dir: Path, json_path: Path, index: int, frame) -> tuple[Path, np.ndarray]:
+    """The image path and [4, 4] float64 camera-to-world matrix of frame `index`."""
+    where = f"{json_path}: frame {index}"
+    if not isinstance(frame, dict):
+        raise DatasetError(
+            f"{where} is a {type(frame).__name__}; expected an object with 'file_path' and 'transform_matrix'"
+        )
+    file_path = frame.get("file_path")
+    if not isinstance(file_path, str) or not file_path:
+        raise DatasetError(
+            f"{where}: 'file_path' is {_describe(file_path)}; expected the image path relative to {data_dir}"
+        )
+    try:
+        matrix = np.asarray(frame.get("transform_matrix"), dtype=np.float64)
+    except (TypeError, ValueError):
+        matrix = None
+    if matrix is None or matrix.shape != (4, 4) or not np.all(np.isfinite(matrix)):
+        raise DatasetError(f"{where}: 'transform_matrix' is not a 4x4 matrix of finite numbers")
+    path = data_dir / file_path
+    if not path.is_file():
+        path = data_dir / (file_path + ".png")
+    return path, matrix
+
+
+def _read_image(path: Path, white_background: bool) -> np.ndarray:
+    """Decodes one PNG and composites its alpha onto the background.
+
+    Returns:
+      [H, W, 3] float64 colours in [0, 1].
+    """
+    if not path.is_file():
+        raise DatasetError(f"image file {path} is missing; expected a PNG named by the frame's 'file_path'")
+    try:
+        data = path.read_bytes()
+        # verify() checks every chunk's checksum through to the end marker; load() decodes.
+        Image.open(io.BytesIO(data)).verify()
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            if img.mode.startswith("I;16"):
+                pixels = np.asarray(img)[..., None].repeat(3, axis=-1)
+            else:
+                has_alpha = "A" in img.getbands() or "transparency" in img.info
+                pixels = np.asarray(img.convert("RGBA" if has_alpha else "RGB"))
+    except _DECODE_ERRORS as e:
+        raise DatasetError(f"image file {path} cannot be decoded ({e}); expected a complete PNG") from None
+    pixels = pixels.astype(np.float64) / np.iinfo(pixels.dtype).max
+    if pixels.shape[-1] == 3:
+        return pixels
+    rgb, alpha = pixels[..., :3], pixels[..., 3:]
+    background = 1.0 if white_background else 0.0
+    return rgb * alpha + (1.0 - alpha) * background
+
+
+def _downsample(image: np.ndarray, factor: int, path: Path) -> np.ndarray:
+    """Averages [H, W, 3] `image` over `factor` x `factor` blocks into [H/factor, W/factor, 3]."""
+    height, width = image.shape[:2]
+    if height % factor or width % factor:
+        raise DatasetError(
+            f"image file {path} is {width}x{height} pixels, which factor {factor} does not divide; "
+            f"expected both sides divisible by {factor}"
+        )
+    return image.reshape(height // factor, factor, width // factor, factor, 3).mean(axis=(1, 3))
+
+
+def load_split(data_dir, split: str, factor: int = 1, white_background: bool = True) -> Split:
+    """Loads the images and cameras of one split of a nerf_synthetic scene.
+
+    Args:
+      data_dir: folder holding `transforms_{split}.json` and the images.
+      split: "train", "val" or "test".
+      factor: integer downsampling factor; every image side must be divisible by it.
+      white_background: composite transparent pixels onto white (else black).
+
+    Returns:
+      A `Split` with N images of [H / factor, W / factor, 3] and their cameras.
+    """
+    if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
+        raise ConfigError(f"downsampling factor is {factor!r}; expected an integer >= 1")
+    data_dir = Path(data_dir)
+    meta, json_path = _read_transforms(data_dir, split)
+    frames = [_parse_frame(data_dir, json_path, k, frame) for k, frame in enumerate(meta["frames"])]
+    paths = [path for path, _ in frames]
+    with ThreadPoolExecutor(min(_DECODE_THREADS, len(paths))) as pool:
+        decoded = pool.map(lambda p: _read_image(p, white_background), paths)
+        images, size = [], None
+        for path, image in zip(paths, decoded):
+            size = size or image.shape[:2]
+            if image.shape[:2] != size:
+                raise DatasetError(
+                    f"image file {path} is {image.shape[1]}x{image.shape[0]} pixels but {paths[0]} is "
+                    f"{size[1]}x{size[0]}; expected every image of the split to have one size"
+                )
+            images.append(_downsample(image, factor, path).astype(np.float32))
+    height, width = images[0].shape[:2]
+    angle = float(meta["camera_angle_x"])
+    return Split(
+        images=np.stack(images),
+        camtoworlds=np.stack([matrix for _, matrix in frames]).astype(np.float32),
+        height=height,
+        width=width,
+        focal=float(focal_from_fov(width, angle)),
+        camera_angle_x=angle,
+        files=[str(p) for p in paths],
+    )

@@ -1,0 +1,140 @@
+"""The training loop behind train.py: data on the device, the jitted step, logs and checkpoints."""
+
+import contextlib
+import json
+import pathlib
+import signal
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tqdm
+from tensorboardX import SummaryWriter
+
+from mipnerf import datasets, models, rendering, training
+from mipnerf.checkpoints import Checkpointer
+from mipnerf.config_checks import check_config
+from mipnerf.errors import MipNerfError
+
+
+class NonFiniteLoss(MipNerfError):
+    """The loss stopped being finite; the run stops before anything bad is saved."""
+
+
+class _StopRequests:
+    """Turns SIGTERM and Ctrl-C into a flag that the loop reads after each step."""
+
+    def __init__(self):
+        self.requested = None
+
+    def _handle(self, signum, frame):
+        self.requested = signal.Signals(signum).name
+
+    @contextlib.contextmanager
+    def installed(self):
+        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+def save_config(config, exp_dir: pathlib.Path) -> None:
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    (exp_dir / "config.json").write_text(json.dumps(json.loads(config.to_json_best_effort()), indent=2, sort_keys=True))
+
+
+def params_finite(params) -> bool:
+    return bool(jax.device_get(jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(params)]))))
+
+
+def train(config, log=print) -> training.TrainState:
+    """Trains to `config.max_steps`, resuming from the latest checkpoint in `config.exp_dir`.
+
+    Returns the final train state. Raises `MipNerfError` (with a one-line message) on bad input
+    and `NonFiniteLoss` if the loss stops being finite.
+    """
+    check_config(config)
+    exp_dir = pathlib.Path(config.exp_dir)
+    mesh = training.make_mesh()
+    training.check_batch_divides(config.batch_size, mesh)
+
+    train_split = datasets.load_split(config, "train")
+    data = training.put_ray_data(datasets.split_rays(train_split, config), train_split.images, mesh)
+    val_split = datasets.load_split(config, "val") if config.val_every else None
+
+    model = models.build_model(config)
+    state, tx = training.create_train_state(config, model, mesh)
+    save_config(config, exp_dir)
+    ckpt = Checkpointer(exp_dir / "checkpoints", keep=config.keep_checkpoints)
+    start = ckpt.latest_step()
+    if start is not None:
+        state = ckpt.restore(state)
+        log(f"resuming from step {start} ({ckpt.directory})")
+    start = int(state.step)
+    if start >= config.max_steps:
+        log(f"already trained to step {start} (max_steps={config.max_steps}); nothing to do")
+        ckpt.close()
+        return state
+
+    train_step = training.make_train_step(config, model, tx, mesh)
+    render_fn = rendering.make_render_fn(config, model) if val_split is not None else None
+    writer = SummaryWriter(str(exp_dir / "tb")) if jax.process_index() == 0 else None
+    last_saved = start
+    stop = _StopRequests()
+    try:
+        with stop.installed(), tqdm.tqdm(initial=start, total=config.max_steps, desc="train", unit="step") as bar:
+            tic, tic_step = time.time(), start
+            for step in range(start + 1, config.max_steps + 1):
+                state, stats = train_step(state, data)
+                is_last = step == config.max_steps or stop.requested is not None
+                if step % config.log_every == 0 or is_last:
+                    stats = {k: float(v) for k, v in jax.device_get(stats).items()}
+                    check_finite(state, last_saved)
+                    rays_per_s = (step - tic_step) * config.batch_size / (time.time() - tic)
+                    tic, tic_step = time.time(), step
+                    bar.set_postfix(loss=f"{stats['loss']:.4f}", psnr=f"{stats['psnr']:.2f}",
+                                    lr=f"{stats['lr']:.1e}", rays_per_s=f"{rays_per_s:.0f}", refresh=False)
+                    if writer is not None:
+                        for k, v in dict(stats, rays_per_s=rays_per_s).items():
+                            writer.add_scalar(f"train/{k}", v, step)
+                if step % config.checkpoint_every == 0 or is_last:
+                    check_finite(state, last_saved)
+                    if not params_finite(state.params):
+                        raise NonFiniteLoss(f"parameters became non-finite by step {step}; not saved. "
+                                            f"The last good checkpoint (step {last_saved}) is intact")
+                    ckpt.save(step, state)
+                    last_saved = step
+                if render_fn is not None and config.val_every and step % config.val_every == 0 and writer is not None:
+                    log_val_view(writer, step, render_fn, state.params, val_split, config, mesh)
+                bar.update(1)
+                if stop.requested is not None:
+                    log(f"\n{stop.requested}: saved checkpoint at step {step}; run the same command to resume")
+                    break
+    finally:
+        ckpt.wait()
+        ckpt.close()
+        if writer is not None:
+            writer.close()
+    return state
+
+
+def check_finite(state: training.TrainState, last_saved: int) -> None:
+    bad = int(state.nonfinite_step)
+    if bad >= 0:
+        raise NonFiniteLoss(f"the loss became non-finite at step {bad} (that update was skipped); stopping. "
+                            f"The last good checkpoint (step {last_saved}) is intact")
+
+
+def log_val_view(writer, step, render_fn, params, val_split, config, mesh) -> None:
+    """Renders the first validation view and logs it with its depth and PSNR."""
+    rays = datasets.split_rays(val_split, config)
+    image = rendering.render_image(render_fn, params, jax.tree.map(lambda x: x[0], rays), config.render_chunk, mesh)
+    gt = val_split.images[0]
+    psnr = float(-10 * np.log10(np.mean((image.rgb - gt) ** 2)))
+    depth = (image.depth - config.near) / (config.far - config.near)
+    writer.add_scalar("val/psnr", psnr, step)
+    writer.add_image("val/rgb", np.clip(np.concatenate([image.rgb, gt], axis=1), 0, 1), step, dataformats="HWC")
+    writer.add_image("val/depth", np.clip(depth, 0, 1), step, dataformats="HW")

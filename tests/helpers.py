@@ -1,0 +1,35 @@
+"""Small scenes and configs for tests: tiny images, tiny models, seconds per run."""
+
+import pathlib
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from configs import demo as demo_config  # noqa: E402
+
+
+def tiny_config(scene_dir, exp_dir, **overrides):
+    """The demo config shrunk to a model and batch that train in seconds on a CPU."""
+    c = demo_config.get_config()
+    c.dataset = "blender"
+    c.data_dir = str(scene_dir)
+    c.exp_dir = str(exp_dir)
+    c.num_prop_samples = (16,)
+    c.num_nerf_samples = 16
+    c.max_deg_point = 6
+    c.deg_view = 2
+    c.prop_depth, c.prop_width = 1, 32
+    c.nerf_depth, c.nerf_width = 2, 64
+    c.bottleneck_width, c.view_width = 32, 32
+    c.batch_size = 256
+    c.max_steps = 200
+    c.lr_delay_steps = 20
+    c.checkpoint_every = 100
+    c.log_every = 20
+    c.val_every = 0
+    c.render_chunk = 512
+    for k, v in overrides.items():
+        c[k] = v
+    return c

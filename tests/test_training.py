@@ -1,0 +1,142 @@
+"""Training: the loss falls, resume repeats an uninterrupted run, precision and sharding agree."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from helpers import ROOT, tiny_config
+from mipnerf import datasets, models, stepfun, trainer, training
+from mipnerf.checkpoints import Checkpointer
+
+
+def setup_step(config):
+    mesh = training.make_mesh()
+    split = datasets.load_split(config, "train")
+    data = training.put_ray_data(datasets.split_rays(split, config), split.images, mesh)
+    model = models.build_model(config)
+    state, tx = training.create_train_state(config, model, mesh)
+    return model, state, training.make_train_step(config, model, tx, mesh), data
+
+
+def test_training_reduces_loss_and_proposals_bound_nerf_weights(tiny_scene, tmp_path):
+    config = tiny_config(tiny_scene, tmp_path, max_steps=300)
+    model, state, step, data = setup_step(config)
+    history = []
+    for _ in range(config.max_steps):
+        state, stats = step(state, data)
+        history.append(jax.device_get(stats))
+    first = {k: np.mean([h[k] for h in history[:10]]) for k in history[0]}
+    last = {k: np.mean([h[k] for h in history[-10:]]) for k in history[0]}
+    assert last["psnr"] > first["psnr"] + 6, (first["psnr"], last["psnr"])
+    assert last["loss"] < 0.5 * first["loss"]
+    assert last["interlevel"] < 0.5 * np.max([h["interlevel"] for h in history[:50]])
+    # After training, each proposal round's outer measure bounds the NeRF weights almost everywhere.
+    rays = jax.tree.map(lambda x: x[:512], data.rays)
+    _, rounds = model.apply(state.params, None, rays, 1.0, jnp.ones(3))
+    bound = stepfun.outer_measure(rounds[-1].s, rounds[0].s, rounds[0].weights)
+    excess = jnp.sum(jnp.maximum(rounds[-1].weights - bound, 0)) / jnp.sum(rounds[-1].weights)
+    assert excess < 0.05
+
+
+def interrupt_after(monkeypatch, calls: int):
+    """Makes the training loop receive SIGTERM during its `calls`-th step."""
+    make = training.make_train_step
+
+    def make_interrupted(*args):
+        step, count = make(*args), [0]
+
+        def interrupted(state, data):
+            count[0] += 1
+            if count[0] == calls:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return step(state, data)
+
+        return interrupted
+
+    monkeypatch.setattr(training, "make_train_step", make_interrupted)
+
+
+def test_sigterm_saves_and_resume_matches_uninterrupted_training(tiny_scene, tmp_path, monkeypatch):
+    config = lambda exp: tiny_config(tiny_scene, tmp_path / exp, max_steps=40, checkpoint_every=100)
+    straight = trainer.train(config("a"), log=lambda s: None)
+    with monkeypatch.context() as m:
+        interrupt_after(m, 15)
+        messages = []
+        stopped = trainer.train(config("b"), log=messages.append)
+    assert int(stopped.step) == 15 and any("SIGTERM" in msg for msg in messages)
+    assert Checkpointer(tmp_path / "b" / "checkpoints").latest_step() == 15
+    messages = []
+    resumed = trainer.train(config("b"), log=messages.append)
+    assert any("resuming from step 15" in m for m in messages)
+    assert int(resumed.step) == 40
+    for a, b in zip(jax.tree.leaves(straight.params), jax.tree.leaves(resumed.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert Checkpointer(tmp_path / "b" / "checkpoints").latest_step() == 40
+
+
+def test_bf16_and_f32_give_the_same_loss(tiny_scene, tmp_path):
+    losses = {}
+    for precision in ("f32", "bf16"):
+        config = tiny_config(tiny_scene, tmp_path, precision=precision)
+        _, state, step, data = setup_step(config)
+        _, stats = step(state, data)
+        losses[precision] = float(stats["data"])
+    assert models.compute_dtype("bf16") == jnp.bfloat16
+    np.testing.assert_allclose(losses["bf16"], losses["f32"], rtol=2e-2)
+
+
+def test_nonfinite_loss_skips_the_update_and_is_reported(tiny_scene, tmp_path, monkeypatch):
+    config = tiny_config(tiny_scene, tmp_path, max_steps=10, checkpoint_every=5)
+    trainer.train(config, log=lambda s: None)
+    put = training.put_ray_data
+    monkeypatch.setattr(training, "put_ray_data", lambda rays, rgb, mesh: put(rays, rgb * np.nan, mesh))
+    with pytest.raises(trainer.NonFiniteLoss, match="step 11.*checkpoint \\(step 10\\) is intact"):
+        trainer.train(tiny_config(tiny_scene, tmp_path, max_steps=20, checkpoint_every=5), log=lambda s: None)
+    ckpt = Checkpointer(tmp_path / "checkpoints")
+    assert ckpt.latest_step() == 10
+    _, state, _, _ = setup_step(config)
+    restored = ckpt.restore(state)
+    assert trainer.params_finite(restored.params)
+
+
+SHARDED_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+import jax, numpy as np
+from helpers import tiny_config
+from mipnerf import datasets, models, training
+assert jax.device_count() == {devices}, jax.devices()
+config = tiny_config({scene!r}, {exp!r})
+mesh = training.make_mesh()
+split = datasets.load_split(config, "train")
+data = training.put_ray_data(datasets.split_rays(split, config), split.images, mesh)
+model = models.build_model(config)
+state, tx = training.create_train_state(config, model, mesh)
+step = training.make_train_step(config, model, tx, mesh)
+for _ in range(3):
+    state, stats = step(state, data)
+np.savez({out!r}, *[np.asarray(x) for x in jax.tree.leaves(state.params)], loss=stats["loss"])
+"""
+
+
+def run_steps_in_subprocess(tiny_scene, tmp_path, devices):
+    out = tmp_path / f"params_{devices}.npz"
+    script = SHARDED_SCRIPT.format(tests=str(ROOT / "tests"), devices=devices, scene=str(tiny_scene),
+                                   exp=str(tmp_path), out=str(out))
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, cwd=ROOT, timeout=300)
+    return np.load(out)
+
+
+def test_sharded_step_matches_single_device(tiny_scene, tmp_path):
+    one = run_steps_in_subprocess(tiny_scene, tmp_path, 1)
+    two = run_steps_in_subprocess(tiny_scene, tmp_path, 2)
+    assert one.files == two.files
+    for k in one.files:
+        np.testing.assert_allclose(one[k], two[k], rtol=1e-4, atol=1e-6)

@@ -1,0 +1,22 @@
+"""Trains a mip-NeRF 360 model.
+
+    python train.py --config=configs/blender.py --config.data_dir=PATH/nerf_synthetic/lego
+    python train.py --config=configs/demo.py   # the built-in scene, minutes on a CPU
+
+Running the same command again resumes from the latest checkpoint in --config.exp_dir.
+"""
+
+from mipnerf.cli import define_config, run
+
+_CONFIG = define_config()
+
+
+def main(argv):
+    del argv
+    from mipnerf import trainer
+
+    trainer.train(_CONFIG.value)
+
+
+if __name__ == "__main__":
+    run(main)
