@@ -25,12 +25,12 @@ def get_config() -> ml_collections.ConfigDict:
     c.view_width = 64
 
     c.batch_size = 1024
-    c.max_steps = 3000
+    c.max_steps = 1000
     c.lr_init = 5e-3
     c.lr_final = 5e-4
     c.lr_delay_steps = 100
-    c.checkpoint_every = 500
+    c.checkpoint_every = 250
     c.log_every = 50
-    c.val_every = 1000
+    c.val_every = 500
     c.render_chunk = 4096
     return c
