@@ -65,4 +65,11 @@ def get_config() -> ml_collections.ConfigDict:
     c.log_every = 100  # steps between progress and tensorboard scalars
     c.val_every = 5000  # steps between rendered validation views in tensorboard (0 disables)
     c.render_chunk = 8192  # rays per jitted render call (lower it if rendering runs out of memory)
+
+    # Evaluation (eval.py) and videos (render.py).
+    c.eval_step = 0  # checkpoint step to evaluate (0: the latest)
+    c.render_path = "spiral"  # "spiral" | "orbit": camera path around the training cameras' centre
+    c.render_frames = 120
+    c.render_fps = 30
+    c.render_factor = 1  # extra downsampling of the video frames, for quick previews
     return c

@@ -1,4 +1,5 @@
-"""Pinhole cameras in the Blender/OpenGL convention and the cone-cast rays through their pixels.
+"""Pinhole cameras in the Blender/OpenGL convention, the cone-cast rays through their pixels, and
+camera paths (orbit, spiral) around the training cameras for videos.
 
 Convention: the camera looks down its -Z axis with +Y up and +X right; image rows grow
 downward, so the y term of a pixel direction changes sign. Pixel (i, j) (column i, row j)
@@ -123,3 +124,111 @@ def look_at(eye: np.ndarray, target: np.ndarray = np.zeros(3), up: np.ndarray = 
     c2w = np.eye(4)
     c2w[:3, 0], c2w[:3, 1], c2w[:3, 2], c2w[:3, 3] = right, cam_up, back, eye
     return c2w
+
+
+def scene_center(camtoworlds: np.ndarray) -> np.ndarray:
+    """The point nearest to every camera's optical axis in least squares.
+
+    Solves sum_i (I - d_i d_i^T) (p - o_i) = 0 for cameras at o_i looking along unit d_i; falls
+    back to the origin when the axes are (nearly) parallel and the point is not defined.
+
+    Args:
+      camtoworlds: [N, 3 or 4, 4] camera-to-world matrices.
+
+    Returns:
+      [3] float64 world-space point.
+    """
+    c2w = np.asarray(camtoworlds, dtype=np.float64)
+    origins, forward = c2w[:, :3, 3], -c2w[:, :3, 2]
+    forward = forward / np.linalg.norm(forward, axis=-1, keepdims=True)
+    off_axis = np.eye(3) - forward[:, :, None] * forward[:, None, :]  # [N, 3, 3]
+    lhs, rhs = off_axis.sum(axis=0), np.einsum("nij,nj->i", off_axis, origins)
+    if np.linalg.cond(lhs) > 1e6:
+        return np.zeros(3)
+    return np.linalg.solve(lhs, rhs)
+
+
+def up_vector(camtoworlds: np.ndarray) -> np.ndarray:
+    """The unit mean of the cameras' up (+Y) axes: the scene's vertical. [N, 3 or 4, 4] -> [3]."""
+    up = np.asarray(camtoworlds, dtype=np.float64)[:, :3, 1].mean(axis=0)
+    return up / np.linalg.norm(up)
+
+
+class Orbit(NamedTuple):
+    """Where the training cameras sit, in spherical coordinates about the scene centre.
+
+    center: [3] the scene centre; up: [3] the unit vertical axis through it.
+    east: [3] a unit horizontal direction, azimuth 0 (towards the camera farthest from the axis).
+    distances: [N] the cameras' distances from the centre.
+    elevations: [N] their angles above the horizontal plane through the centre, radians.
+    """
+
+    center: np.ndarray
+    up: np.ndarray
+    east: np.ndarray
+    distances: np.ndarray
+    elevations: np.ndarray
+
+
+def camera_orbit(camtoworlds: np.ndarray) -> Orbit:
+    """The `Orbit` of cameras [N, 3 or 4, 4]."""
+    c2w = np.asarray(camtoworlds, dtype=np.float64)
+    center, up = scene_center(c2w), up_vector(c2w)
+    offsets = c2w[:, :3, 3] - center
+    heights = offsets @ up
+    horizontal = offsets - heights[:, None] * up
+    spans = np.linalg.norm(horizontal, axis=-1)
+    east = horizontal[np.argmax(spans)] / np.max(spans)
+    return Orbit(center=center, up=up, east=east, distances=np.linalg.norm(offsets, axis=-1),
+                 elevations=np.arctan2(heights, spans))
+
+
+def _path_on_sphere(orbit: Orbit, azimuths: np.ndarray, elevations: np.ndarray) -> np.ndarray:
+    """Cameras at the mean distance from the centre and the given angles, looking at the centre.
+
+    Args:
+      azimuths, elevations: [F] radians; azimuth turns about `orbit.up` from `orbit.east`.
+
+    Returns:
+      [F, 4, 4] camera-to-world matrices, image top towards `orbit.up`.
+    """
+    north = np.cross(orbit.up, orbit.east)
+    directions = (np.cos(elevations)[:, None] * (np.cos(azimuths)[:, None] * orbit.east
+                                                 + np.sin(azimuths)[:, None] * north)
+                  + np.sin(elevations)[:, None] * orbit.up)
+    eyes = orbit.center + np.mean(orbit.distances) * directions
+    return np.stack([look_at(eye, orbit.center, orbit.up) for eye in eyes])
+
+
+def orbit_path(camtoworlds: np.ndarray, num_frames: int) -> np.ndarray:
+    """One full turn about the vertical axis through the scene centre, at the cameras' mean
+    distance and mean elevation, looking at the centre.
+
+    Args:
+      camtoworlds: [N, 3 or 4, 4] the training cameras.
+
+    Returns:
+      [num_frames, 4, 4] camera-to-world matrices; the last frame leads back into the first.
+    """
+    orbit = camera_orbit(camtoworlds)
+    azimuths = 2 * np.pi * np.arange(num_frames) / num_frames
+    return _path_on_sphere(orbit, azimuths, np.full(num_frames, np.mean(orbit.elevations)))
+
+
+def spiral_path(camtoworlds: np.ndarray, num_frames: int, waves: int = 2) -> np.ndarray:
+    """One full turn about the scene centre at the cameras' mean distance, looking at the centre,
+    while the elevation swings `waves` times about the mean elevation.
+
+    The swing is the standard deviation of the cameras' elevations, kept inside their range.
+
+    Args:
+      camtoworlds: [N, 3 or 4, 4] the training cameras.
+
+    Returns:
+      [num_frames, 4, 4] camera-to-world matrices; the last frame leads back into the first.
+    """
+    orbit = camera_orbit(camtoworlds)
+    mean = np.mean(orbit.elevations)
+    swing = min(np.std(orbit.elevations), np.max(orbit.elevations) - mean, mean - np.min(orbit.elevations))
+    azimuths = 2 * np.pi * np.arange(num_frames) / num_frames
+    return _path_on_sphere(orbit, azimuths, mean + swing * np.sin(waves * azimuths))

@@ -14,12 +14,20 @@ import orbax.checkpoint as ocp
 from mipnerf.errors import CheckpointError
 
 
-class Checkpointer:
-    """Saves and restores a pytree (the train state) by step number."""
+def checkpoint_dir(exp_dir) -> pathlib.Path:
+    """The folder of a run's checkpoints: `exp_dir/checkpoints`."""
+    return pathlib.Path(exp_dir) / "checkpoints"
 
-    def __init__(self, directory, keep: int = 3, read_only: bool = False):
+
+class Checkpointer:
+    """Saves and restores a pytree (the train state) by step number.
+
+    With `create=False` a missing folder is not created (for restoring only).
+    """
+
+    def __init__(self, directory, keep: int = 3, create: bool = True):
         self.directory = pathlib.Path(directory).absolute()
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only, read_only=read_only)
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=create)
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_step(self) -> Optional[int]:

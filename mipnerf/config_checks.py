@@ -11,6 +11,7 @@ from mipnerf.errors import ConfigError
 PRECISIONS = ("bf16", "f32", "auto")
 DATA_LOSSES = ("mse", "charbonnier")
 DATASETS = ("blender", "demo")
+RENDER_PATHS = ("spiral", "orbit")
 
 
 def _require(ok: bool, field: str, expected: str, value) -> None:
@@ -26,9 +27,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     _require(bool(c.exp_dir), "exp_dir", "a folder for the run's outputs", c.exp_dir)
     for field in ("factor", "batch_size", "max_steps", "checkpoint_every", "keep_checkpoints", "log_every", "render_chunk",
                   "num_nerf_samples", "prop_depth", "prop_width", "nerf_depth", "nerf_width", "skip_layer",
-                  "bottleneck_width", "view_width"):
+                  "bottleneck_width", "view_width", "render_frames", "render_fps", "render_factor"):
         _require(int(c[field]) >= 1, field, "an integer >= 1", c[field])
-    for field in ("view_depth", "val_every", "lr_delay_steps", "min_deg_point", "deg_view"):
+    for field in ("view_depth", "val_every", "lr_delay_steps", "min_deg_point", "deg_view", "eval_step"):
         _require(int(c[field]) >= 0, field, "an integer >= 0", c[field])
     _require(c.max_deg_point > c.min_deg_point, "max_deg_point", f"an integer > min_deg_point ({c.min_deg_point})", c.max_deg_point)
     _require(c.near >= 0, "near", "a distance >= 0", c.near)
@@ -37,6 +38,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
              "num_prop_samples", "a tuple of sample counts >= 1, one per proposal round, e.g. (64, 64)", c.num_prop_samples)
     _require(c.precision in PRECISIONS, "precision", f"one of {PRECISIONS}", c.precision)
     _require(c.data_loss in DATA_LOSSES, "data_loss", f"one of {DATA_LOSSES}", c.data_loss)
+    _require(c.render_path in RENDER_PATHS, "render_path", f"one of {RENDER_PATHS}", c.render_path)
     for field in ("lr_init", "lr_final"):
         _require(c[field] > 0, field, "a learning rate > 0", c[field])
     _require(0 < c.lr_delay_mult <= 1, "lr_delay_mult", "a factor in (0, 1]", c.lr_delay_mult)

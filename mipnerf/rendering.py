@@ -4,14 +4,15 @@ Shared by training's validation views, eval.py and render.py. Every chunk has th
 (the last is padded), so the render function compiles once.
 """
 
-from typing import NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple, Optional
 
 import jax
 import numpy as np
+import tqdm
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from mipnerf import camera, models, training
 from mipnerf.camera import Rays
-from mipnerf.training import background_color
 
 
 class Image(NamedTuple):
@@ -24,7 +25,7 @@ class Image(NamedTuple):
 
 def make_render_fn(config, model):
     """A jitted `(params, rays [B, ...]) -> Composite` with deterministic sampling."""
-    background = background_color(config)
+    background = training.background_color(config)
 
     def render_rays(params, rays: Rays):
         out, _ = model.apply(params, None, rays, 1.0, background)
@@ -55,3 +56,45 @@ def render_image(render_fn, params, rays: Rays, chunk: int, mesh: Mesh) -> Image
     join = lambda field: np.concatenate([getattr(o, field) for o in outs])[:num]
     return Image(rgb=join("rgb").reshape(height, width, 3), depth=join("depth").reshape(height, width),
                  acc=join("acc").reshape(height, width))
+
+
+class Renderer(NamedTuple):
+    """A trained model ready to render views.
+
+    render_fn: from `make_render_fn`. params: its parameters. step: the training step they are
+    from. mesh: the device mesh that chunks of rays are sharded over.
+    """
+
+    render_fn: Callable
+    params: Any
+    step: int
+    mesh: Mesh
+
+
+def load_renderer(config, step: Optional[int] = None) -> Renderer:
+    """Builds the config's model with the parameters of checkpoint `step` (default: the latest)
+    of the run in `config.exp_dir`; raises `CheckpointError` naming the folder when there is none."""
+    mesh = training.make_mesh()
+    model = models.build_model(config)
+    state = training.restore_train_state(config, model, mesh, step)
+    return Renderer(make_render_fn(config, model), state.params, int(state.step), mesh)
+
+
+def render_views(renderer: Renderer, camtoworlds: np.ndarray, height: int, width: int, focal: float, config,
+                 desc: str) -> Iterator[Image]:
+    """Renders the view of each camera in turn, with a progress bar `desc` over the views.
+
+    Rays are built one view at a time, so memory does not grow with the number of views.
+
+    Args:
+      camtoworlds: [N, 3 or 4, 4] camera-to-world matrices.
+      height, width, focal: image size and focal length in pixels, shared by every view.
+      config: supplies `near`, `far` and `render_chunk`.
+
+    Yields:
+      N `Image`s, in camera order.
+    """
+    for c2w in tqdm.tqdm(camtoworlds, desc=desc, unit="view"):
+        rays = camera.generate_rays(c2w[None], height, width, focal, config.near, config.far)
+        yield render_image(renderer.render_fn, renderer.params, Rays(*(x[0] for x in rays)), config.render_chunk,
+                           renderer.mesh)

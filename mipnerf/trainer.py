@@ -12,8 +12,8 @@ import numpy as np
 import tqdm
 from tensorboardX import SummaryWriter
 
-from mipnerf import datasets, models, rendering, training
-from mipnerf.checkpoints import Checkpointer
+from mipnerf import datasets, metrics, models, rendering, training
+from mipnerf.checkpoints import Checkpointer, checkpoint_dir
 from mipnerf.config_checks import check_config
 from mipnerf.errors import MipNerfError
 
@@ -68,7 +68,7 @@ def train(config, log=print) -> training.TrainState:
     model = models.build_model(config)
     state, tx = training.create_train_state(config, model, mesh)
     save_config(config, exp_dir)
-    ckpt = Checkpointer(exp_dir / "checkpoints", keep=config.keep_checkpoints)
+    ckpt = Checkpointer(checkpoint_dir(exp_dir), keep=config.keep_checkpoints)
     start = ckpt.latest_step()
     if start is not None:
         state = ckpt.restore(state)
@@ -133,7 +133,7 @@ def log_val_view(writer, step, render_fn, params, val_split, config, mesh) -> No
     rays = datasets.split_rays(val_split, config)
     image = rendering.render_image(render_fn, params, jax.tree.map(lambda x: x[0], rays), config.render_chunk, mesh)
     gt = val_split.images[0]
-    psnr = float(-10 * np.log10(np.mean((image.rgb - gt) ** 2)))
+    psnr = metrics.psnr(image.rgb, gt)
     depth = (image.depth - config.near) / (config.far - config.near)
     writer.add_scalar("val/psnr", psnr, step)
     writer.add_image("val/rgb", np.clip(np.concatenate([image.rgb, gt], axis=1), 0, 1), step, dataformats="HWC")

@@ -1,6 +1,6 @@
 """The training step: losses, optimizer, and one jitted, sharded update over device-resident rays."""
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import flax
 import flax.linen as nn
@@ -13,7 +13,9 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from mipnerf import stepfun
 from mipnerf.camera import Rays
+from mipnerf.checkpoints import Checkpointer, checkpoint_dir
 from mipnerf.errors import ConfigError
+from mipnerf.metrics import psnr_from_mse
 
 
 class RayData(NamedTuple):
@@ -78,10 +80,6 @@ def data_loss(rgb, target, config) -> jnp.ndarray:
     return jnp.mean((rgb - target) ** 2)
 
 
-def psnr_from_mse(mse):
-    return -10.0 * jnp.log10(mse)
-
-
 def compute_losses(rounds, rgb, target, config):
     """Every loss term of a batch.
 
@@ -130,6 +128,19 @@ def create_train_state(config, model: nn.Module, mesh: Mesh):
     state = TrainState(step=jnp.array(0, jnp.int32), params=params, opt_state=tx.init(params),
                        nonfinite_step=jnp.array(-1, jnp.int32))
     return jax.device_put(state, NamedSharding(mesh, P())), tx
+
+
+def restore_train_state(config, model: nn.Module, mesh: Mesh, step: Optional[int] = None) -> TrainState:
+    """The train state of checkpoint `step` (default: the latest) of the run in `config.exp_dir`.
+
+    Raises `CheckpointError`, naming the folder searched, when there is no such checkpoint.
+    """
+    state, _ = create_train_state(config, model, mesh)
+    ckpt = Checkpointer(checkpoint_dir(config.exp_dir), create=False)
+    try:
+        return ckpt.restore(state, step)
+    finally:
+        ckpt.close()
 
 
 def make_train_step(config, model: nn.Module, tx: optax.GradientTransformation, mesh: Mesh):

@@ -33,3 +33,13 @@ def tiny_config(scene_dir, exp_dir, **overrides):
     for k, v in overrides.items():
         c[k] = v
     return c
+
+
+def assert_one_line_error(result, *needles):
+    """`result` (a finished subprocess) failed with one `error:` line holding every needle, and no traceback."""
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    for needle in needles:
+        assert needle in errors[0], errors[0]

@@ -7,20 +7,11 @@ import sys
 
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, assert_one_line_error
 
 
 def run_train(*flags, timeout=120):
     return subprocess.run([sys.executable, "train.py", *flags], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-
-
-def assert_one_line_error(result, *needles):
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr, result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, result.stderr
-    for needle in needles:
-        assert needle in errors[0], errors[0]
 
 
 @pytest.fixture

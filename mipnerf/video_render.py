@@ -1,0 +1,42 @@
+"""Videos behind render.py: a camera path around the scene rendered to colour and depth videos."""
+
+import pathlib
+
+import numpy as np
+
+from mipnerf import camera, datasets, rendering, video
+from mipnerf.config_checks import check_config
+from mipnerf.errors import ConfigError
+
+PATHS = {"spiral": camera.spiral_path, "orbit": camera.orbit_path}
+
+
+def render_video(config, log=print) -> list[pathlib.Path]:
+    """Renders `config.render_path` around the training cameras with the latest checkpoint.
+
+    The path has `render_frames` frames at the training resolution divided by `render_factor`.
+    Writes `exp_dir/render/{path}_color.{mp4,gif}` and `{path}_depth.{mp4,gif}`; depth is
+    colour-mapped between the near and far depths of the visible content over all frames.
+
+    Returns:
+      The four paths written: colour mp4, colour gif, depth mp4, depth gif.
+    """
+    check_config(config)
+    renderer = rendering.load_renderer(config)
+    train = datasets.load_split(config, "train")
+    height, width = train.height // config.render_factor, train.width // config.render_factor
+    if min(height, width) < 1:
+        raise ConfigError(f"config.render_factor={config.render_factor}: expected at most the image size "
+                          f"({train.width}x{train.height} pixels)")
+    poses = PATHS[config.render_path](train.camtoworlds, config.render_frames)
+    images = list(rendering.render_views(renderer, poses, height, width, train.focal / config.render_factor, config,
+                                         desc=f"render {config.render_path}"))
+    depth, acc = np.stack([im.depth for im in images]), np.stack([im.acc for im in images])
+    color_frames = video.to_uint8(np.stack([im.rgb for im in images]))
+    depth_frames = video.colorize_depth(depth, acc, *video.depth_range(depth, acc))
+    out_dir = pathlib.Path(config.exp_dir) / "render"
+    paths = (video.write_video(out_dir / f"{config.render_path}_color", color_frames, config.render_fps)
+             + video.write_video(out_dir / f"{config.render_path}_depth", depth_frames, config.render_fps))
+    log(f"step {renderer.step}: {len(poses)} frames of {width}x{height} at {config.render_fps} fps; "
+        f"wrote {', '.join(str(p) for p in paths)}")
+    return paths
