@@ -1,0 +1,109 @@
+"""Throughput of training and rendering against the machine's matmul ceiling (MFU).
+
+    python benchmarks/throughput.py --config=configs/blender.py [--config.batch_size=1024] [--steps=5]
+
+NeRF training is MLP-bound, so the ceiling is a jitted float32 matmul of the MLP's shapes,
+[N, W] x [W, W]. FLOPs of the training step and of the render function come from XLA's cost
+analysis of the compiled programs. With no `data_dir` the built-in demo scene supplies the rays.
+Prints one line per figure, then a last line of JSON.
+"""
+
+import json
+import pathlib
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from absl import flags  # noqa: E402
+
+from mipnerf.cli import define_config, run  # noqa: E402
+
+_CONFIG = define_config("configs/blender.py")
+_STEPS = flags.DEFINE_integer("steps", 5, "Timed training steps (and render calls), after one warm-up.")
+
+
+def flops_of(jitted, *args) -> float:
+    analysis = jitted.lower(*args).compile().cost_analysis()
+    analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
+    return float(analysis["flops"])
+
+
+def time_calls(fn, args_fn, n: int) -> float:
+    """Seconds per call of `fn(*args_fn())` after one warm-up call; `args_fn` threads state."""
+    import jax
+
+    jax.block_until_ready(fn(*args_fn()))
+    start = time.perf_counter()
+    out = None
+    for _ in range(n):
+        out = fn(*args_fn())
+    jax.block_until_ready(out)
+    return (time.perf_counter() - start) / n
+
+
+def matmul_ceiling(width: int, rows: int = 1 << 16, n: int = 10) -> float:
+    """GFLOP/s of a jitted float32 [rows, width] x [width, width] matmul."""
+    import jax
+    import jax.numpy as jnp
+
+    a = jax.random.normal(jax.random.PRNGKey(0), (rows, width))
+    b = jax.random.normal(jax.random.PRNGKey(1), (width, width))
+    f = jax.jit(lambda a, b: a @ b)
+    return 2 * rows * width * width / time_calls(f, lambda: (a, b), n) / 1e9
+
+
+def main(argv):
+    del argv
+    import jax
+
+    from benchmarks.train_demo import peak_memory_mb
+    from mipnerf import datasets, models, rendering, training
+
+    config = _CONFIG.value
+    if not config.data_dir:
+        config.unlock()
+        config.dataset = "demo"
+        config.lock()
+    n = _STEPS.value
+    figures = {"device": jax.devices()[0].device_kind, "devices": jax.device_count(), "precision": config.precision,
+               "batch_size": config.batch_size}
+    figures["matmul_gflops"] = matmul_ceiling(config.nerf_width)
+
+    mesh = training.make_mesh()
+    split = datasets.load_split(config, "train")
+    rays = datasets.split_rays(split, config)
+    data = training.put_ray_data(rays, split.images, mesh)
+    model = models.build_model(config)
+    state, tx = training.create_train_state(config, model, mesh)
+    step = training.make_train_step(config, model, tx, mesh)
+    train_flops = flops_of(step, state, data)
+    holder = [state]
+
+    def train_once(state, data):
+        holder[0], stats = step(state, data)
+        return stats
+
+    seconds = time_calls(train_once, lambda: (holder[0], data), n)
+    figures["train_rays_per_s"] = config.batch_size / seconds
+    figures["train_flops_per_ray"] = train_flops / config.batch_size
+    figures["train_gflops"] = train_flops / seconds / 1e9
+    figures["train_mfu"] = figures["train_gflops"] / figures["matmul_gflops"]
+
+    render_fn = rendering.make_render_fn(config, model)
+    chunk = jax.tree.map(lambda x: jax.device_put(x.reshape(-1, x.shape[-1])[: config.render_chunk]), rays)
+    render_flops = flops_of(render_fn, holder[0].params, chunk)
+    seconds = time_calls(render_fn, lambda: (holder[0].params, chunk), n)
+    figures["render_rays_per_s"] = config.render_chunk / seconds
+    figures["render_flops_per_ray"] = render_flops / config.render_chunk
+    figures["render_gflops"] = render_flops / seconds / 1e9
+    figures["render_mfu"] = figures["render_gflops"] / figures["matmul_gflops"]
+    figures["peak_memory_mb"] = peak_memory_mb()
+
+    for k, v in figures.items():
+        print(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    run(main)
