@@ -4,6 +4,8 @@
     python train.py --config=configs/demo.py   # the built-in scene, minutes on a CPU
 
 Running the same command again resumes from the latest checkpoint in --config.exp_dir.
+A multi-host run starts this command on every host, adding
+--config.coordinator_address=HOST0:PORT --config.num_processes=N --config.process_id=I.
 """
 
 from mipnerf.cli import define_config, run
@@ -13,8 +15,9 @@ _CONFIG = define_config()
 
 def main(argv):
     del argv
-    from mipnerf import trainer
+    from mipnerf import distributed, trainer
 
+    distributed.initialize(_CONFIG.value)
     trainer.train(_CONFIG.value)
 
 

@@ -2,8 +2,8 @@
 
     python benchmarks/throughput.py --config=configs/blender.py [--config.batch_size=1024] [--steps=5]
 
-NeRF training is MLP-bound, so the ceiling is a jitted float32 matmul of the MLP's shapes,
-[N, W] x [W, W]. FLOPs of the training step and of the render function come from XLA's cost
+NeRF training is MLP-bound, so the ceiling is a jitted matmul of the MLP's shapes, [N, W] x
+[W, W], in the MLPs' compute dtype (float32 on a CPU, bfloat16 on a GPU by default). FLOPs of the training step and of the render function come from XLA's cost
 analysis of the compiled programs. With no `data_dir` the built-in demo scene supplies the rays.
 Prints one line per figure, then a last line of JSON.
 """
@@ -42,13 +42,12 @@ def time_calls(fn, args_fn, n: int) -> float:
     return (time.perf_counter() - start) / n
 
 
-def matmul_ceiling(width: int, rows: int = 1 << 16, n: int = 10) -> float:
-    """GFLOP/s of a jitted float32 [rows, width] x [width, width] matmul."""
+def matmul_ceiling(width: int, dtype, rows: int, n: int = 10) -> float:
+    """GFLOP/s of a jitted [rows, width] x [width, width] matmul in `dtype`."""
     import jax
-    import jax.numpy as jnp
 
-    a = jax.random.normal(jax.random.PRNGKey(0), (rows, width))
-    b = jax.random.normal(jax.random.PRNGKey(1), (width, width))
+    a = jax.random.normal(jax.random.PRNGKey(0), (rows, width), dtype)
+    b = jax.random.normal(jax.random.PRNGKey(1), (width, width), dtype)
     f = jax.jit(lambda a, b: a @ b)
     return 2 * rows * width * width / time_calls(f, lambda: (a, b), n) / 1e9
 
@@ -57,7 +56,7 @@ def main(argv):
     del argv
     import jax
 
-    from benchmarks.train_demo import peak_memory_mb
+    from benchmarks.common import peak_memory_mb
     from mipnerf import datasets, models, rendering, training
 
     config = _CONFIG.value
@@ -68,7 +67,11 @@ def main(argv):
     n = _STEPS.value
     figures = {"device": jax.devices()[0].device_kind, "devices": jax.device_count(), "precision": config.precision,
                "batch_size": config.batch_size}
-    figures["matmul_gflops"] = matmul_ceiling(config.nerf_width)
+    # The ceiling is a matmul in the MLPs' compute dtype: float32 on a CPU, bfloat16 on a GPU.
+    dtype = models.compute_dtype(config.precision)
+    figures["matmul_dtype"] = jax.numpy.dtype(dtype).name
+    rows = 1 << 16 if jax.default_backend() == "cpu" else 1 << 20
+    figures["matmul_gflops"] = matmul_ceiling(config.nerf_width, dtype, rows)
 
     mesh = training.make_mesh()
     split = datasets.load_split(config, "train")

@@ -14,21 +14,10 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import peak_memory_mb  # noqa: E402
 from mipnerf.cli import define_config, run  # noqa: E402
 
 _CONFIG = define_config("configs/demo.py")
-
-
-def peak_memory_mb() -> float:
-    """Peak device memory on an accelerator, else the process's peak resident memory."""
-    import resource
-
-    import jax
-
-    stats = jax.devices()[0].memory_stats() or {}
-    if "peak_bytes_in_use" in stats:
-        return stats["peak_bytes_in_use"] / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
 
 
 def main(argv):

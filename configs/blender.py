@@ -66,6 +66,11 @@ def get_config() -> ml_collections.ConfigDict:
     c.val_every = 5000  # steps between rendered validation views in tensorboard (0 disables)
     c.render_chunk = 8192  # rays per jitted render call (lower it if rendering runs out of memory)
 
+    # Multi-host training (train.py): every process runs the same command with its own process_id.
+    c.coordinator_address = ""  # "host:port" of process 0 (default: $JAX_COORDINATOR_ADDRESS)
+    c.num_processes = 0  # 0: $JAX_NUM_PROCESSES, else a single process
+    c.process_id = -1  # -1: $JAX_PROCESS_ID
+
     # Evaluation (eval.py) and videos (render.py).
     c.eval_step = 0  # checkpoint step to evaluate (0: the latest)
     c.render_path = "spiral"  # "spiral" | "orbit": camera path around the training cameras' centre

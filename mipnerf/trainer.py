@@ -12,7 +12,7 @@ import numpy as np
 import tqdm
 from tensorboardX import SummaryWriter
 
-from mipnerf import datasets, metrics, models, rendering, training
+from mipnerf import datasets, distributed, metrics, models, rendering, training
 from mipnerf.checkpoints import Checkpointer, checkpoint_dir
 from mipnerf.config_checks import check_config
 from mipnerf.errors import MipNerfError
@@ -60,14 +60,22 @@ def train(config, log=print) -> training.TrainState:
     exp_dir = pathlib.Path(config.exp_dir)
     mesh = training.make_mesh()
     training.check_batch_divides(config.batch_size, mesh)
+    primary = distributed.is_primary()
+    log = log if primary else (lambda message: None)
 
-    train_split = datasets.load_split(config, "train")
+    # Each process of a multi-host run loads only its share of the training images.
+    train_split = datasets.load_split(config, "train", share=(jax.process_index(), jax.process_count()))
     data = training.put_ray_data(datasets.split_rays(train_split, config), train_split.images, mesh)
-    val_split = datasets.load_split(config, "val") if config.val_every else None
+    val_split = None
+    if config.val_every and jax.process_count() > 1:
+        log("validation views are off in multi-host runs; evaluate checkpoints with eval.py")
+    elif config.val_every:
+        val_split = datasets.load_split(config, "val")
 
     model = models.build_model(config)
     state, tx = training.create_train_state(config, model, mesh)
-    save_config(config, exp_dir)
+    if primary:
+        save_config(config, exp_dir)
     ckpt = Checkpointer(checkpoint_dir(exp_dir), keep=config.keep_checkpoints)
     start = ckpt.latest_step()
     if start is not None:
@@ -81,11 +89,12 @@ def train(config, log=print) -> training.TrainState:
 
     train_step = training.make_train_step(config, model, tx, mesh)
     render_fn = rendering.make_render_fn(config, model) if val_split is not None else None
-    writer = SummaryWriter(str(exp_dir / "tb")) if jax.process_index() == 0 else None
+    writer = SummaryWriter(str(exp_dir / "tb")) if primary else None
     last_saved = start
     stop = _StopRequests()
     try:
-        with stop.installed(), tqdm.tqdm(initial=start, total=config.max_steps, desc="train", unit="step") as bar:
+        with stop.installed(), tqdm.tqdm(initial=start, total=config.max_steps, desc="train", unit="step",
+                                             disable=not primary) as bar:
             tic, tic_step = time.time(), start
             for step in range(start + 1, config.max_steps + 1):
                 state, stats = train_step(state, data)

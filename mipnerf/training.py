@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from mipnerf import stepfun
@@ -19,10 +20,18 @@ from mipnerf.metrics import psnr_from_mse
 
 
 class RayData(NamedTuple):
-    """Training rays flattened over images and pixels, resident on the device. Leading shape [N]."""
+    """Rays and their true colours, flattened over images and pixels. Leading shape [N]."""
 
     rays: Rays
     rgb: jnp.ndarray  # [N, 3]
+
+
+class TrainRays(NamedTuple):
+    """The training set resident on the devices: device d holds rows [d * M, (d + 1) * M) of
+    `data` ([D * M], sharded over the mesh's "data" axis), of which the first `counts[d]` are real."""
+
+    data: RayData
+    counts: jnp.ndarray  # [D] int32
 
 
 @flax.struct.dataclass
@@ -99,9 +108,9 @@ def compute_losses(rounds, rgb, target, config):
             "distortion": distortion, "mse": jnp.mean((rgb - target) ** 2)}
 
 
-def make_mesh() -> Mesh:
-    """A 1-D mesh over every device, with the single axis "data"."""
-    return Mesh(np.array(jax.devices()), ("data",))
+def make_mesh(devices=None) -> Mesh:
+    """A 1-D mesh over `devices` (default: every device of every process), with the single axis "data"."""
+    return Mesh(np.array(jax.devices() if devices is None else devices), ("data",))
 
 
 def check_batch_divides(batch_size: int, mesh: Mesh) -> None:
@@ -143,30 +152,40 @@ def restore_train_state(config, model: nn.Module, mesh: Mesh, step: Optional[int
         ckpt.close()
 
 
-def make_train_step(config, model: nn.Module, tx: optax.GradientTransformation, mesh: Mesh):
-    """The jitted training step `(state, data) -> (state, stats)`; `state` is donated.
+def sample_batch(train_rays: TrainRays, key, batch_size: int, mesh: Mesh) -> RayData:
+    """Draws `batch_size` rays, each device `batch_size / devices` uniformly from its own shard.
 
-    Each step draws `config.batch_size` rays at random from `data` (a `RayData` resident on the
-    devices) inside the jitted function, shards the batch over the mesh's "data" axis, and
-    renders, differentiates and updates. Randomness comes from the seed and the step number
-    alone, so a resumed run repeats an uninterrupted one.
+    Runs inside a jitted function with no communication: the batch comes out sharded over the
+    mesh's "data" axis, device d's part drawn with `fold_in(key, d)`.
+
+    Returns:
+      `RayData` with leading shape [batch_size].
     """
-    check_batch_divides(config.batch_size, mesh)
-    base_key = jax.random.PRNGKey(config.seed)
-    batch_sharding = NamedSharding(mesh, P("data"))
-    background = background_color(config)
+    per_device = batch_size // mesh.size
 
-    def train_step(state: TrainState, data: RayData):
-        key = jax.random.fold_in(base_key, state.step)
-        batch_key, model_key = jax.random.split(key)
-        num_rays = data.rgb.shape[0]
-        idx = jax.random.randint(batch_key, (config.batch_size,), 0, num_rays)
-        idx = jax.lax.with_sharding_constraint(idx, batch_sharding)
-        batch = jax.tree.map(lambda x: x[idx], data)
+    def draw(data: RayData, counts, key):
+        key = jax.random.fold_in(key, jax.lax.axis_index("data"))
+        idx = jax.random.randint(key, (per_device,), 0, counts[0])
+        return jax.tree.map(lambda x: x[idx], data)
+
+    return jax.shard_map(draw, mesh=mesh, in_specs=(P("data"), P("data"), P()), out_specs=P("data"))(
+        train_rays.data, train_rays.counts, key)
+
+
+def make_update(config, model: nn.Module, tx: optax.GradientTransformation):
+    """The update `(state, batch, key) -> (state, stats)` on a given batch (a `RayData` [B]), unjitted.
+
+    With the batch sharded over a mesh and the state replicated, XLA averages the gradients
+    over devices. A non-finite loss skips the update and is remembered in `nonfinite_step`.
+    """
+    background = background_color(config)
+    schedule = lr_schedule(config)
+
+    def update(state: TrainState, batch: RayData, key):
         train_frac = state.step / config.max_steps
 
         def loss_fn(params):
-            out, rounds = model.apply(params, model_key, batch.rays, train_frac, background)
+            out, rounds = model.apply(params, key, batch.rays, train_frac, background)
             losses = compute_losses(rounds, out.rgb, batch.rgb, config)
             return losses["loss"], losses
 
@@ -179,18 +198,56 @@ def make_train_step(config, model: nn.Module, tx: optax.GradientTransformation, 
         nonfinite_step = jnp.where((state.nonfinite_step < 0) & ~ok, state.step + 1, state.nonfinite_step)
         new_state = TrainState(step=state.step + 1, params=keep(params, state.params),
                                opt_state=keep(opt_state, state.opt_state), nonfinite_step=nonfinite_step)
-        stats = dict(losses, psnr=psnr_from_mse(losses["mse"]), lr=lr_schedule(config)(state.step))
+        stats = dict(losses, psnr=psnr_from_mse(losses["mse"]), lr=schedule(state.step))
         return new_state, stats
+
+    return update
+
+
+def make_train_step(config, model: nn.Module, tx: optax.GradientTransformation, mesh: Mesh):
+    """The jitted training step `(state, train_rays) -> (state, stats)`; `state` is donated.
+
+    Each step draws `config.batch_size` rays from the device-resident `train_rays` (see
+    `sample_batch`), then renders, differentiates and updates, all in one XLA program.
+    Randomness comes from the seed and the step number alone, so a resumed run repeats an
+    uninterrupted one.
+    """
+    check_batch_divides(config.batch_size, mesh)
+    base_key = jax.random.PRNGKey(config.seed)
+    update = make_update(config, model, tx)
+
+    def train_step(state: TrainState, train_rays: TrainRays):
+        batch_key, model_key = jax.random.split(jax.random.fold_in(base_key, state.step))
+        return update(state, sample_batch(train_rays, batch_key, config.batch_size, mesh), model_key)
 
     return jax.jit(train_step, donate_argnums=(0,))
 
 
-def put_ray_data(rays: Rays, rgb: np.ndarray, mesh: Mesh) -> RayData:
-    """Flattens rays and colours of every pixel and places them on every device of the mesh.
+def put_ray_data(rays: Rays, rgb: np.ndarray, mesh: Mesh) -> TrainRays:
+    """Places this process's training rays on its devices of the mesh, as contiguous shards.
+
+    In a multi-host run each process passes the rays of its own images; a single process passes
+    them all. Shards are padded to one length, `counts` remembering each one's real rays.
 
     Args:
       rays: `Rays` with fields [..., C]; rgb: [..., 3].
     """
     flat = lambda x: np.reshape(x, (-1, x.shape[-1]))
     data = RayData(rays=Rays(*(flat(x) for x in rays)), rgb=flat(rgb))
-    return jax.device_put(data, NamedSharding(mesh, P()))
+    local_devices = [d for d in mesh.devices.flat if d.process_index == jax.process_index()]
+    pieces = np.array_split(np.arange(len(data.rgb)), len(local_devices))
+    counts = np.array([len(p) for p in pieces], np.int32)
+    length = int(counts.max())
+    if jax.process_count() > 1:
+        length = int(np.max(multihost_utils.process_allgather(length)))
+    if counts.min() < 1:
+        raise ConfigError(f"{len(data.rgb)} training rays cannot be shared by {len(local_devices)} devices")
+    pad = lambda x, p: np.pad(x[p], ((0, length - len(p)), (0, 0)), mode="edge")
+    local = jax.tree.map(lambda x: np.concatenate([pad(x, p) for p in pieces]), data)
+    sharding = NamedSharding(mesh, P("data"))
+    scale = mesh.size // len(local_devices)  # global rows per local row
+
+    def put(x):
+        return jax.make_array_from_process_local_data(sharding, x, (scale * x.shape[0],) + x.shape[1:])
+
+    return TrainRays(data=jax.tree.map(put, local), counts=put(counts))

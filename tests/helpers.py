@@ -43,3 +43,8 @@ def assert_one_line_error(result, *needles):
     assert len(errors) == 1, result.stderr
     for needle in needles:
         assert needle in errors[0], errors[0]
+
+
+def get_config():
+    """The tiny config as a config file for the entry points: `--config=tests/helpers.py --config.data_dir=...`."""
+    return tiny_config("", "exp/tiny")

@@ -1,4 +1,4 @@
-"""Training: the loss falls, resume repeats an uninterrupted run, precision and sharding agree."""
+"""Training: the loss falls, resume repeats an uninterrupted run, bf16 agrees with f32, NaNs are caught."""
 
 import os
 import signal
@@ -37,7 +37,7 @@ def test_training_reduces_loss_and_proposals_bound_nerf_weights(tiny_scene, tmp_
     assert last["loss"] < 0.5 * first["loss"]
     assert last["interlevel"] < 0.5 * np.max([h["interlevel"] for h in history[:50]])
     # After training, each proposal round's outer measure bounds the NeRF weights almost everywhere.
-    rays = jax.tree.map(lambda x: x[:512], data.rays)
+    rays = jax.tree.map(lambda x: x[:512], data.data.rays)
     _, rounds = model.apply(state.params, None, rays, 1.0, jnp.ones(3))
     bound = stepfun.outer_measure(rounds[-1].s, rounds[0].s, rounds[0].weights)
     excess = jnp.sum(jnp.maximum(rounds[-1].weights - bound, 0)) / jnp.sum(rounds[-1].weights)
@@ -103,40 +103,3 @@ def test_nonfinite_loss_skips_the_update_and_is_reported(tiny_scene, tmp_path, m
     _, state, _, _ = setup_step(config)
     restored = ckpt.restore(state)
     assert trainer.params_finite(restored.params)
-
-
-SHARDED_SCRIPT = """
-import sys
-sys.path.insert(0, {tests!r})
-import jax, numpy as np
-from helpers import tiny_config
-from mipnerf import datasets, models, training
-assert jax.device_count() == {devices}, jax.devices()
-config = tiny_config({scene!r}, {exp!r})
-mesh = training.make_mesh()
-split = datasets.load_split(config, "train")
-data = training.put_ray_data(datasets.split_rays(split, config), split.images, mesh)
-model = models.build_model(config)
-state, tx = training.create_train_state(config, model, mesh)
-step = training.make_train_step(config, model, tx, mesh)
-for _ in range(3):
-    state, stats = step(state, data)
-np.savez({out!r}, *[np.asarray(x) for x in jax.tree.leaves(state.params)], loss=stats["loss"])
-"""
-
-
-def run_steps_in_subprocess(tiny_scene, tmp_path, devices):
-    out = tmp_path / f"params_{devices}.npz"
-    script = SHARDED_SCRIPT.format(tests=str(ROOT / "tests"), devices=devices, scene=str(tiny_scene),
-                                   exp=str(tmp_path), out=str(out))
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
-    subprocess.run([sys.executable, "-c", script], check=True, env=env, cwd=ROOT, timeout=300)
-    return np.load(out)
-
-
-def test_sharded_step_matches_single_device(tiny_scene, tmp_path):
-    one = run_steps_in_subprocess(tiny_scene, tmp_path, 1)
-    two = run_steps_in_subprocess(tiny_scene, tmp_path, 2)
-    assert one.files == two.files
-    for k in one.files:
-        np.testing.assert_allclose(one[k], two[k], rtol=1e-4, atol=1e-6)

@@ -13,9 +13,14 @@ def scene_dir(config) -> pathlib.Path:
     return pathlib.Path(config.data_dir)
 
 
-def load_split(config, split: str) -> blender.Split:
-    """Loads one split ("train", "val" or "test") of the config's scene at its `factor`."""
-    return blender.load_split(scene_dir(config), split, factor=config.factor, white_background=config.white_background)
+def load_split(config, split: str, share: tuple[int, int] = (0, 1)) -> blender.Split:
+    """Loads one split ("train", "val" or "test") of the config's scene at its `factor`.
+
+    share: (process_index, process_count); a process of a multi-host run loads only its block
+    of the frames.
+    """
+    return blender.load_split(scene_dir(config), split, factor=config.factor,
+                              white_background=config.white_background, share=share)
 
 
 def split_rays(data: blender.Split, config) -> camera.Rays:

@@ -150,7 +150,17 @@ def _downsample(image: np.ndarray, factor: int, path: Path) -> np.ndarray:
     return image.reshape(height // factor, factor, width // factor, factor, 3).mean(axis=(1, 3))
 
 
-def load_split(data_dir, split: str, factor: int = 1, white_background: bool = True) -> Split:
+def process_frames(num_frames: int, process_index: int, process_count: int, json_path="") -> np.ndarray:
+    """The indices of the frames one process of a multi-host run loads: its contiguous block."""
+    block = np.array_split(np.arange(num_frames), process_count)[process_index]
+    if not len(block):
+        raise DatasetError(f"{json_path}: {num_frames} frames cannot be shared by {process_count} processes; "
+                           f"expected at least one frame per process")
+    return block
+
+
+def load_split(data_dir, split: str, factor: int = 1, white_background: bool = True,
+               share: tuple[int, int] = (0, 1)) -> Split:
     """Loads the images and cameras of one split of a nerf_synthetic scene.
 
     Args:
@@ -158,6 +168,8 @@ def load_split(data_dir, split: str, factor: int = 1, white_background: bool = T
       split: "train", "val" or "test".
       factor: integer downsampling factor; every image side must be divisible by it.
       white_background: composite transparent pixels onto white (else black).
+      share: (process_index, process_count): load only this process's contiguous block of the
+        frames, for multi-host training. Every frame's entry is still checked.
 
     Returns:
       A `Split` with N images of [H / factor, W / factor, 3] and their cameras.
@@ -167,6 +179,8 @@ def load_split(data_dir, split: str, factor: int = 1, white_background: bool = T
     data_dir = Path(data_dir)
     meta, json_path = _read_transforms(data_dir, split)
     frames = [_parse_frame(data_dir, json_path, k, frame) for k, frame in enumerate(meta["frames"])]
+    if share[1] > 1:
+        frames = [frames[k] for k in process_frames(len(frames), *share, json_path)]
     paths = [path for path, _ in frames]
     with ThreadPoolExecutor(min(_DECODE_THREADS, len(paths))) as pool:
         decoded = pool.map(lambda p: _read_image(p, white_background), paths)
