@@ -5,7 +5,7 @@
 NeRF training is MLP-bound, so the ceiling is a jitted matmul of the MLP's shapes, [N, W] x
 [W, W], in the MLPs' compute dtype (float32 on a CPU, bfloat16 on a GPU by default). FLOPs of the training step and of the render function come from XLA's cost
 analysis of the compiled programs. With no `data_dir` the built-in demo scene supplies the rays.
-Prints one line per figure, then a last line of JSON.
+Prints one line per figure as it is measured, then a last line of JSON.
 """
 
 import json
@@ -23,10 +23,23 @@ _CONFIG = define_config("configs/blender.py")
 _STEPS = flags.DEFINE_integer("steps", 5, "Timed training steps (and render calls), after one warm-up.")
 
 
-def flops_of(jitted, *args) -> float:
-    analysis = jitted.lower(*args).compile().cost_analysis()
+def compile_with_flops(jitted, *args):
+    """Compiles `jitted` for `args` once; returns the compiled function, its FLOPs per call
+    (XLA's cost analysis) and the compile time in seconds."""
+    start = time.perf_counter()
+    compiled = jitted.lower(*args).compile()
+    seconds = time.perf_counter() - start
+    analysis = compiled.cost_analysis()
     analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
-    return float(analysis["flops"])
+    return compiled, float(analysis["flops"]), seconds
+
+
+class Figures(dict):
+    """The benchmark's figures, each printed as soon as it is known (a run cut short keeps them)."""
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        print(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}", flush=True)
 
 
 def time_calls(fn, args_fn, n: int) -> float:
@@ -65,8 +78,10 @@ def main(argv):
         config.dataset = "demo"
         config.lock()
     n = _STEPS.value
-    figures = {"device": jax.devices()[0].device_kind, "devices": jax.device_count(), "precision": config.precision,
-               "batch_size": config.batch_size}
+    figures = Figures()
+    for key, value in dict(device=jax.devices()[0].device_kind, devices=jax.device_count(),
+                           precision=config.precision, batch_size=config.batch_size).items():
+        figures[key] = value
     # The ceiling is a matmul in the MLPs' compute dtype: float32 on a CPU, bfloat16 on a GPU.
     dtype = models.compute_dtype(config.precision)
     figures["matmul_dtype"] = jax.numpy.dtype(dtype).name
@@ -79,8 +94,8 @@ def main(argv):
     data = training.put_ray_data(rays, split.images, mesh)
     model = models.build_model(config)
     state, tx = training.create_train_state(config, model, mesh)
-    step = training.make_train_step(config, model, tx, mesh)
-    train_flops = flops_of(step, state, data)
+    step, train_flops, figures["train_compile_s"] = compile_with_flops(
+        training.make_train_step(config, model, tx, mesh), state, data)
     holder = [state]
 
     def train_once(state, data):
@@ -93,18 +108,15 @@ def main(argv):
     figures["train_gflops"] = train_flops / seconds / 1e9
     figures["train_mfu"] = figures["train_gflops"] / figures["matmul_gflops"]
 
-    render_fn = rendering.make_render_fn(config, model)
     chunk = jax.tree.map(lambda x: jax.device_put(x.reshape(-1, x.shape[-1])[: config.render_chunk]), rays)
-    render_flops = flops_of(render_fn, holder[0].params, chunk)
+    render_fn, render_flops, figures["render_compile_s"] = compile_with_flops(
+        rendering.make_render_fn(config, model), holder[0].params, chunk)
     seconds = time_calls(render_fn, lambda: (holder[0].params, chunk), n)
     figures["render_rays_per_s"] = config.render_chunk / seconds
     figures["render_flops_per_ray"] = render_flops / config.render_chunk
     figures["render_gflops"] = render_flops / seconds / 1e9
     figures["render_mfu"] = figures["render_gflops"] / figures["matmul_gflops"]
     figures["peak_memory_mb"] = peak_memory_mb()
-
-    for k, v in figures.items():
-        print(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
     print(json.dumps(figures))
 
 

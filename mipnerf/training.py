@@ -132,11 +132,18 @@ def create_train_state(config, model: nn.Module, mesh: Mesh):
     dummy = dummy._replace(near=dummy.near + config.near, far=dummy.far + config.far,
                            directions=dummy.directions.at[:, 2].set(-1.0), viewdirs=dummy.viewdirs.at[:, 2].set(-1.0))
     init_key, sample_key = jax.random.split(jax.random.PRNGKey(config.seed))
-    params = model.init(init_key, sample_key, dummy, 0.0, background_color(config))
-    tx = make_optimizer(config, params)
-    state = TrainState(step=jnp.array(0, jnp.int32), params=params, opt_state=tx.init(params),
-                       nonfinite_step=jnp.array(-1, jnp.int32))
-    return jax.device_put(state, NamedSharding(mesh, P())), tx
+    background = background_color(config)
+    # Shapes first, so that the optimizer can be built; then one compiled initialisation, since
+    # running `init` op by op dispatches hundreds of small kernels.
+    shapes = jax.eval_shape(model.init, init_key, sample_key, dummy, 0.0, background)
+    tx = make_optimizer(config, shapes)
+
+    def init():
+        params = model.init(init_key, sample_key, dummy, 0.0, background)
+        return TrainState(step=jnp.array(0, jnp.int32), params=params, opt_state=tx.init(params),
+                          nonfinite_step=jnp.array(-1, jnp.int32))
+
+    return jax.jit(init, out_shardings=NamedSharding(mesh, P()))(), tx
 
 
 def restore_train_state(config, model: nn.Module, mesh: Mesh, step: Optional[int] = None) -> TrainState:

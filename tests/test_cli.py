@@ -30,6 +30,10 @@ def broken_scene(tiny_scene, tmp_path):
     (["--config.near=7"], ["config.far", "near"]),
     (["--config.precision=fp8"], ["config.precision", "bf16"]),
     (["--config=configs/missing.py"], ["configs/missing.py"]),
+    (["--config.num_processes=2"], ["config.num_processes=2", "coordinator_address"]),
+    (["--config.coordinator_address=host0", "--config.num_processes=2"], ["host0", "host:port"]),
+    (["--config.coordinator_address=127.0.0.1:1", "--config.num_processes=2", "--config.process_id=2"],
+     ["config.process_id=2", "[0, 2)"]),
 ])
 def test_bad_flags_give_one_line(flags, needles, tmp_path):
     assert_one_line_error(run_train(*flags, f"--config.exp_dir={tmp_path}"), *needles)

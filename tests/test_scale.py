@@ -9,11 +9,13 @@ import sys
 
 import jax
 import numpy as np
+import pytest
 
 from helpers import ROOT, tiny_config
 from mipnerf import datasets, models, rendering, training
 from mipnerf.camera import Rays
 from mipnerf.checkpoints import Checkpointer
+from mipnerf.errors import ConfigError
 
 SHARDED_SCRIPT = """
 import sys
@@ -175,3 +177,21 @@ def test_memory_stays_flat_over_training_steps(tiny_scene, tmp_path):
         state, stats = step(state, data)
     jax.block_until_ready(stats)
     assert live_buffers() == before
+
+
+def test_distributed_settings_come_from_the_config_or_the_environment(monkeypatch):
+    from mipnerf import distributed
+
+    config = tiny_config("", "")
+    for variable in distributed.ENV.values():
+        monkeypatch.delenv(variable, raising=False)
+    assert distributed.settings(config) is None  # a single process: jax.distributed is not started
+    monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "10.0.0.1:1234")
+    monkeypatch.setenv("JAX_NUM_PROCESSES", "4")
+    monkeypatch.setenv("JAX_PROCESS_ID", "3")
+    assert distributed.settings(config) == dict(coordinator_address="10.0.0.1:1234", num_processes=4, process_id=3)
+    config.process_id = 1  # a field overrides its variable
+    assert distributed.settings(config)["process_id"] == 1
+    monkeypatch.setenv("JAX_NUM_PROCESSES", "four")
+    with pytest.raises(ConfigError, match="JAX_NUM_PROCESSES='four'"):
+        distributed.settings(config)
