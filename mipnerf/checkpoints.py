@@ -43,8 +43,10 @@ class Checkpointer:
         step = self.latest_step() if step is None else step
         if step is None or step not in self._manager.all_steps():
             found = sorted(self._manager.all_steps())
+            hint = (f"found steps: {found}; pick one of them" if found
+                    else "found none; train first with train.py and the same exp_dir")
             raise CheckpointError(f"no checkpoint {'' if step is None else f'for step {step} '}in {self.directory} "
-                                  f"(found steps: {found or 'none'}); train first with train.py and the same exp_dir")
+                                  f"({hint})")
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
         try:
             restored = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))

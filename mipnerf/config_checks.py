@@ -11,7 +11,7 @@ from mipnerf.errors import ConfigError
 PRECISIONS = ("bf16", "f32", "auto")
 DATA_LOSSES = ("mse", "charbonnier")
 DATASETS = ("blender", "demo")
-RENDER_PATHS = ("spiral", "orbit")
+RENDER_PATHS = ("spiral", "orbit")  # camera paths of render.py: mipnerf.video_render.PATHS
 
 
 def _require(ok: bool, field: str, expected: str, value) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import tqdm
 from tensorboardX import SummaryWriter
 
-from mipnerf import datasets, distributed, metrics, models, rendering, training
+from mipnerf import datasets, distributed, metrics, models, rendering, training, video
 from mipnerf.checkpoints import Checkpointer, checkpoint_dir
 from mipnerf.config_checks import check_config
 from mipnerf.errors import MipNerfError
@@ -96,8 +96,13 @@ def train(config, log=print) -> training.TrainState:
         with stop.installed(), tqdm.tqdm(initial=start, total=config.max_steps, desc="train", unit="step",
                                              disable=not primary) as bar:
             tic, tic_step = time.time(), start
+            in_flight = None  # the previous step's stats: the bar counts finished steps, not dispatched ones
             for step in range(start + 1, config.max_steps + 1):
                 state, stats = train_step(state, data)
+                if in_flight is not None:
+                    jax.block_until_ready(in_flight)
+                    bar.update(1)
+                in_flight = stats
                 is_last = step == config.max_steps or stop.requested is not None
                 if step % config.log_every == 0 or is_last:
                     stats = {k: float(v) for k, v in jax.device_get(stats).items()}
@@ -118,10 +123,12 @@ def train(config, log=print) -> training.TrainState:
                     last_saved = step
                 if render_fn is not None and config.val_every and step % config.val_every == 0 and writer is not None:
                     log_val_view(writer, step, render_fn, state.params, val_split, config, mesh)
-                bar.update(1)
                 if stop.requested is not None:
                     log(f"\n{stop.requested}: saved checkpoint at step {step}; run the same command to resume")
                     break
+            if in_flight is not None:
+                jax.block_until_ready(in_flight)
+                bar.update(1)
     finally:
         ckpt.wait()
         ckpt.close()
@@ -143,7 +150,7 @@ def log_val_view(writer, step, render_fn, params, val_split, config, mesh) -> No
     image = rendering.render_image(render_fn, params, jax.tree.map(lambda x: x[0], rays), config.render_chunk, mesh)
     gt = val_split.images[0]
     psnr = metrics.psnr(image.rgb, gt)
-    depth = (image.depth - config.near) / (config.far - config.near)
+    depth = video.colorize_depth(image.depth, image.acc, *video.depth_range(image.depth, image.acc))
     writer.add_scalar("val/psnr", psnr, step)
     writer.add_image("val/rgb", np.clip(np.concatenate([image.rgb, gt], axis=1), 0, 1), step, dataformats="HWC")
-    writer.add_image("val/depth", np.clip(depth, 0, 1), step, dataformats="HW")
+    writer.add_image("val/depth", depth, step, dataformats="HWC")

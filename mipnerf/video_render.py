@@ -8,6 +8,7 @@ from mipnerf import camera, datasets, rendering, video
 from mipnerf.config_checks import check_config
 from mipnerf.errors import ConfigError
 
+# Keyed by the names that config_checks.RENDER_PATHS accepts.
 PATHS = {"spiral": camera.spiral_path, "orbit": camera.orbit_path}
 
 

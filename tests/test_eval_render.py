@@ -194,3 +194,9 @@ def test_rendering_is_deterministic_and_compiles_once(tiny_scene, trained_run):
                                              config, desc="test"))
         assert images[0].rgb.shape == (height, width, 3) and images[1].depth.shape == (height, width)
     assert renderer.render_fn._cache_size() == 1
+
+
+def test_every_render_path_that_the_config_accepts_exists():
+    from mipnerf.config_checks import RENDER_PATHS
+
+    assert tuple(video_render.PATHS) == RENDER_PATHS
