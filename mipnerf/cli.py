@@ -6,6 +6,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from mipnerf.cache import enable_compilation_cache
 from mipnerf.errors import MipNerfError
 
 
@@ -51,6 +52,7 @@ def run(main) -> None:
 
     def guarded(argv):
         logging.set_verbosity(logging.WARNING)  # Orbax logs every file it writes at INFO
+        enable_compilation_cache()
         try:
             main(argv)
         except MipNerfError as e:

@@ -78,9 +78,11 @@ def free_port() -> int:
 def test_two_processes_train_like_one_process_on_the_same_global_batch(tiny_scene, tmp_path):
     # One process with 2 devices, and 2 processes with 1 device each, hold the same shards of
     # rays (each process loads its half of the images) and so draw the same global batches.
-    single = subprocess.run(train_cmd(tiny_scene, tmp_path / "one"), env=cpu_env(2), cwd=ROOT,
+    env = dict(cpu_env(2), MIPNERF_CACHE=str(tmp_path / "cache"))
+    single = subprocess.run(train_cmd(tiny_scene, tmp_path / "one"), env=env, cwd=ROOT,
                             capture_output=True, text=True, timeout=300)
     assert single.returncode == 0, single.stderr
+    assert any((tmp_path / "cache" / "jax").iterdir())  # the compiled step is kept for the next start
     address = f"127.0.0.1:{free_port()}"
     procs = [subprocess.Popen(train_cmd(tiny_scene, tmp_path / "two", f"--config.coordinator_address={address}",
                                         "--config.num_processes=2", f"--config.process_id={i}"),

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from mipnerf.cache import cache_root
 from mipnerf.camera import focal_from_fov, look_at
 from mipnerf.errors import DatasetError
 
@@ -46,11 +47,6 @@ AMBIENT = 0.35
 SHADOW_OFFSET = 1e-4
 
 
-def _default_cache() -> Path:
-    """`$MIPNERF_CACHE`, else `~/.cache/mipnerf`."""
-    return Path(os.environ.get("MIPNERF_CACHE") or Path.home() / ".cache" / "mipnerf")
-
-
 def demo_scene_dir(cache_dir: str | None = None) -> Path:
     """The folder holding the demo scene in the nerf_synthetic format, rendered on first use.
 
@@ -58,7 +54,7 @@ def demo_scene_dir(cache_dir: str | None = None) -> Path:
     the end, so an interrupted render leaves nothing that looks complete, and of two processes
     rendering at once the later one discards its copy.
     """
-    root = Path(cache_dir) if cache_dir is not None else _default_cache()
+    root = Path(cache_dir) if cache_dir is not None else cache_root()
     target = root / f"demo_{VERSION}"
     if target.is_dir():
         return target
