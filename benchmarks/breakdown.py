@@ -36,6 +36,7 @@ def main(argv):
     import jax
     import jax.numpy as jnp
 
+    from benchmarks.common import Figures
     from mipnerf import camera, coord, models, rendering, training
 
     config = _CONFIG.value
@@ -56,7 +57,8 @@ def main(argv):
     x = jax.random.normal(key, (rays_n * prop_n, config.prop_width))
     w = jax.random.normal(key, (config.prop_width, config.prop_width))
 
-    figures = {"device": jax.devices()[0].device_kind, "rays": rays_n}
+    figures = Figures()
+    figures.update(device=jax.devices()[0].device_kind, rays=rays_n)
     figures["render_s"] = best_seconds(rendering.make_render_fn(config, model), state.params, rays)
     figures["prop_mlp_s"] = best_seconds(prop, *gaussians(prop_n))
     figures["nerf_mlp_s"] = best_seconds(nerf, *gaussians(nerf_n), viewdirs)
@@ -64,8 +66,6 @@ def main(argv):
     figures["prop_ipe_s"] = best_seconds(ipe, *gaussians(prop_n))
     figures["prop_layer_matmul_s"] = best_seconds(jax.jit(lambda x, w: x @ w), x, w)
     figures["prop_layer_matmul_relu_s"] = best_seconds(jax.jit(lambda x, w: jax.nn.relu(x @ w)), x, w)
-    for k, v in figures.items():
-        print(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
     print(json.dumps(figures))
 
 

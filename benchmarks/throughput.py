@@ -3,8 +3,9 @@
     python benchmarks/throughput.py --config=configs/blender.py [--config.batch_size=1024] [--steps=5]
 
 NeRF training is MLP-bound, so the ceiling is a jitted matmul of the MLP's shapes, [N, W] x
-[W, W], in the MLPs' compute dtype (float32 on a CPU, bfloat16 on a GPU by default). FLOPs of the training step and of the render function come from XLA's cost
-analysis of the compiled programs. With no `data_dir` the built-in demo scene supplies the rays.
+[W, W], in the MLPs' compute dtype (float32 on a CPU, bfloat16 on a GPU by default). FLOPs of
+the training step and of the render function come from XLA's cost analysis of the compiled
+programs. With no `data_dir` the built-in demo scene supplies the rays.
 Prints one line per figure as it is measured, then a last line of JSON.
 """
 
@@ -32,14 +33,6 @@ def compile_with_flops(jitted, *args):
     analysis = compiled.cost_analysis()
     analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
     return compiled, float(analysis["flops"]), seconds
-
-
-class Figures(dict):
-    """The benchmark's figures, each printed as soon as it is known (a run cut short keeps them)."""
-
-    def __setitem__(self, key, value):
-        super().__setitem__(key, value)
-        print(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}", flush=True)
 
 
 def time_calls(fn, args_fn, n: int) -> float:
@@ -70,7 +63,7 @@ def main(argv):
     del argv
     import jax
 
-    from benchmarks.common import peak_memory_mb
+    from benchmarks.common import Figures, peak_memory_mb
     from mipnerf import datasets, models, rendering, training
 
     config = _CONFIG.value
@@ -80,9 +73,8 @@ def main(argv):
         config.lock()
     n = _STEPS.value
     figures = Figures()
-    for key, value in dict(device=jax.devices()[0].device_kind, devices=jax.device_count(),
-                           precision=config.precision, batch_size=config.batch_size).items():
-        figures[key] = value
+    figures.update(device=jax.devices()[0].device_kind, devices=jax.device_count(), precision=config.precision,
+                   batch_size=config.batch_size)
     # The ceiling is a matmul in the MLPs' compute dtype: float32 on a CPU, bfloat16 on a GPU.
     dtype = models.compute_dtype(config.precision)
     figures["matmul_dtype"] = jax.numpy.dtype(dtype).name

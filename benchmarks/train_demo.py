@@ -14,7 +14,7 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import peak_memory_mb  # noqa: E402
+from benchmarks.common import Figures, peak_memory_mb  # noqa: E402
 from mipnerf.cli import define_config, run  # noqa: E402
 
 _CONFIG = define_config("configs/demo.py")
@@ -49,19 +49,18 @@ def main(argv):
         psnrs.append(float(-10 * np.log10(np.mean((image.rgb - test.images[i]) ** 2))))
     render_s = time.time() - start
 
-    figures = {
-        "device": jax.devices()[0].device_kind,
-        "steps": config.max_steps,
-        "batch_size": config.batch_size,
-        "steps_per_s": config.max_steps / train_s,
-        "rays_per_s": config.max_steps * config.batch_size / train_s,
-        "wall_s": train_s,
-        "render_s": render_s,
-        "test_psnr": float(np.mean(psnrs)),
-        "peak_memory_mb": peak_memory_mb(),
-    }
-    for k, v in figures.items():
-        print(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
+    figures = Figures()
+    figures.update(
+        device=jax.devices()[0].device_kind,
+        steps=config.max_steps,
+        batch_size=config.batch_size,
+        steps_per_s=config.max_steps / train_s,
+        rays_per_s=config.max_steps * config.batch_size / train_s,
+        wall_s=train_s,
+        render_s=render_s,
+        test_psnr=float(np.mean(psnrs)),
+        peak_memory_mb=peak_memory_mb(),
+    )
     print(json.dumps(figures))
 
 

@@ -244,11 +244,11 @@ def put_ray_data(rays: Rays, rgb: np.ndarray, mesh: Mesh) -> TrainRays:
     local_devices = [d for d in mesh.devices.flat if d.process_index == jax.process_index()]
     pieces = np.array_split(np.arange(len(data.rgb)), len(local_devices))
     counts = np.array([len(p) for p in pieces], np.int32)
+    if counts.min() < 1:
+        raise ConfigError(f"{len(data.rgb)} training rays cannot be shared by {len(local_devices)} devices")
     length = int(counts.max())
     if jax.process_count() > 1:
         length = int(np.max(multihost_utils.process_allgather(length)))
-    if counts.min() < 1:
-        raise ConfigError(f"{len(data.rgb)} training rays cannot be shared by {len(local_devices)} devices")
     pad = lambda x, p: np.pad(x[p], ((0, length - len(p)), (0, 0)), mode="edge")
     local = jax.tree.map(lambda x: np.concatenate([pad(x, p) for p in pieces]), data)
     sharding = NamedSharding(mesh, P("data"))

@@ -2,6 +2,7 @@
 
 import pathlib
 import sys
+from typing import Any, NamedTuple
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -33,6 +34,29 @@ def tiny_config(scene_dir, exp_dir, **overrides):
     for k, v in overrides.items():
         c[k] = v
     return c
+
+
+class Training(NamedTuple):
+    """What a training test starts from: the train split's rays [N, H, W, C] on the device, a fresh state."""
+
+    mesh: Any
+    rays: Any
+    data: Any
+    model: Any
+    state: Any
+    tx: Any
+
+
+def setup_training(config) -> Training:
+    """Loads the config's train split onto every device and initialises the model and optimizer."""
+    from mipnerf import datasets, models, training
+
+    mesh = training.make_mesh()
+    split = datasets.load_split(config, "train")
+    rays = datasets.split_rays(split, config)
+    model = models.build_model(config)
+    state, tx = training.create_train_state(config, model, mesh)
+    return Training(mesh, rays, training.put_ray_data(rays, split.images, mesh), model, state, tx)
 
 
 def assert_one_line_error(result, *needles):

@@ -11,8 +11,8 @@ import jax
 import numpy as np
 import pytest
 
-from helpers import ROOT, tiny_config
-from mipnerf import datasets, models, rendering, training
+from helpers import ROOT, setup_training, tiny_config
+from mipnerf import models, rendering, training
 from mipnerf.camera import Rays
 from mipnerf.checkpoints import Checkpointer
 from mipnerf.errors import ConfigError
@@ -104,17 +104,6 @@ def test_two_processes_train_like_one_process_on_the_same_global_batch(tiny_scen
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
 
 
-def setup(tiny_scene, tmp_path):
-    config = tiny_config(tiny_scene, tmp_path)
-    mesh = training.make_mesh()
-    split = datasets.load_split(config, "train")
-    rays = datasets.split_rays(split, config)
-    data = training.put_ray_data(rays, split.images, mesh)
-    model = models.build_model(config)
-    state, tx = training.create_train_state(config, model, mesh)
-    return config, mesh, rays, data, model, state, tx
-
-
 class CompileLog(logging.Handler):
     """Collects the names of the functions that XLA compiles while `jax.log_compiles` is on."""
 
@@ -142,7 +131,8 @@ def compiles_during(fn) -> list:
 
 
 def test_training_steps_and_render_chunks_compile_once(tiny_scene, tmp_path):
-    config, mesh, rays, data, model, state, tx = setup(tiny_scene, tmp_path)
+    config = tiny_config(tiny_scene, tmp_path)
+    mesh, rays, data, model, state, tx = setup_training(config)
     step = training.make_train_step(config, model, tx, mesh)
     holder = [state]
 
@@ -164,7 +154,8 @@ def test_training_steps_and_render_chunks_compile_once(tiny_scene, tmp_path):
 
 
 def test_memory_stays_flat_over_training_steps(tiny_scene, tmp_path):
-    config, mesh, _, data, model, state, tx = setup(tiny_scene, tmp_path)
+    config = tiny_config(tiny_scene, tmp_path)
+    mesh, _, data, model, state, tx = setup_training(config)
     step = training.make_train_step(config, model, tx, mesh)
 
     def live_buffers():

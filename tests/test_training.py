@@ -2,26 +2,20 @@
 
 import os
 import signal
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from helpers import ROOT, tiny_config
-from mipnerf import datasets, models, stepfun, trainer, training
+from helpers import setup_training, tiny_config
+from mipnerf import models, stepfun, trainer, training
 from mipnerf.checkpoints import Checkpointer
 
 
 def setup_step(config):
-    mesh = training.make_mesh()
-    split = datasets.load_split(config, "train")
-    data = training.put_ray_data(datasets.split_rays(split, config), split.images, mesh)
-    model = models.build_model(config)
-    state, tx = training.create_train_state(config, model, mesh)
-    return model, state, training.make_train_step(config, model, tx, mesh), data
+    t = setup_training(config)
+    return t.model, t.state, training.make_train_step(config, t.model, t.tx, t.mesh), t.data
 
 
 def test_training_reduces_loss_and_proposals_bound_nerf_weights(tiny_scene, tmp_path):
