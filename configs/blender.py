@@ -10,13 +10,17 @@ def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
 
     # Data.
-    c.dataset = "blender"  # "blender": a nerf_synthetic folder; "demo": the built-in scene if data_dir is empty
-    c.data_dir = ""  # folder holding transforms_{train,val,test}.json
+    # "blender": a nerf_synthetic folder; "colmap": a capture posed by COLMAP (mip-NeRF 360 / LLFF layout);
+    # "demo" and "demo360": the built-in scenes in those formats, used when data_dir is empty.
+    c.dataset = "blender"
+    c.data_dir = ""  # the scene folder: transforms_{train,val,test}.json, or images/ with sparse/0/ or poses_bounds.npy
     c.exp_dir = "exp/blender"  # everything a run writes: config.json, checkpoints/, tb/, eval/, render/
     c.factor = 1  # integer image downsampling by area averaging (2 = the usual half resolution)
     c.near = 2.0
     c.far = 6.0
     c.white_background = True
+    c.llffhold = 8  # captures: every llffhold-th image sorted by name is a test view (0: all train)
+    c.forward_facing = False  # captures: normalise as a forward-facing (LLFF) scene rather than a 360 one
 
     # Sampling rounds: proposal rounds (density only), then the NeRF round.
     c.num_prop_samples = (128,)

@@ -38,72 +38,202 @@ def focal_from_fov(width: int, camera_angle_x: float) -> float:
     return 0.5 * width / np.tan(0.5 * camera_angle_x)
 
 
-def pixel_directions(height: int, width: int, focal: float) -> np.ndarray:
-    """Camera-space directions through the pixel centres, with z = -1.
+class Intrinsics(NamedTuple):
+    """Cameras' intrinsics in pixels of the loaded images; every field has the leading shape [N]
+    (or none, for a single camera).
+
+    fx, fy: focal lengths; cx, cy: principal point, with pixel (i, j) centred at (i + 0.5, j + 0.5).
+    distortion: [N, 4] lens distortion: (k1, k2, p1, p2) of the radial-tangential (OpenCV) model,
+      or (k1, k2, k3, k4) of the equidistant fisheye model; zeros for an ideal pinhole.
+    fisheye: [N] bool, which of the two models `distortion` belongs to.
+    """
+
+    fx: np.ndarray
+    fy: np.ndarray
+    cx: np.ndarray
+    cy: np.ndarray
+    distortion: np.ndarray
+    fisheye: np.ndarray
+
+    @classmethod
+    def pinhole(cls, focal, width: int, height: int, count=None) -> "Intrinsics":
+        """Ideal pinhole cameras with square pixels and the principal point at the image centre:
+        `count` of them (fields [count]), or one (scalar fields) when `count` is None."""
+        shape = () if count is None else (count,)
+        full = lambda v: np.full(shape, v, np.float64)
+        return cls(full(focal), full(focal), full(0.5 * width), full(0.5 * height),
+                   np.zeros(shape + (4,)), np.zeros(shape, bool))
+
+    def scaled(self, factor: float) -> "Intrinsics":
+        """The intrinsics of the images downsampled by `factor` (distortion is unitless and stays)."""
+        return self._replace(fx=self.fx / factor, fy=self.fy / factor, cx=self.cx / factor, cy=self.cy / factor)
+
+    def take(self, index) -> "Intrinsics":
+        """The cameras at `index` (an int, a slice or an index array) of every field."""
+        return Intrinsics(*(np.asarray(x)[index] for x in self))
+
+    def without_distortion(self) -> "Intrinsics":
+        """Ideal pinhole cameras with the same focal lengths and principal points."""
+        return self._replace(distortion=np.zeros_like(self.distortion), fisheye=np.zeros_like(self.fisheye))
+
+
+def _radial_tangential(x, y, k1, k2, p1, p2):
+    """OpenCV's radial-tangential distortion of normalised image coordinates and its Jacobian.
 
     Returns:
-      [height, width, 3] float64 array; entry [j, i] is the direction through column i, row j.
+      (xd, yd, dxd/dx, dxd/dy, dyd/dx, dyd/dy), each shaped like `x`.
+    """
+    r2 = x * x + y * y
+    radial = 1 + r2 * (k1 + r2 * k2)
+    d_radial = 2 * k1 + 4 * k2 * r2  # d radial / d (r2) times 2
+    xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
+    yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+    dxd_dx = radial + x * x * d_radial + 2 * p1 * y + 6 * p2 * x
+    dxd_dy = x * y * d_radial + 2 * p1 * x + 2 * p2 * y
+    dyd_dx = x * y * d_radial + 2 * p1 * x + 2 * p2 * y
+    dyd_dy = radial + y * y * d_radial + 6 * p1 * y + 2 * p2 * x
+    return xd, yd, dxd_dx, dxd_dy, dyd_dx, dyd_dy
+
+
+def _fisheye_theta_d(theta, k1, k2, k3, k4):
+    """The equidistant fisheye model's distorted angle theta_d(theta) and its derivative."""
+    t2 = theta * theta
+    poly = 1 + t2 * (k1 + t2 * (k2 + t2 * (k3 + t2 * k4)))
+    d_poly = 1 + t2 * (3 * k1 + t2 * (5 * k2 + t2 * (7 * k3 + t2 * 9 * k4)))
+    return theta * poly, d_poly
+
+
+_NEWTON_STEPS = 20
+
+
+def undistort(xd: np.ndarray, yd: np.ndarray, distortion: np.ndarray, fisheye: bool) -> np.ndarray:
+    """Camera-space ray directions (OpenCV frame: +Z forward, +Y down) through distorted points.
+
+    Inverts the lens model by Newton's method, per point.
+
+    Args:
+      xd, yd: [...] distorted normalised image coordinates, ((u - cx) / fx, (v - cy) / fy).
+      distortion: [4] the coefficients; fisheye: which model (see `Intrinsics`).
+
+    Returns:
+      [..., 3] float64 directions: with z = 1 for the perspective model; unit length for the
+      fisheye model, whose rays may point sideways or backwards.
+    """
+    k = [float(c) for c in distortion]
+    if fisheye:
+        theta_d = np.sqrt(xd * xd + yd * yd)
+        theta = theta_d.copy()
+        for _ in range(_NEWTON_STEPS):
+            value, slope = _fisheye_theta_d(theta, *k)
+            theta = np.clip(theta - (value - theta_d) / slope, 0.0, np.pi)
+        # sin(theta) / theta_d scales the distorted point onto the unit sphere; 1 at the centre.
+        scale = np.where(theta_d > 1e-12, np.sin(theta) / np.where(theta_d > 1e-12, theta_d, 1.0), 1.0)
+        return np.stack([xd * scale, yd * scale, np.cos(theta)], axis=-1)
+    x, y = xd.copy(), yd.copy()
+    if any(k):
+        for _ in range(_NEWTON_STEPS):
+            fx, fy, a, b, c, d = _radial_tangential(x, y, *k)
+            ex, ey = fx - xd, fy - yd
+            det = a * d - b * c
+            x = x - (d * ex - b * ey) / det
+            y = y - (a * ey - c * ex) / det
+    return np.stack([x, y, np.ones_like(x)], axis=-1)
+
+
+def distort(directions: np.ndarray, distortion: np.ndarray, fisheye: bool) -> np.ndarray:
+    """Distorted normalised image coordinates [..., 2] of camera-space directions [..., 3]
+    (OpenCV frame, +Z forward): the forward model that `undistort` inverts."""
+    x, y, z = np.moveaxis(np.asarray(directions, np.float64), -1, 0)
+    k = [float(c) for c in distortion]
+    if fisheye:
+        r = np.sqrt(x * x + y * y)
+        theta_d, _ = _fisheye_theta_d(np.arctan2(r, z), *k)
+        scale = np.where(r > 1e-12, theta_d / np.where(r > 1e-12, r, 1.0), 1.0 / z)
+        return np.stack([x * scale, y * scale], axis=-1)
+    xd, yd = _radial_tangential(x / z, y / z, *k)[:2]
+    return np.stack([xd, yd], axis=-1)
+
+
+def image_point_directions(u: np.ndarray, v: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
+    """Camera-space directions (Blender/OpenGL frame) through continuous pixel positions of one camera.
+
+    Args:
+      u, v: [...] column and row positions; pixel (i, j) has its centre at (i + 0.5, j + 0.5).
+      intrinsics: one camera (scalar fields).
+
+    Returns:
+      [..., 3] float64, with z = -1 for perspective cameras and unit length for fisheye ones.
+    """
+    xd = (np.asarray(u, np.float64) - intrinsics.cx) / intrinsics.fx
+    yd = (np.asarray(v, np.float64) - intrinsics.cy) / intrinsics.fy
+    opencv = undistort(xd, yd, intrinsics.distortion, bool(intrinsics.fisheye))
+    return opencv * np.array([1.0, -1.0, -1.0])  # OpenCV (+Y down, +Z forward) to OpenGL
+
+
+def pixel_directions(height: int, width: int, intrinsics: Intrinsics, offset: float = 0.0) -> np.ndarray:
+    """Camera-space directions through the pixel centres of one camera (see `image_point_directions`).
+
+    Args:
+      offset: added to the column coordinate (1.0 gives the directions through the next pixel to the right).
+
+    Returns:
+      [height, width, 3] float64; entry [j, i] is the direction through column i, row j.
     """
     i, j = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64), indexing="xy")
-    x = (i + 0.5 - 0.5 * width) / focal
-    y = -(j + 0.5 - 0.5 * height) / focal
-    return np.stack([x, y, -np.ones_like(x)], axis=-1)
+    return image_point_directions(i + 0.5 + offset, j + 0.5, intrinsics)
 
 
-def generate_rays(
-    camtoworlds: np.ndarray, height: int, width: int, focal: float, near: float, far: float
-) -> Rays:
+def generate_rays(camtoworlds: np.ndarray, intrinsics: Intrinsics, height: int, width: int,
+                  near: float, far: float) -> Rays:
     """Rays through every pixel of every camera.
 
     Args:
       camtoworlds: [N, 3 or 4, 4] camera-to-world matrices.
+      intrinsics: the N cameras' `Intrinsics` (fields [N]).
       height, width: image size in pixels.
-      focal: focal length in pixels.
-      near, far: bounds of every ray, in units of `directions` (depth along the optical axis).
+      near, far: bounds of every ray, in units of `directions` (depth along the optical axis
+        for perspective cameras).
 
     Returns:
       `Rays` whose fields have shape [N, height, width, C], float32.
     """
     camtoworlds = np.asarray(camtoworlds, dtype=np.float64)[:, :3, :4]
-    cam_dirs = pixel_directions(height, width, focal)
-    # Rotate into world space: d_world = R @ d_cam for every pixel.
-    directions = np.einsum("nij,hwj->nhwi", camtoworlds[:, :3, :3], cam_dirs)
-    origins = np.broadcast_to(camtoworlds[:, None, None, :3, 3], directions.shape)
-    viewdirs = directions / np.linalg.norm(directions, axis=-1, keepdims=True)
-    # mip-NeRF: the cone's radius at unit distance is the distance between neighbouring
-    # pixel directions, scaled by 2/sqrt(12) so that the cone's cross-section has the
-    # variance of the pixel's square footprint.
-    dx = np.sqrt(np.sum((directions[:, :, :-1] - directions[:, :, 1:]) ** 2, axis=-1))
-    dx = np.concatenate([dx, dx[:, :, -2:-1]], axis=2)
-    radii = dx[..., None] * 2.0 / np.sqrt(12.0)
-    ones = np.ones_like(radii)
-    f32 = lambda x: np.ascontiguousarray(x, dtype=np.float32)
-    return Rays(
-        origins=f32(origins),
-        directions=f32(directions),
-        viewdirs=f32(viewdirs),
-        radii=f32(radii),
-        near=f32(ones * near),
-        far=f32(ones * far),
-    )
+    shape = (len(camtoworlds), height, width)
+    f32 = lambda s, c: np.empty(s + (c,), np.float32)
+    rays = Rays(f32(shape, 3), f32(shape, 3), f32(shape, 3), f32(shape, 1), f32(shape, 1), f32(shape, 1))
+    rays.near[...], rays.far[...] = near, far
+    # One camera at a time, so that the float64 temporaries stay the size of one image.
+    for n, c2w in enumerate(camtoworlds):
+        cam = intrinsics.take(n)
+        cam_dirs = pixel_directions(height, width, cam)
+        # mip-NeRF: the cone's radius at unit distance is the distance to the neighbouring
+        # pixel's direction, scaled by 2/sqrt(12) so that the cone's cross-section has the
+        # variance of the pixel's square footprint.
+        dx = np.linalg.norm(cam_dirs - pixel_directions(height, width, cam, offset=1.0), axis=-1)
+        directions = cam_dirs @ c2w[:3, :3].T
+        rays.origins[n] = c2w[:3, 3]
+        rays.directions[n] = directions
+        rays.viewdirs[n] = directions / np.linalg.norm(directions, axis=-1, keepdims=True)
+        rays.radii[n] = dx[..., None] * 2.0 / np.sqrt(12.0)
+    return rays
 
 
-def project(points: np.ndarray, camtoworld: np.ndarray, height: int, width: int, focal: float) -> np.ndarray:
-    """Projects world points into a camera's image; the inverse of `pixel_directions`.
+def project(points: np.ndarray, camtoworld: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
+    """Projects world points into one camera's image, through its lens distortion.
 
     Args:
       points: [..., 3] world-space points in front of the camera.
       camtoworld: [3 or 4, 4] camera-to-world matrix.
+      intrinsics: one camera (scalar fields).
 
     Returns:
       [..., 2] continuous pixel coordinates (column, row); pixel (i, j) has its centre at (i + 0.5, j + 0.5).
     """
     c2w = np.asarray(camtoworld, dtype=np.float64)[:3, :4]
     p_cam = (np.asarray(points, dtype=np.float64) - c2w[:3, 3]) @ c2w[:3, :3]
-    z = -p_cam[..., 2]
-    u = p_cam[..., 0] / z * focal + 0.5 * width
-    v = -p_cam[..., 1] / z * focal + 0.5 * height
-    return np.stack([u, v], axis=-1)
+    xd, yd = np.moveaxis(distort(p_cam * np.array([1.0, -1.0, -1.0]), intrinsics.distortion,
+                                 bool(intrinsics.fisheye)), -1, 0)
+    return np.stack([xd * intrinsics.fx + intrinsics.cx, yd * intrinsics.fy + intrinsics.cy], axis=-1)
 
 
 def look_at(eye: np.ndarray, target: np.ndarray = np.zeros(3), up: np.ndarray = np.array([0.0, 0.0, 1.0])) -> np.ndarray:

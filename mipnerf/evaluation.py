@@ -45,7 +45,8 @@ def evaluate(config, log=print) -> dict:
                           f"smaller than the {metrics.SSIM_WINDOW}x{metrics.SSIM_WINDOW} SSIM window; lower the factor")
     out_dir = exp_dir / "eval"
     out_dir.mkdir(parents=True, exist_ok=True)
-    views = rendering.render_views(renderer, split.camtoworlds, split.height, split.width, split.focal, config, desc="eval")
+    views = rendering.render_views(renderer, split.camtoworlds, split.intrinsics, split.height, split.width, config,
+                                   desc="eval")
     images = [dict(score_and_save(i, image, split.images[i], out_dir), ground_truth=split.files[i])
               for i, image in enumerate(views)]
     result = {"step": renderer.step, "psnr": float(np.mean([m["psnr"] for m in images])),

@@ -80,21 +80,23 @@ def load_renderer(config, step: Optional[int] = None) -> Renderer:
     return Renderer(make_render_fn(config, model), state.params, int(state.step), mesh)
 
 
-def render_views(renderer: Renderer, camtoworlds: np.ndarray, height: int, width: int, focal: float, config,
-                 desc: str) -> Iterator[Image]:
+def render_views(renderer: Renderer, camtoworlds: np.ndarray, intrinsics: camera.Intrinsics, height: int, width: int,
+                 config, desc: str) -> Iterator[Image]:
     """Renders the view of each camera in turn, with a progress bar `desc` over the views.
 
     Rays are built one view at a time, so memory does not grow with the number of views.
 
     Args:
       camtoworlds: [N, 3 or 4, 4] camera-to-world matrices.
-      height, width, focal: image size and focal length in pixels, shared by every view.
+      intrinsics: the N cameras' `Intrinsics` (fields [N]), or one camera's (scalar fields) for every view.
+      height, width: image size in pixels, shared by every view.
       config: supplies `near`, `far` and `render_chunk`.
 
     Yields:
       N `Image`s, in camera order.
     """
-    for c2w in tqdm.tqdm(camtoworlds, desc=desc, unit="view"):
-        rays = camera.generate_rays(c2w[None], height, width, focal, config.near, config.far)
+    for n, c2w in enumerate(tqdm.tqdm(camtoworlds, desc=desc, unit="view")):
+        cam = intrinsics if np.ndim(intrinsics.fx) == 0 else intrinsics.take(n)
+        rays = camera.generate_rays(c2w[None], cam.take(None), height, width, config.near, config.far)
         yield render_image(renderer.render_fn, renderer.params, Rays(*(x[0] for x in rays)), config.render_chunk,
                            renderer.mesh)

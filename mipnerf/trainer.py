@@ -15,6 +15,7 @@ from tensorboardX import SummaryWriter
 from mipnerf import datasets, distributed, metrics, models, rendering, training, video
 from mipnerf.checkpoints import Checkpointer, checkpoint_dir
 from mipnerf.config_checks import check_config
+from mipnerf.datasets import scene_frame
 from mipnerf.errors import MipNerfError
 
 
@@ -44,6 +45,17 @@ class _StopRequests:
 def save_config(config, exp_dir: pathlib.Path) -> None:
     exp_dir.mkdir(parents=True, exist_ok=True)
     (exp_dir / "config.json").write_text(json.dumps(json.loads(config.to_json_best_effort()), indent=2, sort_keys=True))
+
+
+def save_transform(split: datasets.Split, exp_dir: pathlib.Path) -> None:
+    """Writes `transform.json`: the 4x4 map from the capture's world frame to the model's, when there is one."""
+    if split.transform is None:
+        return
+    record = {"world_to_model": split.transform.tolist(),
+              "scale": scene_frame.similarity_scale(split.transform),
+              "about": "4x4 similarity taking homogeneous points of the capture's world frame (COLMAP's, "
+                       "or poses_bounds.npy's) to the frame of the model, cameras and renders"}
+    (exp_dir / "transform.json").write_text(json.dumps(record, indent=2))
 
 
 def params_finite(params) -> bool:
@@ -76,6 +88,7 @@ def train(config, log=print) -> training.TrainState:
     state, tx = training.create_train_state(config, model, mesh)
     if primary:
         save_config(config, exp_dir)
+        save_transform(train_split, exp_dir)
     ckpt = Checkpointer(checkpoint_dir(exp_dir), keep=config.keep_checkpoints)
     start = ckpt.latest_step()
     if start is not None:

@@ -30,8 +30,9 @@ def render_video(config, log=print) -> list[pathlib.Path]:
         raise ConfigError(f"config.render_factor={config.render_factor}: expected at most the image size "
                           f"({train.width}x{train.height} pixels)")
     poses = PATHS[config.render_path](train.camtoworlds, config.render_frames)
-    images = list(rendering.render_views(renderer, poses, height, width, train.focal / config.render_factor, config,
-                                         desc=f"render {config.render_path}"))
+    # An ideal pinhole with the first training camera's focal length and principal point.
+    cam = train.intrinsics.take(0).without_distortion().scaled(config.render_factor)
+    images = list(rendering.render_views(renderer, poses, cam, height, width, config, desc=f"render {config.render_path}"))
     depth, acc = np.stack([im.depth for im in images]), np.stack([im.acc for im in images])
     color_frames = video.to_uint8(np.stack([im.rgb for im in images]))
     depth_frames = video.colorize_depth(depth, acc, *video.depth_range(depth, acc))

@@ -5,9 +5,13 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from PIL import Image
 
+import captures
 from helpers import ROOT, assert_one_line_error
+from mipnerf.datasets import colmap_model as cm
 
 
 def run_train(*flags, timeout=120):
@@ -51,3 +55,58 @@ def test_truncated_png_gives_one_line(broken_scene, tmp_path):
     png.write_bytes(png.read_bytes()[: png.stat().st_size // 2])
     result = run_train("--config=configs/blender.py", f"--config.data_dir={broken_scene}", f"--config.exp_dir={tmp_path}")
     assert_one_line_error(result, png.name)
+
+
+def _truncate(path, keep=0.6):
+    path.write_bytes(path.read_bytes()[: int(path.stat().st_size * keep)])
+
+
+def _text_model_with_bad_line(root):
+    sparse = root / "sparse" / "0"
+    cm.write_model(cm.read_model(sparse), sparse, binary=False)
+    for name in ("cameras", "images", "points3D"):
+        (sparse / f"{name}.bin").unlink()
+    path = sparse / "images.txt"
+    lines = path.read_text().splitlines()
+    lines[5] = lines[5].replace(".png", ".png extra")  # the second image's pose line (header: 3 lines)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _unsupported_camera(root):
+    sparse = root / "sparse" / "0"
+    model = cm.read_model(sparse)
+    cm.write_model(model._replace(cameras={1: model.cameras[1]._replace(model="FOV", params=np.ones(5))}), sparse)
+
+
+# Each breaks a 10-image capture (images/, images_2/, sparse/0/) in one way: (damage, factor, needles).
+CAPTURE_BREAKAGES = {
+    "no poses": (lambda r: shutil.rmtree(r / "sparse"), 1, ["sparse/0/", "poses_bounds.npy"]),
+    "truncated bin": (lambda r: _truncate(r / "sparse" / "0" / "points3D.bin"), 1, ["points3D.bin is truncated"]),
+    "malformed txt": (_text_model_with_bad_line, 1, ["images.txt: line 6", "CAMERA_ID NAME"]),
+    "missing image": (lambda r: (r / "images" / "img_003.png").unlink(), 1, ["images/img_003.png is missing"]),
+    "images_N count": (lambda r: (r / "images_2" / "img_003.png").unlink(), 2, ["images_2 holds 9", "holds 10"]),
+    "images_N size": (lambda r: Image.fromarray(np.zeros((9, 9, 3), np.uint8)).save(r / "images_2" / "img_005.png"), 2,
+                      ["img_005.png is 9x9", "24x16"]),
+    "camera model": (_unsupported_camera, 1, ["FOV", "OPENCV_FISHEYE"]),
+    "poses_bounds shape": (lambda r: np.save(r / "poses_bounds.npy", np.zeros((10, 15))), 1,
+                           ["poses_bounds.npy has shape [10, 15]", "[10, 17]"]),
+}
+
+
+@pytest.mark.parametrize("breakage", CAPTURE_BREAKAGES)
+def test_broken_capture_gives_one_line_and_writes_nothing(breakage, tmp_path):
+    damage, factor, needles = CAPTURE_BREAKAGES[breakage]
+    captures.write_capture(tmp_path / "capture", count=10)
+    damage(tmp_path / "capture")
+    exp_dir = tmp_path / "exp"
+    result = run_train("--config=configs/demo360.py", "--config.dataset=colmap", f"--config.data_dir={tmp_path / 'capture'}",
+                       f"--config.factor={factor}", f"--config.exp_dir={exp_dir}")
+    assert_one_line_error(result, str(tmp_path / "capture"), *needles)
+    assert not exp_dir.exists()
+
+
+def test_too_few_training_images_gives_one_line(tmp_path):
+    captures.write_capture(tmp_path / "capture", count=2)
+    result = run_train("--config=configs/demo360.py", "--config.dataset=colmap", f"--config.data_dir={tmp_path / 'capture'}",
+                       f"--config.exp_dir={tmp_path / 'exp'}")
+    assert_one_line_error(result, "2 images leave 1 training image", "llffhold=8", "at least 2")

@@ -49,8 +49,9 @@ def test_round_trip_composites_and_keeps_frame_order(scene):
     assert [p.rsplit("/", 1)[-1] for p in white.files] == ["r_2.png", "r_0.png", "r_1.png"]
     np.testing.assert_allclose(white.camtoworlds, poses.astype(np.float32))
     assert (white.height, white.width) == (4, 6)
-    assert white.camera_angle_x == ANGLE
-    assert white.focal == pytest.approx(0.5 * 6 / np.tan(0.5 * ANGLE))
+    focal = 0.5 * 6 / np.tan(0.5 * ANGLE)
+    np.testing.assert_allclose(np.stack(white.intrinsics[:4], -1), [[focal, focal, 3.0, 2.0]] * 3)
+    assert not np.any(white.intrinsics.distortion) and not np.any(white.intrinsics.fisheye)
 
 
 def test_downsampling_is_a_block_mean(scene):
@@ -60,7 +61,8 @@ def test_downsampling_is_a_block_mean(scene):
     assert (half.height, half.width) == (2, 3)
     expected = full.images.reshape(3, 2, 2, 3, 2, 3).mean(axis=(2, 4))
     np.testing.assert_allclose(half.images, expected, atol=1e-6)
-    assert half.focal == pytest.approx(0.5 * 3 / np.tan(0.5 * ANGLE))
+    np.testing.assert_allclose(half.intrinsics.fx, 0.5 * 3 / np.tan(0.5 * ANGLE))
+    np.testing.assert_allclose(half.intrinsics.cx, 1.5)
     np.testing.assert_allclose(half.camtoworlds, full.camtoworlds)
 
 
@@ -161,7 +163,7 @@ def test_demo_scene_loads_with_background_and_foreground(demo_root):
     for split, count in (("train", 4), ("val", 2), ("test", 2)):
         alpha, loaded = _alpha(demo_root, split)
         assert loaded.images.shape == (count, 32, 32, 3)
-        assert loaded.focal == pytest.approx(camera.focal_from_fov(32, demo.CAMERA_ANGLE_X))
+        np.testing.assert_allclose(loaded.intrinsics.fx, camera.focal_from_fov(32, demo.CAMERA_ANGLE_X))
         for a in alpha:
             assert np.mean(a < 0.01) > 0.2 and np.mean(a > 0.99) > 0.1
     meta = json.loads((demo_root / "transforms_train.json").read_text())
@@ -173,9 +175,9 @@ def test_demo_scene_loads_with_background_and_foreground(demo_root):
 
 def test_demo_scene_cameras_see_the_centre_and_not_the_corners(demo_root):
     alpha, loaded = _alpha(demo_root, "test")
-    for a, c2w in zip(alpha, loaded.camtoworlds):
+    for n, (a, c2w) in enumerate(zip(alpha, loaded.camtoworlds)):
         # The looked-at origin is the centre of the large sphere.
-        u, v = camera.project(np.zeros(3), c2w, loaded.height, loaded.width, loaded.focal)
+        u, v = camera.project(np.zeros(3), c2w, loaded.intrinsics.take(n))
         assert a[int(v), int(u)] > 0.99
         assert np.all(a[[0, 0, -1, -1], [0, -1, 0, -1]] < 0.01)
 
@@ -191,7 +193,7 @@ def test_demo_scene_is_deterministic(demo_root, tmp_path):
 
 def test_subpixel_directions_follow_the_camera_convention():
     focal = camera.focal_from_fov(6, ANGLE)
-    centres = camera.pixel_directions(6, 6, focal)
+    centres = camera.pixel_directions(6, 6, camera.Intrinsics.pinhole(focal, 6, 6))
     np.testing.assert_allclose(demo.subpixel_directions(6, focal, 1)[:, :, 0], centres)
     sub = demo.subpixel_directions(6, focal, 3)
     np.testing.assert_allclose(sub.mean(axis=2), centres, atol=1e-12)

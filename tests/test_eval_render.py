@@ -185,13 +185,14 @@ def test_rendering_is_deterministic_and_compiles_once(tiny_scene, trained_run):
     config = run_config(tiny_scene, trained_run, render_chunk=100)
     renderer = rendering.load_renderer(config)
     test = datasets.load_split(config, "test")
-    twice = list(rendering.render_views(renderer, test.camtoworlds[[0, 0]], 16, 16, test.focal, config, desc="test"))
+    twice = list(rendering.render_views(renderer, test.camtoworlds[[0, 0]], test.intrinsics.take([0, 0]), 16, 16, config,
+                                        desc="test"))
     for a, b in zip(*twice):
         np.testing.assert_array_equal(a, b)
     # 16x16, 8x8 and 10x12 pixels are 3, 1 and 2 chunks of 100 rays: still the one compiled function.
     for height, width in [(8, 8), (10, 12)]:
-        images = list(rendering.render_views(renderer, test.camtoworlds[:2], height, width, test.focal * width / 16,
-                                             config, desc="test"))
+        cam = camera.Intrinsics.pinhole(test.intrinsics.fx[0] * width / 16, width, height)
+        images = list(rendering.render_views(renderer, test.camtoworlds[:2], cam, height, width, config, desc="test"))
         assert images[0].rgb.shape == (height, width, 3) and images[1].depth.shape == (height, width)
     assert renderer.render_fn._cache_size() == 1
 

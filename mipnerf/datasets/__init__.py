@@ -1,28 +1,47 @@
-"""Dataset loaders: the Blender (nerf_synthetic) format and the built-in demo scene."""
+"""Dataset loaders, chosen by `config.dataset`:
+
+- "blender": a nerf_synthetic folder (`blender`); "demo": the built-in scene in that format.
+- "colmap": a capture posed by COLMAP, as the mip-NeRF 360 and LLFF releases (`colmap`);
+  "demo360": the built-in unbounded scene in that layout.
+
+Every loader returns a `Split`, so training, eval and render do not care where a scene came from.
+"""
 
 import pathlib
 
 from mipnerf import camera
-from mipnerf.datasets import blender, demo
+from mipnerf.datasets import blender, colmap, demo
+from mipnerf.datasets.split import Split
+
+# The built-in scenes: dataset name -> the function that returns their (cached) folder.
+BUILT_IN = {"demo": demo.demo_scene_dir}
 
 
 def scene_dir(config) -> pathlib.Path:
-    """The folder of the config's scene: `data_dir`, or the built-in demo scene when it is empty."""
-    if config.dataset == "demo" and not config.data_dir:
-        return demo.demo_scene_dir()
+    """The folder of the config's scene: `data_dir`, or a built-in scene when it is empty."""
+    if config.dataset in BUILT_IN and not config.data_dir:
+        return BUILT_IN[config.dataset]()
     return pathlib.Path(config.data_dir)
 
 
-def load_split(config, split: str, share: tuple[int, int] = (0, 1)) -> blender.Split:
+def is_capture(config) -> bool:
+    """Whether the config's scene is a real capture (COLMAP layout) rather than a Blender scene."""
+    return config.dataset in ("colmap", "demo360")
+
+
+def load_split(config, split: str, share: tuple[int, int] = (0, 1)) -> Split:
     """Loads one split ("train", "val" or "test") of the config's scene at its `factor`.
 
     share: (process_index, process_count); a process of a multi-host run loads only its block
     of the frames.
     """
+    if is_capture(config):
+        return colmap.load_split(scene_dir(config), split, factor=config.factor, llffhold=config.llffhold,
+                                 forward_facing=config.forward_facing, share=share)
     return blender.load_split(scene_dir(config), split, factor=config.factor,
                               white_background=config.white_background, share=share)
 
 
-def split_rays(data: blender.Split, config) -> camera.Rays:
+def split_rays(data: Split, config) -> camera.Rays:
     """The cone-cast rays of every pixel of a split: fields [N, H, W, C]."""
-    return camera.generate_rays(data.camtoworlds, data.height, data.width, data.focal, config.near, config.far)
+    return camera.generate_rays(data.camtoworlds, data.intrinsics, data.height, data.width, config.near, config.far)

@@ -7,45 +7,17 @@ convention. Images are read in the JSON's frame order. RGBA images are composite
 (or black) background; downsampling averages the composited colour over square blocks.
 """
 
-import io
 import json
-import struct
-import zlib
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
-from PIL import Image
 
-from mipnerf.camera import focal_from_fov
+from mipnerf.camera import Intrinsics, focal_from_fov
+from mipnerf.datasets.image_io import check_same_size, downsample, read_image, read_images
+from mipnerf.datasets.split import Split
 from mipnerf.errors import ConfigError, DatasetError
 
-# Decoding threads: PNG inflation releases the GIL, so a few threads overlap well.
-_DECODE_THREADS = 4
-
-# What PIL raises for files that are not images or are cut short, besides OSError.
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, Image.DecompressionBombError)
-
-
-class Split(NamedTuple):
-    """One split of a scene, loaded and composited.
-
-    images: [N, H, W, 3] float32 colours in [0, 1].
-    camtoworlds: [N, 4, 4] float32 camera-to-world matrices.
-    height, width: image size in pixels, after downsampling.
-    focal: focal length in pixels, after downsampling.
-    camera_angle_x: horizontal field of view in radians.
-    files: the N image paths read, in frame order.
-    """
-
-    images: np.ndarray
-    camtoworlds: np.ndarray
-    height: int
-    width: int
-    focal: float
-    camera_angle_x: float
-    files: list[str]
+_EXPECTED_IMAGE = "a PNG named by the frame's 'file_path'"
 
 
 def _read_transforms(data_dir: Path, split: str) -> tuple[dict, Path]:
@@ -110,46 +82,6 @@ def _parse_frame(data_dir: Path, json_path: Path, index: int, frame) -> tuple[Pa
     return path, matrix
 
 
-def _read_image(path: Path, white_background: bool) -> np.ndarray:
-    """Decodes one PNG and composites its alpha onto the background.
-
-    Returns:
-      [H, W, 3] float64 colours in [0, 1].
-    """
-    if not path.is_file():
-        raise DatasetError(f"image file {path} is missing; expected a PNG named by the frame's 'file_path'")
-    try:
-        data = path.read_bytes()
-        # verify() checks every chunk's checksum through to the end marker; load() decodes.
-        Image.open(io.BytesIO(data)).verify()
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            if img.mode.startswith("I;16"):
-                pixels = np.asarray(img)[..., None].repeat(3, axis=-1)
-            else:
-                has_alpha = "A" in img.getbands() or "transparency" in img.info
-                pixels = np.asarray(img.convert("RGBA" if has_alpha else "RGB"))
-    except _DECODE_ERRORS as e:
-        raise DatasetError(f"image file {path} cannot be decoded ({e}); expected a complete PNG") from None
-    pixels = pixels.astype(np.float64) / np.iinfo(pixels.dtype).max
-    if pixels.shape[-1] == 3:
-        return pixels
-    rgb, alpha = pixels[..., :3], pixels[..., 3:]
-    background = 1.0 if white_background else 0.0
-    return rgb * alpha + (1.0 - alpha) * background
-
-
-def _downsample(image: np.ndarray, factor: int, path: Path) -> np.ndarray:
-    """Averages [H, W, 3] `image` over `factor` x `factor` blocks into [H/factor, W/factor, 3]."""
-    height, width = image.shape[:2]
-    if height % factor or width % factor:
-        raise DatasetError(
-            f"image file {path} is {width}x{height} pixels, which factor {factor} does not divide; "
-            f"expected both sides divisible by {factor}"
-        )
-    return image.reshape(height // factor, factor, width // factor, factor, 3).mean(axis=(1, 3))
-
-
 def process_frames(num_frames: int, process_index: int, process_count: int, json_path="") -> np.ndarray:
     """The indices of the frames one process of a multi-host run loads: its contiguous block."""
     block = np.array_split(np.arange(num_frames), process_count)[process_index]
@@ -182,25 +114,20 @@ def load_split(data_dir, split: str, factor: int = 1, white_background: bool = T
     if share[1] > 1:
         frames = [frames[k] for k in process_frames(len(frames), *share, json_path)]
     paths = [path for path, _ in frames]
-    with ThreadPoolExecutor(min(_DECODE_THREADS, len(paths))) as pool:
-        decoded = pool.map(lambda p: _read_image(p, white_background), paths)
-        images, size = [], None
-        for path, image in zip(paths, decoded):
-            size = size or image.shape[:2]
-            if image.shape[:2] != size:
-                raise DatasetError(
-                    f"image file {path} is {image.shape[1]}x{image.shape[0]} pixels but {paths[0]} is "
-                    f"{size[1]}x{size[0]}; expected every image of the split to have one size"
-                )
-            images.append(_downsample(image, factor, path).astype(np.float32))
+
+    def read(path):
+        image = read_image(path, white_background, _EXPECTED_IMAGE)
+        return image.shape[:2], downsample(image, factor, path).astype(np.float32)
+
+    sizes, images = zip(*read_images(paths, read))
+    check_same_size(sizes, paths)
     height, width = images[0].shape[:2]
-    angle = float(meta["camera_angle_x"])
+    focal = focal_from_fov(width, float(meta["camera_angle_x"]))
     return Split(
         images=np.stack(images),
         camtoworlds=np.stack([matrix for _, matrix in frames]).astype(np.float32),
+        intrinsics=Intrinsics.pinhole(focal, width, height, count=len(images)),
         height=height,
         width=width,
-        focal=float(focal_from_fov(width, angle)),
-        camera_angle_x=angle,
         files=[str(p) for p in paths],
     )

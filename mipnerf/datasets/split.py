@@ -1,0 +1,32 @@
+"""What every loader returns: one split of a scene, its images and cameras."""
+
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+from mipnerf.camera import Intrinsics
+
+
+class Split(NamedTuple):
+    """One split of a scene, loaded, composited and downsampled.
+
+    images: [N, H, W, 3] float32 colours in [0, 1].
+    camtoworlds: [N, 4, 4] float32 camera-to-world matrices (Blender/OpenGL convention), in
+      the frame the model works in.
+    intrinsics: the N cameras' `Intrinsics` (fields [N]), in pixels of `images`.
+    height, width: image size in pixels.
+    files: the N image paths read, in split order.
+    bounds: [N, 2] float32 near and far depths of the content each image sees, in the model's
+      frame; None where the format has none (Blender).
+    transform: [4, 4] float64 map from the format's world frame to the model's frame (a
+      similarity: rotation, translation, uniform scale); None where they are the same.
+    """
+
+    images: np.ndarray
+    camtoworlds: np.ndarray
+    intrinsics: Intrinsics
+    height: int
+    width: int
+    files: list
+    bounds: Optional[np.ndarray] = None
+    transform: Optional[np.ndarray] = None
