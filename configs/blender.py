@@ -20,7 +20,13 @@ def get_config() -> ml_collections.ConfigDict:
     c.far = 6.0
     c.white_background = True
     c.llffhold = 8  # captures: every llffhold-th image sorted by name is a test view (0: all train)
-    c.forward_facing = False  # captures: normalise as a forward-facing (LLFF) scene rather than a 360 one
+    c.forward_facing = False  # captures: a forward-facing (LLFF) scene: its frame, NDC rays, cylinders
+
+    # Scene model: a bounded object (Blender) or an unbounded capture (mip-NeRF 360).
+    c.ray_spacing = "linear"  # "linear" | "disparity": how sampling's s in [0, 1] maps to distance in [near, far]
+    c.contraction = False  # push the Gaussians through mip-NeRF 360's contraction into a ball of radius 2
+    c.basis = "axes"  # "axes" | "octahedron" | "icosahedron": directions the Gaussians are projected on for IPE
+    c.opaque_background = False  # the last interval is opaque: real captures have no background
 
     # Sampling rounds: proposal rounds (density only), then the NeRF round.
     c.num_prop_samples = (128,)

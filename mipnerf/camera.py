@@ -183,8 +183,33 @@ def pixel_directions(height: int, width: int, intrinsics: Intrinsics, offset: fl
     return image_point_directions(i + 0.5 + offset, j + 0.5, intrinsics)
 
 
+def to_ndc(origins: np.ndarray, directions: np.ndarray, intrinsics: Intrinsics, height: int, width: int,
+           near: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Rays of a forward-facing scene in normalised device coordinates (NeRF, appendix C).
+
+    The scene lies along -z of the frame (the average camera's); each ray is first moved to
+    the plane z = -near, then mapped so that the frustum z in [-near, -inf) becomes [-1, 1]:
+    t in [0, 1] along the returned direction covers that whole depth range.
+
+    Args:
+      origins, directions: [..., 3] rays in the forward-facing frame.
+      intrinsics: the camera (scalar fields); its principal point is taken at the image centre.
+
+    Returns:
+      (origins, directions) [..., 3] in NDC.
+    """
+    t = -(near + origins[..., 2]) / directions[..., 2]
+    o = origins + t[..., None] * directions
+    ox, oy, oz = o[..., 0], o[..., 1], o[..., 2]
+    dx, dy, dz = directions[..., 0], directions[..., 1], directions[..., 2]
+    sx, sy = 2 * intrinsics.fx / width, 2 * intrinsics.fy / height
+    ndc_o = np.stack([-sx * ox / oz, -sy * oy / oz, 1 + 2 * near / oz], axis=-1)
+    ndc_d = np.stack([-sx * (dx / dz - ox / oz), -sy * (dy / dz - oy / oz), -2 * near / oz], axis=-1)
+    return ndc_o, ndc_d
+
+
 def generate_rays(camtoworlds: np.ndarray, intrinsics: Intrinsics, height: int, width: int,
-                  near: float, far: float) -> Rays:
+                  near: float, far: float, ndc: bool = False) -> Rays:
     """Rays through every pixel of every camera.
 
     Args:
@@ -193,6 +218,9 @@ def generate_rays(camtoworlds: np.ndarray, intrinsics: Intrinsics, height: int, 
       height, width: image size in pixels.
       near, far: bounds of every ray, in units of `directions` (depth along the optical axis
         for perspective cameras).
+      ndc: rays of a forward-facing scene in normalised device coordinates (`to_ndc`), with
+        `radii` the distance between neighbouring pixels' NDC origins (a cylinder's radius);
+        `viewdirs` stay the world-space view directions.
 
     Returns:
       `Rays` whose fields have shape [N, height, width, C], float32.
@@ -209,11 +237,17 @@ def generate_rays(camtoworlds: np.ndarray, intrinsics: Intrinsics, height: int, 
         # mip-NeRF: the cone's radius at unit distance is the distance to the neighbouring
         # pixel's direction, scaled by 2/sqrt(12) so that the cone's cross-section has the
         # variance of the pixel's square footprint.
-        dx = np.linalg.norm(cam_dirs - pixel_directions(height, width, cam, offset=1.0), axis=-1)
+        next_dirs = pixel_directions(height, width, cam, offset=1.0)
         directions = cam_dirs @ c2w[:3, :3].T
-        rays.origins[n] = c2w[:3, 3]
-        rays.directions[n] = directions
         rays.viewdirs[n] = directions / np.linalg.norm(directions, axis=-1, keepdims=True)
+        if ndc:
+            origins, directions = to_ndc(c2w[:3, 3], directions, cam, height, width)
+            dx = np.linalg.norm(origins - to_ndc(c2w[:3, 3], next_dirs @ c2w[:3, :3].T, cam, height, width)[0], axis=-1)
+        else:
+            origins = c2w[:3, 3]
+            dx = np.linalg.norm(cam_dirs - next_dirs, axis=-1)
+        rays.origins[n] = origins
+        rays.directions[n] = directions
         rays.radii[n] = dx[..., None] * 2.0 / np.sqrt(12.0)
     return rays
 
@@ -362,3 +396,74 @@ def spiral_path(camtoworlds: np.ndarray, num_frames: int, waves: int = 2) -> np.
     swing = min(np.std(orbit.elevations), np.max(orbit.elevations) - mean, mean - np.min(orbit.elevations))
     azimuths = 2 * np.pi * np.arange(num_frames) / num_frames
     return _path_on_sphere(orbit, azimuths, mean + swing * np.sin(waves * azimuths))
+
+
+def average_pose(camtoworlds: np.ndarray) -> np.ndarray:
+    """[4, 4] camera-to-world at the cameras' mean centre, looking along their mean viewing
+    direction, with the image's up as close to their mean up as orthogonality allows."""
+    c2w = np.asarray(camtoworlds, np.float64)
+    back = c2w[:, :3, 2].sum(axis=0)
+    back /= np.linalg.norm(back)
+    right = np.cross(c2w[:, :3, 1].sum(axis=0), back)
+    right /= np.linalg.norm(right)
+    pose = np.eye(4)
+    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = right, np.cross(back, right), back, c2w[:, :3, 3].mean(axis=0)
+    return pose
+
+
+def ellipse_path(camtoworlds: np.ndarray, num_frames: int) -> np.ndarray:
+    """mip-NeRF 360's video path: an ellipse at the cameras' mean height, looking at the scene.
+
+    The focus is the point nearest every optical axis (`scene_center`); the vertical is the
+    world axis closest to the cameras' mean up. The ellipse is centred on the focus's
+    horizontal position, its semi-axes the 90th percentiles of the cameras' horizontal offsets
+    from it along the two other world axes, and the frames are equally spaced in arc length.
+
+    Args:
+      camtoworlds: [N, 3 or 4, 4] the training cameras.
+
+    Returns:
+      [num_frames, 4, 4] camera-to-world matrices; the last frame leads back into the first.
+    """
+    c2w = np.asarray(camtoworlds, np.float64)
+    focus, mean_up = scene_center(c2w), up_vector(c2w)
+    k = int(np.argmax(np.abs(mean_up)))
+    up = np.eye(3)[k] * np.sign(mean_up[k])
+    i, j = [a for a in range(3) if a != k]
+    positions = c2w[:, :3, 3]
+    semi_i, semi_j = (np.percentile(np.abs(positions[:, a] - focus[a]), 90) for a in (i, j))
+    # Equal arc length: invert the cumulative length of a finely sampled ellipse.
+    fine = np.linspace(0.0, 2 * np.pi, 10_001)
+    length = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(semi_i * np.cos(fine)), np.diff(semi_j * np.sin(fine))))])
+    angles = np.interp(np.arange(num_frames) / num_frames * length[-1], length, fine)
+    eyes = np.zeros((num_frames, 3))
+    eyes[:, i] = focus[i] + semi_i * np.cos(angles)
+    eyes[:, j] = focus[j] + semi_j * np.sin(angles)
+    eyes[:, k] = np.mean(positions[:, k])
+    return np.stack([look_at(eye, focus, up) for eye in eyes])
+
+
+def forward_facing_spiral(camtoworlds: np.ndarray, bounds: np.ndarray, num_frames: int, turns: int = 2,
+                          z_rate: float = 0.5) -> np.ndarray:
+    """The LLFF video path: a spiral in front of the average camera, looking at a focus point.
+
+    In the average camera's frame (`average_pose`): the focus lies at depth
+    1 / (0.25 / (0.9 near) + 0.75 / (5 far)) from the nearest and farthest bounds; the radii
+    are the 90th percentiles of the cameras' |x|, |y|, |z| there; the eye turns `turns` times,
+    at (r_x cos a, -r_y sin a, -r_z sin(z_rate a)).
+
+    Args:
+      camtoworlds: [N, 3 or 4, 4] the training cameras; bounds: [N, 2] their near/far depths.
+
+    Returns:
+      [num_frames, 4, 4] camera-to-world matrices.
+    """
+    c2w = np.asarray(camtoworlds, np.float64)
+    average = average_pose(c2w)
+    focus_depth = 1.0 / (0.25 / (0.9 * np.min(bounds)) + 0.75 / (5.0 * np.max(bounds)))
+    local = (c2w[:, :3, 3] - average[:3, 3]) @ average[:3, :3]
+    radii = np.percentile(np.abs(local), 90, axis=0)
+    angles = 2 * np.pi * turns * np.arange(num_frames) / num_frames
+    eyes = radii * np.stack([np.cos(angles), -np.sin(angles), -np.sin(z_rate * angles)], axis=-1)
+    poses = np.stack([look_at(eye, np.array([0.0, 0.0, -focus_depth]), np.array([0.0, 1.0, 0.0])) for eye in eyes])
+    return average @ poses

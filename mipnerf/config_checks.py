@@ -6,13 +6,15 @@ this module rejects values of the right type that cannot work (a negative batch,
 
 import ml_collections
 
+from mipnerf.coord import RAY_SPACINGS
 from mipnerf.errors import ConfigError
 
 PRECISIONS = ("bf16", "f32", "auto")
 DATA_LOSSES = ("mse", "charbonnier")
 DATASETS = ("blender", "demo", "colmap", "demo360")
 BUILT_IN_SCENES = ("demo", "demo360")  # datasets that render their own scene when data_dir is empty
-RENDER_PATHS = ("spiral", "orbit")  # camera paths of render.py: mipnerf.video_render.PATHS
+RENDER_PATHS = ("spiral", "orbit", "ellipse")  # camera paths of render.py: mipnerf.video_render.PATHS
+BASES = ("axes", "octahedron", "icosahedron")
 
 
 def _require(ok: bool, field: str, expected: str, value) -> None:
@@ -41,6 +43,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     _require(c.precision in PRECISIONS, "precision", f"one of {PRECISIONS}", c.precision)
     _require(c.data_loss in DATA_LOSSES, "data_loss", f"one of {DATA_LOSSES}", c.data_loss)
     _require(c.render_path in RENDER_PATHS, "render_path", f"one of {RENDER_PATHS}", c.render_path)
+    _require(c.ray_spacing in RAY_SPACINGS, "ray_spacing", f"one of {RAY_SPACINGS}", c.ray_spacing)
+    _require(c.ray_spacing != "disparity" or c.near > 0, "near", "a distance > 0 with ray_spacing='disparity'", c.near)
+    _require(c.basis in BASES, "basis", f"one of {BASES}", c.basis)
     for field in ("lr_init", "lr_final"):
         _require(c[field] > 0, field, "a learning rate > 0", c[field])
     _require(0 < c.lr_delay_mult <= 1, "lr_delay_mult", "a factor in (0, 1]", c.lr_delay_mult)

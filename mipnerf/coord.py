@@ -111,3 +111,183 @@ def pos_enc(x: jnp.ndarray, min_deg: int, max_deg: int, append_identity: bool = 
     scaled = jnp.reshape(x[..., None, :] * scales[:, None], x.shape[:-1] + (-1,))
     features = [jnp.sin(scaled), jnp.cos(scaled)]
     return jnp.concatenate(([x] if append_identity else []) + features, axis=-1)
+
+
+# --- unbounded scenes: contraction and encodings on a basis of directions (mip-NeRF 360) -----
+
+
+def contract(x: jnp.ndarray) -> jnp.ndarray:
+    """mip-NeRF 360's scene contraction (eq. 10): x inside the unit ball, (2 - 1/|x|) x/|x| outside.
+
+    Maps all of space into the ball of radius 2. x: [..., 3] -> [..., 3].
+    """
+    norm_sq = jnp.maximum(jnp.sum(x**2, axis=-1, keepdims=True), 1e-12)
+    norm = jnp.sqrt(norm_sq)
+    return jnp.where(norm_sq <= 1, x, (2 - 1 / norm) * x / norm)
+
+
+def inv_contract(z: jnp.ndarray) -> jnp.ndarray:
+    """The inverse of `contract` on the open ball of radius 2: z / (2|z| - |z|^2) outside the unit ball."""
+    norm = jnp.maximum(jnp.linalg.norm(z, axis=-1, keepdims=True), 1e-6)
+    return jnp.where(norm <= 1, z, z / (2 * norm - norm**2))
+
+
+def contract_jacobian(x: jnp.ndarray) -> jnp.ndarray:
+    """The Jacobian of `contract` at x: [..., 3] -> [..., 3, 3] (symmetric).
+
+    Outside the unit ball, with r = |x| and u = x / r: J = u u^T / r^2 + (2r - 1) / r^2 (I - u u^T):
+    the radial derivative of (2 - 1/r) is 1/r^2, and the tangential scale is (2 - 1/r) / r.
+    """
+    norm_sq = jnp.maximum(jnp.sum(x**2, axis=-1), 1e-12)[..., None, None]
+    uu = x[..., :, None] * x[..., None, :] / norm_sq
+    radial, tangential = 1 / norm_sq, (2 * jnp.sqrt(norm_sq) - 1) / norm_sq
+    outside = radial * uu + tangential * (jnp.eye(3) - uu)
+    return jnp.where(norm_sq <= 1, jnp.broadcast_to(jnp.eye(3), outside.shape), outside)
+
+
+def contract_gaussian(mean: jnp.ndarray, cov: jnp.ndarray):
+    """Pushes Gaussians through `contract` by linearising it at their means (mip-NeRF 360, sec. 2).
+
+    Args:
+      mean: [..., 3]; cov: [..., 3, 3] full covariances.
+
+    Returns:
+      (contract(mean) [..., 3], J cov J^T [..., 3, 3] with J the Jacobian at the mean).
+    """
+    jac = contract_jacobian(mean)
+    return contract(mean), jac @ cov @ jac  # J is symmetric, so J^T = J
+
+
+def _subdivided_polyhedron(vertices: jnp.ndarray, faces: list, subdivisions: int) -> jnp.ndarray:
+    """Unit directions of the vertices of a polyhedron whose triangular faces are each cut into
+    subdivisions^2 triangles, projected onto the sphere; duplicates removed. Numpy in, numpy out."""
+    import numpy as np
+
+    points = []
+    for a, b, c in faces:
+        for i in range(subdivisions + 1):
+            for j in range(subdivisions + 1 - i):
+                k = subdivisions - i - j
+                points.append((i * vertices[a] + j * vertices[b] + k * vertices[c]) / subdivisions)
+    points = np.array(points)
+    points /= np.linalg.norm(points, axis=-1, keepdims=True)
+    unique = []
+    for p in points:
+        if not any(np.allclose(p, q, atol=1e-6) for q in unique):
+            unique.append(p)
+    return np.array(unique)
+
+
+def basis_directions(kind: str, subdivisions: int = 2):
+    """The unit directions [K, 3] whose projections the encoding uses (float32 numpy).
+
+    "axes": x, y, z (mip-NeRF's axis-aligned IPE). "octahedron" and "icosahedron": the vertices of
+    that polyhedron with each face cut into subdivisions^2 triangles, on the sphere, one of each
+    antipodal pair kept (the icosahedron at 2 subdivisions gives mip-NeRF 360's 21 directions).
+    """
+    import numpy as np
+
+    if kind == "axes":
+        return np.eye(3, dtype=np.float32)
+    if kind == "octahedron":
+        vertices = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], np.float64)
+        faces = [(a, b, c) for a in (0, 1) for b in (2, 3) for c in (4, 5)]
+    elif kind == "icosahedron":
+        g = (1 + np.sqrt(5)) / 2
+        vertices = np.array([[-1, g, 0], [1, g, 0], [-1, -g, 0], [1, -g, 0], [0, -1, g], [0, 1, g],
+                             [0, -1, -g], [0, 1, -g], [g, 0, -1], [g, 0, 1], [-g, 0, -1], [-g, 0, 1]], np.float64)
+        vertices /= np.linalg.norm(vertices, axis=-1, keepdims=True)
+        # The 20 faces are the triples of mutually nearest vertices (edge length 2 before normalising).
+        edge = np.min([np.linalg.norm(vertices[0] - v) for v in vertices[1:]])
+        near = np.linalg.norm(vertices[:, None] - vertices[None], axis=-1) < edge * 1.01
+        faces = [(a, b, c) for a in range(12) for b in range(a + 1, 12) for c in range(b + 1, 12)
+                 if near[a, b] and near[b, c] and near[a, c]]
+    else:
+        raise ValueError(f"unknown basis {kind!r}; expected 'axes', 'octahedron' or 'icosahedron'")
+    directions = _subdivided_polyhedron(vertices, faces, subdivisions)
+    kept = []
+    for d in directions:
+        if not any(np.allclose(d, -q, atol=1e-6) for q in kept):
+            kept.append(d)
+    return np.array(kept, np.float32)
+
+
+def project_gaussian(mean: jnp.ndarray, cov: jnp.ndarray, basis: jnp.ndarray):
+    """Means and variances of a Gaussian's projections onto unit directions.
+
+    Args:
+      mean: [..., 3]; cov: [..., 3, 3]; basis: [K, 3].
+
+    Returns:
+      ([..., K] p_k^T mean, [..., K] p_k^T cov p_k).
+    """
+    return mean @ basis.T, jnp.sum((cov @ basis.T) * basis.T, axis=-2)
+
+
+def cylinder_moments(t0: jnp.ndarray, t1: jnp.ndarray, radius: jnp.ndarray):
+    """Like `frustum_moments` for a cylinder of constant `radius` (mip-NeRF's choice for NDC rays):
+    the distance is uniform on [t0, t1] and each perpendicular offset has variance radius^2 / 4."""
+    return (t0 + t1) / 2, (t1 - t0) ** 2 / 12, jnp.broadcast_to(radius**2 / 4, t0.shape)
+
+
+def interval_gaussians_on_basis(origins, directions, t0, t1, radii, basis, contraction: bool, cylinder: bool = False):
+    """The Gaussian of each interval of each ray, optionally contracted, projected onto `basis`.
+
+    The interval's covariance is Sigma = alpha I + beta d d^T (alpha = r_var, beta = t_var -
+    r_var / |d|^2), and contraction's Jacobian at the mean is J = b I + (a - b) u u^T (a = 1/r^2,
+    b = (2r - 1)/r^2, u the unit mean, outside the unit ball). So each projection's variance
+    p^T J Sigma J p = alpha |J p|^2 + beta (d . J p)^2 is elementwise work on the dot products
+    u . p, d . p and u . d; no 3x3 matrix is formed. Equal to `project_gaussian(*contract_gaussian(...))`.
+
+    Args:
+      origins, directions: [..., 3] rays; t0, t1: [..., S] interval bounds in units of `directions`.
+      radii: [..., 1] cone radius at unit distance (or the cylinder's radius).
+      basis: [K, 3] unit directions (see `basis_directions`).
+      contraction: push the Gaussians through `contract` first.
+      cylinder: cylinders (`cylinder_moments`) rather than conical frustums.
+
+    Returns:
+      (means [..., S, K], variances [..., S, K]) of the projections.
+    """
+    t_mean, t_var, r_var = (cylinder_moments if cylinder else frustum_moments)(t0, t1, radii)
+    d = directions[..., None, :]
+    mean = origins[..., None, :] + d * t_mean[..., None]  # [..., S, 3]
+    alpha = r_var[..., None]
+    beta = (t_var - r_var / jnp.sum(directions**2, axis=-1, keepdims=True))[..., None]
+    mean_p = mean @ basis.T  # [..., S, K]
+    d_p = (directions @ basis.T)[..., None, :]  # [..., 1, K]
+    if not contraction:
+        return mean_p, alpha + beta * d_p**2
+    r_sq = jnp.maximum(jnp.sum(mean**2, axis=-1, keepdims=True), 1e-12)
+    r = jnp.sqrt(r_sq)
+    inside = r_sq <= 1
+    a = jnp.where(inside, 1.0, 1 / r_sq)
+    b = jnp.where(inside, 1.0, (2 * r - 1) / r_sq)
+    u_p = mean_p / r
+    u_d = jnp.sum(mean * d, axis=-1, keepdims=True) / r
+    jp_sq = b**2 + (a**2 - b**2) * u_p**2  # |J p|^2
+    d_jp = b * d_p + (a - b) * u_p * u_d  # d . J p
+    return jnp.where(inside, mean_p, (2 - 1 / r) * u_p), alpha * jp_sq + beta * d_jp**2
+
+
+# --- ray distance parameterisations: normalised distance s in [0, 1] to metric t ---------------
+
+RAY_SPACINGS = ("linear", "disparity")
+
+
+def s_to_t(s: jnp.ndarray, near: jnp.ndarray, far: jnp.ndarray, spacing: str) -> jnp.ndarray:
+    """Metric distance t of normalised distance s (mip-NeRF 360, sec. 3): s is linear in g(t),
+    with g(t) = t ("linear") or 1/t ("disparity", for near > 0), from s = 0 at near to 1 at far.
+
+    For disparity: t = 1 / (s / far + (1 - s) / near). near, far: [..., 1]; s: [..., S+1].
+    """
+    if spacing == "disparity":
+        return 1 / (s / far + (1 - s) / near)
+    return near + s * (far - near)
+
+
+def t_to_s(t: jnp.ndarray, near: jnp.ndarray, far: jnp.ndarray, spacing: str) -> jnp.ndarray:
+    """The inverse of `s_to_t`."""
+    if spacing == "disparity":
+        return (1 / t - 1 / near) / (1 / far - 1 / near)
+    return (t - near) / (far - near)

@@ -12,7 +12,7 @@ from mipnerf.config_checks import check_config
 from mipnerf.errors import ConfigError
 
 
-def score_and_save(index: int, image: rendering.Image, gt: np.ndarray, out_dir: pathlib.Path) -> dict:
+def score_and_save(index: int, image: rendering.Image, gt: np.ndarray, out_dir: pathlib.Path, disparity: bool) -> dict:
     """Writes color_NNN.png and depth_NNN.png of one view and scores its colour against `gt` [H, W, 3].
 
     Returns:
@@ -21,7 +21,7 @@ def score_and_save(index: int, image: rendering.Image, gt: np.ndarray, out_dir: 
     rgb = np.clip(image.rgb, 0.0, 1.0)
     color, depth = f"color_{index:03d}.png", f"depth_{index:03d}.png"
     iio.imwrite(out_dir / color, video.to_uint8(rgb))
-    iio.imwrite(out_dir / depth, video.colorize_depth(image.depth, image.acc, *video.depth_range(image.depth, image.acc)))
+    iio.imwrite(out_dir / depth, video.depth_image(image.depth, image.acc, disparity))
     return {"color": color, "depth": depth, "psnr": metrics.psnr(rgb, gt), "ssim": metrics.ssim(rgb, gt)}
 
 
@@ -47,7 +47,8 @@ def evaluate(config, log=print) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     views = rendering.render_views(renderer, split.camtoworlds, split.intrinsics, split.height, split.width, config,
                                    desc="eval")
-    images = [dict(score_and_save(i, image, split.images[i], out_dir), ground_truth=split.files[i])
+    disparity = config.ray_spacing == "disparity"
+    images = [dict(score_and_save(i, image, split.images[i], out_dir, disparity), ground_truth=split.files[i])
               for i, image in enumerate(views)]
     result = {"step": renderer.step, "psnr": float(np.mean([m["psnr"] for m in images])),
               "ssim": float(np.mean([m["ssim"] for m in images])), "images": images}

@@ -44,10 +44,11 @@ class MLP(nn.Module):
 
     @nn.compact
     def __call__(self, mean: jnp.ndarray, var: jnp.ndarray, viewdirs: Optional[jnp.ndarray] = None):
-        """Evaluates the field on Gaussians.
+        """Evaluates the field on Gaussians, given by their projections onto K directions.
 
         Args:
-          mean, var: [..., S, 3] world-space means and diagonal covariances.
+          mean, var: [..., S, K] means and variances of the projections (K = 3 for the axes:
+            world-space means and diagonal covariances).
           viewdirs: [..., 3] unit view directions (only with `color`).
 
         Returns:
@@ -77,7 +78,7 @@ class MLP(nn.Module):
 class Round(NamedTuple):
     """One sampling round of a batch of rays: breakpoints in normalised distance and weights.
 
-    s: [..., S+1] in [0, 1], where t = near + s * (far - near); weights: [..., S].
+    s: [..., S+1] in [0, 1], mapped to metric distance by `coord.s_to_t`; weights: [..., S].
     """
 
     s: jnp.ndarray
@@ -95,6 +96,20 @@ class MipNerf360(nn.Module):
     resample_padding: float = 0.0
     dilation_multiplier: float = 0.5
     dilation_bias: float = 0.0025
+    ray_spacing: str = "linear"  # how s maps to t: "linear" or "disparity" (coord.s_to_t)
+    contraction: bool = False  # push the Gaussians through mip-NeRF 360's contraction
+    basis: str = "axes"  # directions the Gaussians are projected on (coord.basis_directions)
+    cylinder: bool = False  # cylinders rather than cones (NDC rays)
+    opaque_background: bool = False  # the last interval is opaque: nothing shows behind the scene
+
+    def gaussians(self, rays: Rays, t: jnp.ndarray):
+        """The encoding inputs of every interval: projections [..., S, K] (means, variances)."""
+        if self.basis == "axes" and not self.contraction and not self.cylinder:
+            mean, var = coord.conical_frustum_to_gaussian(rays.directions, t[..., :-1], t[..., 1:], rays.radii)
+            return mean + rays.origins[..., None, :], var
+        basis = jnp.asarray(coord.basis_directions(self.basis))
+        return coord.interval_gaussians_on_basis(rays.origins, rays.directions, t[..., :-1], t[..., 1:], rays.radii,
+                                                 basis, self.contraction, self.cylinder)
 
     @nn.compact
     def __call__(self, key, rays: Rays, train_frac, background):
@@ -129,14 +144,13 @@ class MipNerf360(nn.Module):
                 w = stepfun.anneal_weights(s, w, power, self.resample_padding)
             round_key = None if key is None else jax.random.fold_in(key, i)
             s = jax.lax.stop_gradient(stepfun.sample_intervals(round_key, s, jax.lax.stop_gradient(w), n))
-            t = rays.near + s * (rays.far - rays.near)
-            mean, var = coord.conical_frustum_to_gaussian(rays.directions, t[..., :-1], t[..., 1:], rays.radii)
-            mean = mean + rays.origins[..., None, :]
+            t = coord.s_to_t(s, rays.near, rays.far, self.ray_spacing)
+            mean, var = self.gaussians(rays, t)
             if i < len(num_samples) - 1:
                 density, _ = self.prop_mlp(mean, var)
             else:
                 density, rgb = self.nerf_mlp(mean, var, rays.viewdirs)
-            w = volume.compute_weights(density, t, rays.directions)
+            w = volume.compute_weights(density, t, rays.directions, opaque=self.opaque_background)
             rounds.append(Round(s=s, weights=w))
         return volume.composite(w, rgb, t, background), rounds
 
@@ -161,4 +175,5 @@ def build_model(config: ml_collections.ConfigDict) -> MipNerf360:
         num_prop_samples=tuple(config.num_prop_samples), num_nerf_samples=config.num_nerf_samples,
         prop_mlp=prop, nerf_mlp=nerf, anneal_slope=config.anneal_slope,
         resample_padding=config.resample_padding, dilation_multiplier=config.dilation_multiplier,
-        dilation_bias=config.dilation_bias)
+        dilation_bias=config.dilation_bias, ray_spacing=config.ray_spacing, contraction=config.contraction,
+        basis=config.basis, cylinder=config.forward_facing, opaque_background=config.opaque_background)

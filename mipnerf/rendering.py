@@ -11,7 +11,7 @@ import numpy as np
 import tqdm
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from mipnerf import camera, models, training
+from mipnerf import camera, datasets, models, training
 from mipnerf.camera import Rays
 
 
@@ -97,6 +97,6 @@ def render_views(renderer: Renderer, camtoworlds: np.ndarray, intrinsics: camera
     """
     for n, c2w in enumerate(tqdm.tqdm(camtoworlds, desc=desc, unit="view")):
         cam = intrinsics if np.ndim(intrinsics.fx) == 0 else intrinsics.take(n)
-        rays = camera.generate_rays(c2w[None], cam.take(None), height, width, config.near, config.far)
+        rays = datasets.camera_rays(c2w[None], cam.take(None), height, width, config)
         yield render_image(renderer.render_fn, renderer.params, Rays(*(x[0] for x in rays)), config.render_chunk,
                            renderer.mesh)

@@ -163,7 +163,7 @@ def log_val_view(writer, step, render_fn, params, val_split, config, mesh) -> No
     image = rendering.render_image(render_fn, params, jax.tree.map(lambda x: x[0], rays), config.render_chunk, mesh)
     gt = val_split.images[0]
     psnr = metrics.psnr(image.rgb, gt)
-    depth = video.colorize_depth(image.depth, image.acc, *video.depth_range(image.depth, image.acc))
+    depth = video.depth_image(image.depth, image.acc, disparity=config.ray_spacing == "disparity")
     writer.add_scalar("val/psnr", psnr, step)
     writer.add_image("val/rgb", np.clip(np.concatenate([image.rgb, gt], axis=1), 0, 1), step, dataformats="HWC")
     writer.add_image("val/depth", depth, step, dataformats="HWC")

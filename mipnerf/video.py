@@ -43,19 +43,30 @@ def depth_range(depth: np.ndarray, acc: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def colorize_depth(depth: np.ndarray, acc: np.ndarray, near: float, far: float) -> np.ndarray:
+def colorize_depth(depth: np.ndarray, acc: np.ndarray, near: float, far: float, disparity: bool = False) -> np.ndarray:
     """8-bit colour images of depth: yellow near, purple far, fading to white where opacity is low.
 
     Args:
       depth, acc: [..., H, W] depths and opacities.
       near, far: the depths mapped to the two ends of the colour map (see `depth_range`).
+      disparity: spread the colours evenly in 1 / depth rather than depth, as the eye sees an
+        unbounded scene: near content gets most of the map, and the sky at the far end.
 
     Returns:
       [..., H, W, 3] uint8.
     """
-    t = (depth - near) / max(far - near, 1e-10)
+    if disparity:
+        inv = lambda d: 1.0 / np.maximum(d, 1e-10)
+        t = (inv(near) - inv(depth)) / max(inv(near) - inv(far), 1e-10)
+    else:
+        t = (depth - near) / max(far - near, 1e-10)
     alpha = np.clip(acc, 0.0, 1.0)[..., None]
     return to_uint8(viridis(1.0 - t) * alpha + (1.0 - alpha))
+
+
+def depth_image(depth: np.ndarray, acc: np.ndarray, disparity: bool = False) -> np.ndarray:
+    """`colorize_depth` between the near and far percentiles (`depth_range`) of these pixels. [..., H, W] -> [..., H, W, 3]."""
+    return colorize_depth(depth, acc, *depth_range(depth, acc), disparity=disparity)
 
 
 def _pad_even(frames: np.ndarray) -> np.ndarray:

@@ -8,8 +8,20 @@ from mipnerf import camera, datasets, rendering, video
 from mipnerf.config_checks import check_config
 from mipnerf.errors import ConfigError
 
-# Keyed by the names that config_checks.RENDER_PATHS accepts.
-PATHS = {"spiral": camera.spiral_path, "orbit": camera.orbit_path}
+
+
+def _spiral(train: datasets.Split, config) -> np.ndarray:
+    if config.forward_facing:  # LLFF's spiral in front of the cameras
+        return camera.forward_facing_spiral(train.camtoworlds, train.bounds, config.render_frames)
+    return camera.spiral_path(train.camtoworlds, config.render_frames)
+
+
+# Camera paths `(training split, config) -> [F, 4, 4]`, keyed by the names config_checks.RENDER_PATHS accepts.
+PATHS = {
+    "spiral": _spiral,
+    "orbit": lambda train, config: camera.orbit_path(train.camtoworlds, config.render_frames),
+    "ellipse": lambda train, config: camera.ellipse_path(train.camtoworlds, config.render_frames),
+}
 
 
 def render_video(config, log=print) -> list[pathlib.Path]:
@@ -29,13 +41,13 @@ def render_video(config, log=print) -> list[pathlib.Path]:
     if min(height, width) < 1:
         raise ConfigError(f"config.render_factor={config.render_factor}: expected at most the image size "
                           f"({train.width}x{train.height} pixels)")
-    poses = PATHS[config.render_path](train.camtoworlds, config.render_frames)
+    poses = PATHS[config.render_path](train, config)
     # An ideal pinhole with the first training camera's focal length and principal point.
     cam = train.intrinsics.take(0).without_distortion().scaled(config.render_factor)
     images = list(rendering.render_views(renderer, poses, cam, height, width, config, desc=f"render {config.render_path}"))
     depth, acc = np.stack([im.depth for im in images]), np.stack([im.acc for im in images])
     color_frames = video.to_uint8(np.stack([im.rgb for im in images]))
-    depth_frames = video.colorize_depth(depth, acc, *video.depth_range(depth, acc))
+    depth_frames = video.depth_image(depth, acc, disparity=config.ray_spacing == "disparity")
     out_dir = pathlib.Path(config.exp_dir) / "render"
     paths = (video.write_video(out_dir / f"{config.render_path}_color", color_frames, config.render_fps)
              + video.write_video(out_dir / f"{config.render_path}_depth", depth_frames, config.render_fps))

@@ -22,7 +22,7 @@ class Composite(NamedTuple):
     acc: jnp.ndarray
 
 
-def compute_weights(density: jnp.ndarray, t: jnp.ndarray, dirs: jnp.ndarray) -> jnp.ndarray:
+def compute_weights(density: jnp.ndarray, t: jnp.ndarray, dirs: jnp.ndarray, opaque: bool = False) -> jnp.ndarray:
     """Weights of the quadrature of the volume rendering integral (NeRF eq. 3).
 
     alpha_i = 1 - exp(-sigma_i delta_i), T_i = exp(-sum_{j<i} sigma_j delta_j), w_i = alpha_i T_i,
@@ -32,6 +32,8 @@ def compute_weights(density: jnp.ndarray, t: jnp.ndarray, dirs: jnp.ndarray) -> 
       density: [..., S] non-negative densities.
       t: [..., S+1] breakpoints along the ray.
       dirs: [..., 3] ray directions.
+      opaque: the last interval is opaque (alpha 1), so the weights sum to exactly 1: the scene
+        has no background (real captures).
 
     Returns:
       [..., S] weights, each in [0, 1], summing to at most 1.
@@ -41,6 +43,8 @@ def compute_weights(density: jnp.ndarray, t: jnp.ndarray, dirs: jnp.ndarray) -> 
     zero = jnp.zeros_like(optical_depth[..., :1])
     depth_before = jnp.concatenate([zero, jnp.cumsum(optical_depth[..., :-1], axis=-1)], axis=-1)
     alpha = 1 - jnp.exp(-optical_depth)
+    if opaque:
+        alpha = alpha.at[..., -1].set(1.0)
     return alpha * jnp.exp(-depth_before)
 
 

@@ -48,3 +48,74 @@ def test_focal_and_radii():
     # Neighbouring directions at the image centre are 1/focal apart.
     np.testing.assert_allclose(rays.radii[0, 5, 5, 0], (1 / focal) * 2 / np.sqrt(12), rtol=1e-3)
     assert rays.near.shape == rays.far.shape == (1, 10, 10, 1)
+
+
+def ring_cameras(count=30, seed=0):
+    """Cameras on a noisy ellipse (semi-axes 3 and 2, height about 1) around a focus at (0.5, -0.3, 0.2)."""
+    rng = np.random.default_rng(seed)
+    angles = rng.uniform(0, 2 * np.pi, count)
+    eyes = np.stack([0.5 + 3 * np.cos(angles), -0.3 + 2 * np.sin(angles), 1 + 0.1 * rng.normal(size=count)], -1)
+    return np.stack([camera.look_at(eye, np.array([0.5, -0.3, 0.2])) for eye in eyes]), eyes
+
+
+def test_ellipse_path_circles_the_focus_at_constant_speed():
+    c2w, eyes = ring_cameras()
+    poses = camera.ellipse_path(c2w, 40)
+    assert poses.shape == (40, 4, 4)
+    positions = poses[:, :3, 3]
+    np.testing.assert_allclose(positions[:, 2], np.mean(eyes[:, 2]))
+    # On the ellipse through the 90th percentiles of the offsets, centred on the focus.
+    semi = [np.percentile(np.abs(eyes[:, a] - [0.5, -0.3][a]), 90) for a in (0, 1)]
+    np.testing.assert_allclose(((positions[:, 0] - 0.5) / semi[0]) ** 2 + ((positions[:, 1] + 0.3) / semi[1]) ** 2, 1.0,
+                               rtol=1e-6)
+    # Equal steps along it, the last leading back to the first (with frames close enough for chords
+    # to measure arc length).
+    fine = camera.ellipse_path(c2w, 2000)[:, :3, 3]
+    steps = np.linalg.norm(np.diff(np.concatenate([fine, fine[:1]]), axis=0), axis=-1)
+    np.testing.assert_allclose(steps, np.mean(steps), rtol=1e-4)
+    # Looking at the focus, image top up.
+    to_focus = np.array([0.5, -0.3, 0.2]) - positions
+    np.testing.assert_allclose(-poses[:, :3, 2], to_focus / np.linalg.norm(to_focus, axis=-1, keepdims=True), atol=1e-6)
+    assert np.all(poses[:, 2, 1] > 0)
+
+
+def test_forward_facing_spiral_looks_at_the_focus_depth():
+    rng = np.random.default_rng(1)
+    # Forward-facing cameras near the origin looking down -z.
+    c2w = np.tile(np.eye(4), (12, 1, 1))
+    c2w[:, :3, 3] = rng.normal(size=(12, 3)) * [0.3, 0.2, 0.05]
+    c2w[:, :3, 3] -= c2w[:, :3, 3].mean(axis=0)
+    bounds = np.array([[1.5, 40.0]] * 12)
+    poses = camera.forward_facing_spiral(c2w, bounds, 60, turns=2)
+    focus = 1 / (0.25 / (0.9 * 1.5) + 0.75 / (5 * 40.0))
+    radii = np.percentile(np.abs(c2w[:, :3, 3]), 90, axis=0)
+    positions = poses[:, :3, 3]
+    np.testing.assert_allclose(np.max(np.abs(positions), axis=0), radii, rtol=0.02)
+    to_focus = np.array([0.0, 0.0, -focus]) - positions
+    np.testing.assert_allclose(-poses[:, :3, 2], to_focus / np.linalg.norm(to_focus, axis=-1, keepdims=True), atol=1e-9)
+    # Two turns: x = r cos(a) changes sign four times.
+    assert np.sum(np.diff(np.sign(positions[:, 0])) != 0) == 4
+    assert np.all(poses[:, 1, 1] > 0.9)
+
+
+def test_ndc_rays_cover_the_frustum_from_the_near_plane_to_infinity():
+    height, width, focal = 6, 8, 10.0
+    cam = camera.Intrinsics.pinhole(focal, width, height)
+    c2w = np.eye(4)
+    c2w[:3, 3] = [0.1, -0.05, 0.2]
+    world = camera.generate_rays(c2w[None], cam.take(None), height, width, 0.0, 1.0)
+    ndc = camera.generate_rays(c2w[None], cam.take(None), height, width, 0.0, 1.0, ndc=True)
+    o, d = ndc.origins[0].reshape(-1, 3), ndc.directions[0].reshape(-1, 3)
+    # t = 0 is the near plane z = -1 (NDC z = -1), t = 1 is infinitely far (NDC z = 1).
+    np.testing.assert_allclose(o[:, 2], -1.0, atol=1e-6)
+    np.testing.assert_allclose(o[:, 2] + d[:, 2], 1.0, atol=1e-6)
+    # A world point on a ray maps to the NDC point on the NDC ray: x_ndc = -(2f/W) x/z, z_ndc = 1 + 2/z.
+    wo, wd = world.origins[0].reshape(-1, 3).astype(np.float64), world.directions[0].reshape(-1, 3)
+    for depth in (2.0, 7.0):
+        p = wo + wd * (depth + c2w[2, 3])  # directions have z = -1: this point is at z = -depth
+        expected = np.stack([-(2 * focal / width) * p[:, 0] / p[:, 2], -(2 * focal / height) * p[:, 1] / p[:, 2],
+                             1 + 2 / p[:, 2]], -1)
+        t = (expected[:, 2] - o[:, 2]) / d[:, 2]
+        np.testing.assert_allclose(o + t[:, None] * d, expected, atol=1e-5)
+    np.testing.assert_allclose(ndc.viewdirs, world.viewdirs)
+    assert np.all(ndc.radii > 0)

@@ -151,7 +151,7 @@ def test_360_normalisation_and_the_saved_transform(tmp_path):
 def test_forward_facing_normalisation_recentres_on_the_average_pose(tmp_path):
     captures.write_capture(tmp_path, poses_bounds=True)
     split = colmap.load_split(tmp_path, "train", forward_facing=True, llffhold=0)
-    average = scene_frame.average_pose(split.camtoworlds)
+    average = camera.average_pose(split.camtoworlds)
     np.testing.assert_allclose(average, np.eye(4), atol=1e-5)
 
 

@@ -10,11 +10,11 @@ Every loader returns a `Split`, so training, eval and render do not care where a
 import pathlib
 
 from mipnerf import camera
-from mipnerf.datasets import blender, colmap, demo
+from mipnerf.datasets import blender, colmap, demo, demo360
 from mipnerf.datasets.split import Split
 
 # The built-in scenes: dataset name -> the function that returns their (cached) folder.
-BUILT_IN = {"demo": demo.demo_scene_dir}
+BUILT_IN = {"demo": demo.demo_scene_dir, "demo360": demo360.demo360_scene_dir}
 
 
 def scene_dir(config) -> pathlib.Path:
@@ -42,6 +42,15 @@ def load_split(config, split: str, share: tuple[int, int] = (0, 1)) -> Split:
                               white_background=config.white_background, share=share)
 
 
+def camera_rays(camtoworlds, intrinsics: camera.Intrinsics, height: int, width: int, config) -> camera.Rays:
+    """The rays the config's model takes through every pixel of cameras [N]: fields [N, H, W, C].
+
+    Between `config.near` and `config.far`; in NDC for forward-facing scenes.
+    """
+    return camera.generate_rays(camtoworlds, intrinsics, height, width, config.near, config.far,
+                                ndc=config.forward_facing)
+
+
 def split_rays(data: Split, config) -> camera.Rays:
     """The cone-cast rays of every pixel of a split: fields [N, H, W, C]."""
-    return camera.generate_rays(data.camtoworlds, data.intrinsics, data.height, data.width, config.near, config.far)
+    return camera_rays(data.camtoworlds, data.intrinsics, data.height, data.width, config)

@@ -9,18 +9,16 @@ white-composited image is the area average of the white-composited scene.
 """
 
 import json
-import os
-import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from mipnerf.cache import cache_root
 from mipnerf.camera import focal_from_fov, look_at
-from mipnerf.errors import DatasetError
+from mipnerf.datasets import raytrace
+from mipnerf.datasets.raytrace import box_normals, checker, dot, hit_box, hit_sphere, mix
+from mipnerf.datasets.scene_cache import cached_scene
 
 # Bump when the scene, its cameras or its defaults change, so stale caches are not reused.
 VERSION = "v1"
@@ -32,8 +30,8 @@ GOLDEN_ANGLE = np.pi * (3.0 - np.sqrt(5.0))
 SPLIT_PHASES = {"train": 0.0, "val": 1.0, "test": 2.0}  # azimuth offsets, radians
 
 # Tracing runs in float32, one view per thread (numpy releases the GIL in its loops).
-_F32 = np.float32
-_RENDER_THREADS = min(4, os.cpu_count() or 1)
+_F32 = raytrace.F32
+_RENDER_THREADS = raytrace.RENDER_THREADS
 
 # Shapes: 0 ground disc, 1 large sphere, 2 box, 3 small sphere.
 DISC_Z, DISC_RADIUS = -0.5, 1.1
@@ -48,36 +46,9 @@ SHADOW_OFFSET = 1e-4
 
 
 def demo_scene_dir(cache_dir: str | None = None) -> Path:
-    """The folder holding the demo scene in the nerf_synthetic format, rendered on first use.
-
-    The scene is rendered into a temporary folder beside the target and renamed into place at
-    the end, so an interrupted render leaves nothing that looks complete, and of two processes
-    rendering at once the later one discards its copy.
-    """
-    root = Path(cache_dir) if cache_dir is not None else cache_root()
-    target = root / f"demo_{VERSION}"
-    if target.is_dir():
-        return target
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=root))
-    except OSError as e:
-        raise DatasetError(
-            f"cannot create the demo scene cache folder {root} ({e}); set MIPNERF_CACHE to a writable folder"
-        ) from None
-    try:
-        render_demo_scene(scratch)
-        os.rename(scratch, target)
-    except OSError as e:
-        shutil.rmtree(scratch, ignore_errors=True)
-        if not target.is_dir():
-            raise DatasetError(
-                f"cannot write the demo scene into {target} ({e}); set MIPNERF_CACHE to a writable folder"
-            ) from None
-    except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise
-    return target
+    """The folder holding the demo scene in the nerf_synthetic format, rendered on first use
+    (see `scene_cache.cached_scene`)."""
+    return cached_scene(f"demo_{VERSION}", render_demo_scene, cache_dir, "the demo scene")
 
 
 def render_demo_scene(
@@ -120,49 +91,12 @@ def camera_poses(count: int, phase: float) -> np.ndarray:
 
 
 def subpixel_directions(size: int, focal: float, spp: int) -> np.ndarray:
-    """Camera-space directions (z = -1) of `spp` x `spp` stratified rays per pixel.
-
-    Sub-ray (s, t) of pixel (i, j) passes through (i + (s + 0.5) / spp, j + (t + 0.5) / spp),
-    as in `camera.pixel_directions`.
+    """Camera-space directions (z = -1) of `spp` x `spp` stratified rays per pixel of a square image.
 
     Returns:
-      [size, size, spp * spp, 3] float64; entry [j, i] holds the rays of column i, row j.
+      [size, size, spp * spp, 3] float64 (see `raytrace.subpixel_directions`).
     """
-    offsets = (np.arange(spp) + 0.5) / spp
-    u = (np.arange(size)[:, None] + offsets[None, :]).reshape(-1)  # [size * spp] in pixel units
-    x = (u - 0.5 * size) / focal
-    y = -(u - 0.5 * size) / focal
-    # Axes: row j, sub-row t, column i, sub-column s.
-    dirs = np.empty((size, spp, size, spp, 3))
-    dirs[..., 0] = x.reshape(1, 1, size, spp)
-    dirs[..., 1] = y.reshape(size, spp, 1, 1)
-    dirs[..., 2] = -1.0
-    return dirs.transpose(0, 2, 1, 3, 4).reshape(size, size, spp * spp, 3)
-
-
-def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Dot products [R] of component-first vectors [3, R] (either may be [3, 1])."""
-    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-
-
-def _hit_sphere(origins: np.ndarray, dirs: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
-    """Distance [R] along unit `dirs` [3, R] from `origins` [3, R or 1] to a sphere; inf where missed."""
-    oc = origins - centre[:, None]
-    b = _dot(oc, dirs)
-    disc = b * b - (_dot(oc, oc) - radius * radius)
-    t = -b - np.sqrt(np.maximum(disc, 0.0))
-    return np.where((disc >= 0.0) & (t > 0.0), t, np.inf)
-
-
-def _hit_box(origins: np.ndarray, dirs: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Distance [R] to an axis-aligned box by the slab method; inf where missed."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        inv = 1.0 / dirs
-        t_lo, t_hi = (lo[:, None] - origins) * inv, (hi[:, None] - origins) * inv
-    t_in, t_out = np.minimum(t_lo, t_hi), np.maximum(t_lo, t_hi)
-    t_near = np.maximum(np.maximum(t_in[0], t_in[1]), t_in[2])
-    t_far = np.minimum(np.minimum(t_out[0], t_out[1]), t_out[2])
-    return np.where((t_near <= t_far) & (t_near > 0.0), t_near, np.inf)
+    return raytrace.subpixel_directions(size, size, focal, spp)
 
 
 def _hit_disc(origins: np.ndarray, dirs: np.ndarray, z: float, radius: float) -> np.ndarray:
@@ -177,43 +111,29 @@ def _hits(origins: np.ndarray, dirs: np.ndarray) -> np.ndarray:
     """Distances [4, R] to each shape in order: disc, large sphere, box, small sphere."""
     return np.stack([
         _hit_disc(origins, dirs, DISC_Z, DISC_RADIUS),
-        _hit_sphere(origins, dirs, BIG_CENTRE, BIG_RADIUS),
-        _hit_box(origins, dirs, BOX_LO, BOX_HI),
-        _hit_sphere(origins, dirs, SMALL_CENTRE, SMALL_RADIUS),
+        hit_sphere(origins, dirs, BIG_CENTRE, BIG_RADIUS),
+        hit_box(origins, dirs, BOX_LO, BOX_HI),
+        hit_sphere(origins, dirs, SMALL_CENTRE, SMALL_RADIUS),
     ])
-
-
-def _checker(*coords: np.ndarray) -> np.ndarray:
-    """1.0 on odd cells of the integer grid in the given coordinates, else 0.0."""
-    return sum(np.floor(c) for c in coords) % 2.0
-
-
-def _mix(a, b, w: np.ndarray) -> np.ndarray:
-    """Colour `a` where `w` [R] is 0 and `b` where it is 1, as [3, R]."""
-    a, b = np.asarray(a, _F32)[:, None], np.asarray(b, _F32)[:, None]
-    return a + (b - a) * w
 
 
 def _surface(shape: int, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unit normals [3, R] and albedos [3, R] of shape `shape` at its surface points `p` [3, R]."""
     if shape == 0:  # ground disc: cream and slate checker
         normal = np.broadcast_to(np.array([0.0, 0.0, 1.0], _F32)[:, None], p.shape)
-        return normal, _mix([0.93, 0.9, 0.82], [0.35, 0.42, 0.55], _checker(p[0] / 0.25 + 0.5, p[1] / 0.25 + 0.5))
+        return normal, mix([0.93, 0.9, 0.82], [0.35, 0.42, 0.55], checker(p[0] / 0.25 + 0.5, p[1] / 0.25 + 0.5))
     if shape == 1:  # large sphere: red and yellow checker in longitude and latitude
         normal = (p - BIG_CENTRE[:, None]) / BIG_RADIUS
         lon = np.arctan2(normal[1], normal[0]) / (2.0 * np.pi) * 12.0
         lat = np.arccos(np.clip(normal[2], -1.0, 1.0)) / np.pi * 6.0
-        return normal, _mix([0.85, 0.15, 0.1], [0.98, 0.8, 0.15], _checker(lon, lat))
+        return normal, mix([0.85, 0.15, 0.1], [0.98, 0.8, 0.15], checker(lon, lat))
     if shape == 2:  # box: blue and cyan solid checker, cells aligned with its faces
-        gaps = np.concatenate([np.abs(p - BOX_LO[:, None]), np.abs(p - BOX_HI[:, None])])
-        face = np.argmin(gaps, axis=0)
-        normal = np.zeros_like(p)
-        normal[face % 3, np.arange(p.shape[1])] = np.where(face < 3, -1.0, 1.0)
+        normal = box_normals(p, BOX_LO, BOX_HI)
         cells = (p - BOX_LO[:, None]) / 0.1 + 0.5
-        return normal, _mix([0.1, 0.25, 0.8], [0.45, 0.85, 0.95], _checker(cells[0], cells[1], cells[2]))
+        return normal, mix([0.1, 0.25, 0.8], [0.45, 0.85, 0.95], checker(cells[0], cells[1], cells[2]))
     # small sphere: green and magenta bands along z
     normal = (p - SMALL_CENTRE[:, None]) / SMALL_RADIUS
-    return normal, _mix([0.2, 0.75, 0.3], [0.8, 0.25, 0.75], _checker(normal[2] * 3.0 + 0.5))
+    return normal, mix([0.2, 0.75, 0.3], [0.8, 0.25, 0.75], checker(normal[2] * 3.0 + 0.5))
 
 
 def _shade(points: np.ndarray, shape_ids: np.ndarray) -> np.ndarray:
@@ -222,7 +142,7 @@ def _shade(points: np.ndarray, shape_ids: np.ndarray) -> np.ndarray:
     for shape in range(4):
         sel = shape_ids == shape
         normals[:, sel], albedo[:, sel] = _surface(shape, points[:, sel])
-    cosine = np.maximum(_dot(normals, LIGHT[:, None]), 0.0)
+    cosine = np.maximum(dot(normals, LIGHT[:, None]), 0.0)
     lit = np.flatnonzero(cosine > 0.0)
     shadow_origins = points[:, lit] + SHADOW_OFFSET * normals[:, lit]
     blocked = np.isfinite(_hits(shadow_origins, np.broadcast_to(LIGHT[:, None], shadow_origins.shape)).min(axis=0))
@@ -238,7 +158,7 @@ def _trace(origin: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray
     """
     t, shape_ids = np.full(dirs.shape[1], np.inf, _F32), np.zeros(dirs.shape[1], np.int64)
     # Only rays through the scene's bounding sphere can hit anything.
-    near = np.flatnonzero(np.isfinite(_hit_sphere(origin, dirs, np.zeros(3, _F32), SCENE_RADIUS)))
+    near = np.flatnonzero(np.isfinite(hit_sphere(origin, dirs, np.zeros(3, _F32), SCENE_RADIUS)))
     dists = _hits(origin, dirs[:, near])
     t[near], shape_ids[near] = np.min(dists, axis=0), np.argmin(dists, axis=0)
     return t, shape_ids
@@ -257,7 +177,7 @@ def render_view(c2w: np.ndarray, cam_dirs: np.ndarray) -> np.ndarray:
     """
     height, width, samples = cam_dirs.shape[:3]
     dirs = c2w[:3, :3].astype(_F32) @ cam_dirs.reshape(-1, 3).T  # [3, R]
-    dirs /= np.sqrt(_dot(dirs, dirs))
+    dirs /= np.sqrt(dot(dirs, dirs))
     origin = c2w[:3, 3:4].astype(_F32)
     t, shape_ids = _trace(origin, dirs)
     hit = np.flatnonzero(np.isfinite(t))

@@ -12,6 +12,8 @@ training, the cameras are moved into a canonical one, recorded as a 4x4 similari
 
 import numpy as np
 
+from mipnerf.camera import average_pose
+
 
 def transform_points(transform: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Applies a 4x4 transform to points [..., 3]."""
@@ -66,24 +68,11 @@ def pca_transform(camtoworlds: np.ndarray) -> np.ndarray:
     return _similarity(rotation, origin, 1.0 / extent if extent > 0 else 1.0)
 
 
-def average_pose(camtoworlds: np.ndarray) -> np.ndarray:
-    """[4, 4] camera-to-world at the cameras' mean centre, looking along their mean viewing
-    direction, with the image's up as close to their mean up as orthogonality allows."""
-    c2w = np.asarray(camtoworlds, np.float64)
-    back = c2w[:, :3, 2].sum(axis=0)
-    back /= np.linalg.norm(back)
-    right = np.cross(c2w[:, :3, 1].sum(axis=0), back)
-    right /= np.linalg.norm(right)
-    pose = np.eye(4)
-    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = right, np.cross(back, right), back, c2w[:, :3, 3].mean(axis=0)
-    return pose
-
-
 def forward_facing_transform(camtoworlds: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     """The 4x4 similarity that puts forward-facing captures in the canonical LLFF frame.
 
     Scales by 1 / (0.75 * the smallest near bound), so that no content is nearer than 1 / 0.75,
-    then makes the average pose (`average_pose`) the identity.
+    then makes the average pose (`camera.average_pose`) the identity.
 
     Args:
       camtoworlds: [N, 3 or 4, 4]; bounds: [N, 2] near and far depths in the same frame.
