@@ -5,7 +5,8 @@
 NeRF training is MLP-bound, so the ceiling is a jitted matmul of the MLP's shapes, [N, W] x
 [W, W], in the MLPs' compute dtype (float32 on a CPU, bfloat16 on a GPU by default). FLOPs of
 the training step and of the render function come from XLA's cost analysis of the compiled
-programs. With no `data_dir` the built-in demo scene supplies the rays.
+programs. With no `data_dir` a built-in scene supplies the rays: demo360 for the capture configs
+(360.py, llff.py), else demo.
 Prints one line per figure as it is measured, then a last line of JSON.
 """
 
@@ -67,9 +68,9 @@ def main(argv):
     from mipnerf import datasets, models, rendering, training
 
     config = _CONFIG.value
-    if not config.data_dir:
+    if not config.data_dir:  # the built-in scene of the config's kind: demo360 for captures
         config.unlock()
-        config.dataset = "demo"
+        config.dataset = "demo360" if datasets.is_capture(config) else "demo"
         config.lock()
     n = _STEPS.value
     figures = Figures()

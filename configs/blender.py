@@ -11,7 +11,8 @@ def get_config() -> ml_collections.ConfigDict:
 
     # Data.
     # "blender": a nerf_synthetic folder; "colmap": a capture posed by COLMAP (mip-NeRF 360 / LLFF layout);
-    # "demo" and "demo360": the built-in scenes in those formats, used when data_dir is empty.
+    # "multiscale": mip-NeRF's multiscale Blender format;
+    # "demo", "demo360", "multiscale": the built-in scenes in those formats, used when data_dir is empty.
     c.dataset = "blender"
     c.data_dir = ""  # the scene folder: transforms_{train,val,test}.json, or images/ with sparse/0/ or poses_bounds.npy
     c.exp_dir = "exp/blender"  # everything a run writes: config.json, checkpoints/, tb/, eval/, render/
@@ -27,6 +28,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.contraction = False  # push the Gaussians through mip-NeRF 360's contraction into a ball of radius 2
     c.basis = "axes"  # "axes" | "octahedron" | "icosahedron": directions the Gaussians are projected on for IPE
     c.opaque_background = False  # the last interval is opaque: real captures have no background
+    c.disable_integration = False  # ablation: NeRF's positional encoding of the Gaussians' means instead of IPE
 
     # Sampling rounds: proposal rounds (density only), then the NeRF round.
     c.num_prop_samples = (128,)
@@ -64,6 +66,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.adam_eps = 1e-8
     c.grad_max_norm = 0.001  # clip each MLP's gradient by its global norm (0 disables)
     c.data_loss = "mse"  # "mse" | "charbonnier"
+    c.multiscale_loss = True  # weight each ray's data loss by its image's lossmult (multiscale scenes)
     c.charbonnier_padding = 0.001
     c.interlevel_loss_mult = 1.0
     c.distortion_loss_mult = 0.0

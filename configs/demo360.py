@@ -27,4 +27,6 @@ def get_config() -> ml_collections.ConfigDict:
                   "view_width", "batch_size", "max_steps", "lr_init", "lr_final", "lr_delay_steps",
                   "checkpoint_every", "log_every", "val_every", "render_chunk"):
         c[field] = small[field]
+    c.max_steps = 1000
+    c.checkpoint_every = 500
     return c

@@ -398,6 +398,22 @@ def spiral_path(camtoworlds: np.ndarray, num_frames: int, waves: int = 2) -> np.
     return _path_on_sphere(orbit, azimuths, mean + swing * np.sin(waves * azimuths))
 
 
+def zoom_path(camtoworlds: np.ndarray, num_frames: int, pull: float = 4.0) -> np.ndarray:
+    """A camera pulling back from the scene centre: from the cameras' mean distance to `pull`
+    times it, in equal ratios per frame, at their mean elevation and the azimuth of the camera
+    farthest from the vertical axis, looking at the centre. At a fixed image size, content
+    shrinks: aliasing (shimmering) shows up where the encoding does not account for it.
+
+    Returns:
+      [num_frames, 4, 4] camera-to-world matrices.
+    """
+    orbit = camera_orbit(camtoworlds)
+    elevation = np.mean(orbit.elevations)
+    direction = np.cos(elevation) * orbit.east + np.sin(elevation) * orbit.up
+    distances = np.mean(orbit.distances) * pull ** (np.arange(num_frames) / max(num_frames - 1, 1))
+    return np.stack([look_at(orbit.center + d * direction, orbit.center, orbit.up) for d in distances])
+
+
 def average_pose(camtoworlds: np.ndarray) -> np.ndarray:
     """[4, 4] camera-to-world at the cameras' mean centre, looking along their mean viewing
     direction, with the image's up as close to their mean up as orthogonality allows."""

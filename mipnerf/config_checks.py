@@ -11,9 +11,10 @@ from mipnerf.errors import ConfigError
 
 PRECISIONS = ("bf16", "f32", "auto")
 DATA_LOSSES = ("mse", "charbonnier")
-DATASETS = ("blender", "demo", "colmap", "demo360")
-BUILT_IN_SCENES = ("demo", "demo360")  # datasets that render their own scene when data_dir is empty
-RENDER_PATHS = ("spiral", "orbit", "ellipse")  # camera paths of render.py: mipnerf.video_render.PATHS
+DATASETS = ("blender", "demo", "colmap", "demo360", "multiscale")
+# Datasets that make their own scene when data_dir is empty: mipnerf.datasets.BUILT_IN.
+BUILT_IN_SCENES = ("demo", "demo360", "multiscale")
+RENDER_PATHS = ("spiral", "orbit", "ellipse", "zoom")  # camera paths of render.py: mipnerf.video_render.PATHS
 BASES = ("axes", "octahedron", "icosahedron")
 
 

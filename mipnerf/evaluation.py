@@ -9,20 +9,22 @@ from tensorboardX import SummaryWriter
 
 from mipnerf import datasets, metrics, rendering, video
 from mipnerf.config_checks import check_config
-from mipnerf.errors import ConfigError
 
 
 def score_and_save(index: int, image: rendering.Image, gt: np.ndarray, out_dir: pathlib.Path, disparity: bool) -> dict:
     """Writes color_NNN.png and depth_NNN.png of one view and scores its colour against `gt` [H, W, 3].
 
     Returns:
-      {"color", "depth": the file names written, "psnr", "ssim": of the colour clipped to [0, 1]}.
+      {"color", "depth": the file names written, "psnr", "ssim": of the colour clipped to [0, 1],
+      and "ssim_window" where the view is smaller than the standard SSIM window}.
     """
     rgb = np.clip(image.rgb, 0.0, 1.0)
     color, depth = f"color_{index:03d}.png", f"depth_{index:03d}.png"
     iio.imwrite(out_dir / color, video.to_uint8(rgb))
     iio.imwrite(out_dir / depth, video.depth_image(image.depth, image.acc, disparity))
-    return {"color": color, "depth": depth, "psnr": metrics.psnr(rgb, gt), "ssim": metrics.ssim(rgb, gt)}
+    scores = {"color": color, "depth": depth, "psnr": metrics.psnr(rgb, gt), "ssim": metrics.ssim(rgb, gt)}
+    window = metrics.ssim_window(*rgb.shape[:2])
+    return scores if window == metrics.SSIM_WINDOW else dict(scores, ssim_window=window)
 
 
 def evaluate(config, log=print) -> dict:
@@ -35,27 +37,59 @@ def evaluate(config, log=print) -> dict:
     Returns:
       The contents of metrics.json: {"step", "psnr", "ssim" (means over the views),
       "images": [{"color", "depth", "ground_truth", "psnr", "ssim"}, ...] in test-split order}.
+      A multiscale scene adds each image's "scale", "per_scale": [{"scale", "width", "height",
+      "psnr", "ssim", "count"}, ...] and "psnr_scale_mean", "ssim_scale_mean": the means of the
+      per-scale means (how mip-NeRF reports its average).
     """
     check_config(config)
     exp_dir = pathlib.Path(config.exp_dir)
     renderer = rendering.load_renderer(config, config.eval_step or None)
-    split = datasets.load_split(config, "test")
-    if min(split.height, split.width) < metrics.SSIM_WINDOW:
-        raise ConfigError(f"config.factor={config.factor}: test images of {split.width}x{split.height} pixels are "
-                          f"smaller than the {metrics.SSIM_WINDOW}x{metrics.SSIM_WINDOW} SSIM window; lower the factor")
+    scales = datasets.load_scales(config, "test")
     out_dir = exp_dir / "eval"
     out_dir.mkdir(parents=True, exist_ok=True)
-    views = rendering.render_views(renderer, split.camtoworlds, split.intrinsics, split.height, split.width, config,
-                                   desc="eval")
     disparity = config.ray_spacing == "disparity"
-    images = [dict(score_and_save(i, image, split.images[i], out_dir, disparity), ground_truth=split.files[i])
-              for i, image in enumerate(views)]
+    multiscale = config.dataset == "multiscale"
+    images = []
+    for split in scales:
+        views = rendering.render_views(renderer, split.camtoworlds, split.intrinsics, split.height, split.width, config,
+                                       desc="eval" if not multiscale else f"eval scale {split.scale}")
+        for i, image in enumerate(views):
+            scores = score_and_save(len(images), image, split.images[i], out_dir, disparity)
+            images.append(dict(scores, ground_truth=split.files[i], **({"scale": split.scale} if multiscale else {})))
     result = {"step": renderer.step, "psnr": float(np.mean([m["psnr"] for m in images])),
               "ssim": float(np.mean([m["ssim"] for m in images])), "images": images}
+    if multiscale:
+        result.update(scale_means(scales, images))
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
     with SummaryWriter(str(exp_dir / "tb")) as writer:
         writer.add_scalar("eval/psnr", result["psnr"], renderer.step)
         writer.add_scalar("eval/ssim", result["ssim"], renderer.step)
+        for row in result.get("per_scale", []):
+            writer.add_scalar(f"eval/psnr_scale{row['scale']}", row["psnr"], renderer.step)
+            writer.add_scalar(f"eval/ssim_scale{row['scale']}", row["ssim"], renderer.step)
+    if multiscale:
+        log(scale_table(result["per_scale"], result["psnr_scale_mean"], result["ssim_scale_mean"]))
     log(f"step {renderer.step}: PSNR {result['psnr']:.2f} dB, SSIM {result['ssim']:.4f} "
         f"(mean of {len(images)} test views); wrote {out_dir}")
     return result
+
+
+def scale_means(scales: list, images: list) -> dict:
+    """{"per_scale": the mean PSNR and SSIM of each scale's views, "psnr_scale_mean", "ssim_scale_mean"}."""
+    rows = []
+    for split in scales:
+        scored = [m for m in images if m["scale"] == split.scale]
+        rows.append({"scale": split.scale, "width": split.width, "height": split.height,
+                     "psnr": float(np.mean([m["psnr"] for m in scored])),
+                     "ssim": float(np.mean([m["ssim"] for m in scored])), "count": len(scored)})
+    return {"per_scale": rows, "psnr_scale_mean": float(np.mean([r["psnr"] for r in rows])),
+            "ssim_scale_mean": float(np.mean([r["ssim"] for r in rows]))}
+
+
+def scale_table(rows: list, psnr_mean: float, ssim_mean: float) -> str:
+    """The per-scale means as a small text table."""
+    lines = ["scale  size       views  PSNR    SSIM"]
+    lines += [f"{r['scale']:<6} {r['width']:>4}x{r['height']:<5} {r['count']:>5}  {r['psnr']:6.2f}  {r['ssim']:.4f}"
+              for r in rows]
+    lines.append(f"mean of the scales            {psnr_mean:6.2f}  {ssim_mean:.4f}")
+    return "\n".join(lines)

@@ -10,7 +10,12 @@ import numpy as np
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 
-_ssim = jax.jit(functools.partial(dm_pix.ssim, max_val=1.0, filter_size=SSIM_WINDOW, filter_sigma=SSIM_SIGMA))
+
+
+@functools.lru_cache(maxsize=None)
+def _ssim_fn(window: int):
+    sigma = SSIM_SIGMA * window / SSIM_WINDOW
+    return jax.jit(functools.partial(dm_pix.ssim, max_val=1.0, filter_size=window, filter_sigma=sigma))
 
 
 def psnr_from_mse(mse):
@@ -23,10 +28,18 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(psnr_from_mse(np.mean((np.asarray(a, np.float64) - b) ** 2)))
 
 
+def ssim_window(height: int, width: int) -> int:
+    """The SSIM window for an image: `SSIM_WINDOW`, or for a smaller image the largest odd size that fits."""
+    side = min(height, width, SSIM_WINDOW)
+    return side if side % 2 else side - 1
+
+
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
     """Mean SSIM of two [H, W, 3] images in [0, 1], averaged over pixels and channels.
 
     The window is a `SSIM_WINDOW` x `SSIM_WINDOW` Gaussian of standard deviation `SSIM_SIGMA`,
-    applied where it fits inside the image, so both sides must be at least `SSIM_WINDOW` pixels.
+    applied where it fits inside the image. An image smaller than that gets the largest odd
+    window that fits (`ssim_window`), its sigma scaled in proportion.
     """
-    return float(_ssim(jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)))
+    window = ssim_window(*np.shape(a)[:2])
+    return float(_ssim_fn(window)(jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)))

@@ -36,6 +36,7 @@ class MLP(nn.Module):
     view_width: int = 128
     deg_view: int = 4
     rgb_padding: float = 0.001
+    disable_integration: bool = False  # NeRF's positional encoding of the means: the variances are dropped
     dtype: jnp.dtype = jnp.float32
 
     def _dense(self, features: int, name: str) -> nn.Dense:
@@ -55,6 +56,8 @@ class MLP(nn.Module):
           density: [..., S] float32, non-negative; rgb: [..., S, 3] float32 in
           [-pad, 1 + pad], or None without `color`.
         """
+        if self.disable_integration:  # IPE with zero variance is exactly pos_enc of the means
+            var = jnp.zeros_like(var)
         inputs = coord.integrated_pos_enc(mean, var, self.min_deg_point, self.max_deg_point)
         x = inputs
         for i in range(self.depth):
@@ -166,7 +169,8 @@ def build_model(config: ml_collections.ConfigDict) -> MipNerf360:
     """The model a config describes."""
     dtype = compute_dtype(config.precision)
     common = dict(skip_layer=config.skip_layer, min_deg_point=config.min_deg_point,
-                  max_deg_point=config.max_deg_point, density_bias=config.density_bias, dtype=dtype)
+                  max_deg_point=config.max_deg_point, density_bias=config.density_bias,
+                  disable_integration=config.disable_integration, dtype=dtype)
     prop = MLP(depth=config.prop_depth, width=config.prop_width, **common)
     nerf = MLP(depth=config.nerf_depth, width=config.nerf_width, color=True,
                bottleneck_width=config.bottleneck_width, view_depth=config.view_depth,

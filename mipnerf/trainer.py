@@ -76,8 +76,9 @@ def train(config, log=print) -> training.TrainState:
     log = log if primary else (lambda message: None)
 
     # Each process of a multi-host run loads only its share of the training images.
-    train_split = datasets.load_split(config, "train", share=(jax.process_index(), jax.process_count()))
-    data = training.put_ray_data(datasets.split_rays(train_split, config), train_split.images, mesh)
+    train_scales = datasets.load_scales(config, "train", share=(jax.process_index(), jax.process_count()))
+    rays, rgb, lossmult = datasets.flat_ray_data(train_scales, config)
+    data = training.put_ray_data(rays, rgb, mesh, lossmult)
     val_split = None
     if config.val_every and jax.process_count() > 1:
         log("validation views are off in multi-host runs; evaluate checkpoints with eval.py")
@@ -88,7 +89,7 @@ def train(config, log=print) -> training.TrainState:
     state, tx = training.create_train_state(config, model, mesh)
     if primary:
         save_config(config, exp_dir)
-        save_transform(train_split, exp_dir)
+        save_transform(train_scales[0], exp_dir)
     ckpt = Checkpointer(checkpoint_dir(exp_dir), keep=config.keep_checkpoints)
     start = ckpt.latest_step()
     if start is not None:

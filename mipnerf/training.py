@@ -24,6 +24,7 @@ class RayData(NamedTuple):
 
     rays: Rays
     rgb: jnp.ndarray  # [N, 3]
+    lossmult: Optional[jnp.ndarray] = None  # [N, 1] weight of each ray in the data loss; None for 1
 
 
 class TrainRays(NamedTuple):
@@ -82,19 +83,30 @@ def make_optimizer(config: ml_collections.ConfigDict, params) -> optax.GradientT
     return optax.chain(zero_nonfinite(), clip, adam)
 
 
-def data_loss(rgb, target, config) -> jnp.ndarray:
-    """Mean reconstruction loss: squared error, or Charbonnier sqrt(err^2 + pad^2)."""
+def data_loss(rgb, target, config, lossmult=None) -> jnp.ndarray:
+    """Reconstruction loss: squared error, or Charbonnier sqrt(err^2 + pad^2), averaged over the batch.
+
+    With `config.multiscale_loss` and per-ray weights `lossmult` [B, 1], the average is weighted:
+    sum(lossmult * err) / sum(lossmult) over rays and channels (mip-NeRF's multiscale loss, in which
+    a ray of an image at 1/2^k resolution weighs 4^k, so that every scale weighs the same).
+    """
     if config.data_loss == "charbonnier":
-        return jnp.mean(jnp.sqrt((rgb - target) ** 2 + config.charbonnier_padding**2))
-    return jnp.mean((rgb - target) ** 2)
+        err = jnp.sqrt((rgb - target) ** 2 + config.charbonnier_padding**2)
+    else:
+        err = (rgb - target) ** 2
+    if lossmult is None or not config.multiscale_loss:
+        return jnp.mean(err)
+    weights = jnp.broadcast_to(lossmult, err.shape)
+    return jnp.sum(weights * err) / jnp.sum(weights)
 
 
-def compute_losses(rounds, rgb, target, config):
+def compute_losses(rounds, rgb, target, config, lossmult=None):
     """Every loss term of a batch.
 
     Args:
       rounds: the model's list of `Round`s, the NeRF round last.
       rgb, target: [B, 3] rendered and true colours.
+      lossmult: [B, 1] per-ray weights of the data loss (see `data_loss`), or None.
 
     Returns:
       dict with "loss" (the weighted total), "data", "interlevel", "distortion", "mse".
@@ -102,7 +114,7 @@ def compute_losses(rounds, rgb, target, config):
     nerf = rounds[-1]
     interlevel = sum(jnp.mean(stepfun.interlevel_loss(nerf.s, nerf.weights, r.s, r.weights)) for r in rounds[:-1])
     distortion = jnp.mean(stepfun.distortion_loss(nerf.s, nerf.weights))
-    data = data_loss(rgb, target, config)
+    data = data_loss(rgb, target, config, lossmult)
     total = data + config.interlevel_loss_mult * interlevel + config.distortion_loss_mult * distortion
     return {"loss": total, "data": data, "interlevel": jnp.asarray(interlevel, jnp.float32),
             "distortion": distortion, "mse": jnp.mean((rgb - target) ** 2)}
@@ -193,7 +205,7 @@ def make_update(config, model: nn.Module, tx: optax.GradientTransformation):
 
         def loss_fn(params):
             out, rounds = model.apply(params, key, batch.rays, train_frac, background)
-            losses = compute_losses(rounds, out.rgb, batch.rgb, config)
+            losses = compute_losses(rounds, out.rgb, batch.rgb, config, batch.lossmult)
             return losses["loss"], losses
 
         grads, losses = jax.grad(loss_fn, has_aux=True)(state.params)
@@ -230,17 +242,18 @@ def make_train_step(config, model: nn.Module, tx: optax.GradientTransformation, 
     return jax.jit(train_step, donate_argnums=(0,))
 
 
-def put_ray_data(rays: Rays, rgb: np.ndarray, mesh: Mesh) -> TrainRays:
+def put_ray_data(rays: Rays, rgb: np.ndarray, mesh: Mesh, lossmult: Optional[np.ndarray] = None) -> TrainRays:
     """Places this process's training rays on its devices of the mesh, as contiguous shards.
 
     In a multi-host run each process passes the rays of its own images; a single process passes
     them all. Shards are padded to one length, `counts` remembering each one's real rays.
 
     Args:
-      rays: `Rays` with fields [..., C]; rgb: [..., 3].
+      rays: `Rays` with fields [..., C]; rgb: [..., 3]; lossmult: [..., 1] per-ray loss weights, or None.
     """
     flat = lambda x: np.reshape(x, (-1, x.shape[-1]))
-    data = RayData(rays=Rays(*(flat(x) for x in rays)), rgb=flat(rgb))
+    data = RayData(rays=Rays(*(flat(x) for x in rays)), rgb=flat(rgb),
+                   lossmult=None if lossmult is None else flat(lossmult).astype(np.float32))
     local_devices = [d for d in mesh.devices.flat if d.process_index == jax.process_index()]
     pieces = np.array_split(np.arange(len(data.rgb)), len(local_devices))
     counts = np.array([len(p) for p in pieces], np.int32)

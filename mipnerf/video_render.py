@@ -21,6 +21,7 @@ PATHS = {
     "spiral": _spiral,
     "orbit": lambda train, config: camera.orbit_path(train.camtoworlds, config.render_frames),
     "ellipse": lambda train, config: camera.ellipse_path(train.camtoworlds, config.render_frames),
+    "zoom": lambda train, config: camera.zoom_path(train.camtoworlds, config.render_frames),
 }
 
 

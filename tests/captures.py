@@ -71,6 +71,16 @@ def ring_poses(count: int, rng) -> np.ndarray:
     return poses
 
 
+def forward_poses(count: int, rng) -> np.ndarray:
+    """[count, 4, 4] camera-to-worlds in the world frame of a forward-facing capture: cameras on a
+    small patch of the plane z = 3 (scene frame), all looking down at the scene's origin."""
+    eyes = np.concatenate([rng.uniform(-0.5, 0.5, (count, 2)) * [1.0, 0.6], np.full((count, 1), 3.0)], axis=-1)
+    poses = np.stack([look_at(eye, rng.uniform(-0.05, 0.05, 3), up=np.array([0.0, 1.0, 0.0])) for eye in eyes])
+    poses[:, :3, :3] = WORLD_ROTATION @ poses[:, :3, :3]
+    poses[:, :3, 3] = to_world(poses[:, :3, 3])
+    return poses
+
+
 def world_to_camera(c2w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """COLMAP's (qvec, tvec) of an OpenGL camera-to-world matrix."""
     rotation = (c2w[:3, :3] @ OPENCV_TO_OPENGL).T
@@ -78,18 +88,19 @@ def world_to_camera(c2w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_capture(root, count: int = 10, models=("PINHOLE",), factors=(2,), binary: bool = True,
-                  poses_bounds: bool = False, sparse: bool = True, seed: int = 0) -> dict:
+                  poses_bounds: bool = False, sparse: bool = True, seed: int = 0, forward: bool = False) -> dict:
     """Writes a capture of `count` random-texture photos of WIDTH x HEIGHT pixels into `root`.
 
     Image k (named img_{k:03d}.png) uses camera k % len(models) of the given COLMAP models. 3D
     points are random points near the scene's origin, kept in an image where they project inside it.
+    Cameras are on a ring around the origin (a 360 capture), or with `forward`, in front of it.
 
     Returns:
       {"poses": [count, 4, 4] world camera-to-worlds, "points": [P, 3] world points, "model": the Model}.
     """
     root = Path(root)
     rng = np.random.default_rng(seed)
-    poses = ring_poses(count, rng)
+    poses = (forward_poses if forward else ring_poses)(count, rng)
     points = to_world(rng.uniform(-0.6, 0.6, (300, 3)))
     cameras = {k + 1: cm.Camera(k + 1, m, WIDTH, HEIGHT, np.array(CAMERAS[m])) for k, m in enumerate(models)}
     images, tracks = {}, [[] for _ in points]

@@ -89,7 +89,7 @@ def test_nonfinite_loss_skips_the_update_and_is_reported(tiny_scene, tmp_path, m
     config = tiny_config(tiny_scene, tmp_path, max_steps=10, checkpoint_every=5)
     trainer.train(config, log=lambda s: None)
     put = training.put_ray_data
-    monkeypatch.setattr(training, "put_ray_data", lambda rays, rgb, mesh: put(rays, rgb * np.nan, mesh))
+    monkeypatch.setattr(training, "put_ray_data", lambda rays, rgb, *rest: put(rays, rgb * np.nan, *rest))
     with pytest.raises(trainer.NonFiniteLoss, match="step 11.*checkpoint \\(step 10\\) is intact"):
         trainer.train(tiny_config(tiny_scene, tmp_path, max_steps=20, checkpoint_every=5), log=lambda s: None)
     ckpt = Checkpointer(tmp_path / "checkpoints")

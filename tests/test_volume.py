@@ -43,3 +43,21 @@ def test_weight_gradients_are_finite_with_empty_and_zero_width_intervals():
     for density in [jnp.zeros((1, 4)), jnp.array([[0.0, 1e4, 0.0, 1.0]])]:
         g = jax.grad(loss)(density)
         assert np.all(np.isfinite(g))
+
+
+def test_opaque_background_stops_every_ray_at_the_last_interval():
+    rng = np.random.default_rng(0)
+    density = jnp.array(rng.uniform(0, 2, size=(64, 8)), jnp.float32).at[:5].set(0.0)
+    t = jnp.array(np.sort(rng.uniform(0.2, 50.0, size=(64, 9)), axis=-1), jnp.float32)
+    dirs = jnp.array(rng.normal(size=(64, 3)), jnp.float32)
+    opaque = volume.compute_weights(density, t, dirs, opaque=True)
+    see_through = volume.compute_weights(density, t, dirs)
+    np.testing.assert_allclose(jnp.sum(opaque, axis=-1), 1.0, rtol=1e-6)
+    # Only the last interval changes: it takes what would have passed behind it.
+    np.testing.assert_array_equal(opaque[:, :-1], see_through[:, :-1])
+    np.testing.assert_allclose(opaque[:, -1], see_through[:, -1] + 1 - jnp.sum(see_through, axis=-1), rtol=1e-5, atol=1e-6)
+    # Empty rays show the last interval's colour, not the background.
+    out = volume.composite(opaque[:5], jnp.full((5, 8, 3), 0.25), t[:5], background=jnp.ones(3))
+    np.testing.assert_allclose(out.rgb, 0.25, rtol=1e-6)
+    g = jax.grad(lambda d: jnp.sum(volume.compute_weights(d, t, dirs, opaque=True) * jnp.arange(8.0)))(density)
+    assert np.all(np.isfinite(g))

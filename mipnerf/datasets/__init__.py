@@ -3,18 +3,24 @@
 - "blender": a nerf_synthetic folder (`blender`); "demo": the built-in scene in that format.
 - "colmap": a capture posed by COLMAP, as the mip-NeRF 360 and LLFF releases (`colmap`);
   "demo360": the built-in unbounded scene in that layout.
+- "multiscale": mip-NeRF's multiscale Blender format (`multiscale`), images at several sizes;
+  without a data_dir, the built-in demo scene converted to it.
 
-Every loader returns a `Split`, so training, eval and render do not care where a scene came from.
+Every loader returns `Split`s (one per image scale), so training, eval and render do not care
+where a scene came from.
 """
 
 import pathlib
 
+import numpy as np
+
 from mipnerf import camera
-from mipnerf.datasets import blender, colmap, demo, demo360
+from mipnerf.datasets import blender, colmap, demo, demo360, multiscale
 from mipnerf.datasets.split import Split
 
 # The built-in scenes: dataset name -> the function that returns their (cached) folder.
-BUILT_IN = {"demo": demo.demo_scene_dir, "demo360": demo360.demo360_scene_dir}
+BUILT_IN = {"demo": demo.demo_scene_dir, "demo360": demo360.demo360_scene_dir,
+            "multiscale": multiscale.demo_multiscale_dir}
 
 
 def scene_dir(config) -> pathlib.Path:
@@ -29,12 +35,27 @@ def is_capture(config) -> bool:
     return config.dataset in ("colmap", "demo360")
 
 
-def load_split(config, split: str, share: tuple[int, int] = (0, 1)) -> Split:
-    """Loads one split ("train", "val" or "test") of the config's scene at its `factor`.
+def load_scales(config, split: str, share: tuple[int, int] = (0, 1)) -> list:
+    """Loads one split ("train", "val" or "test") of the config's scene as a list of `Split`s, one
+    per image size: several for a multiscale scene (increasing `scale`), else one.
 
     share: (process_index, process_count); a process of a multi-host run loads only its block
     of the frames.
     """
+    if config.dataset == "multiscale":
+        return multiscale.load_scales(scene_dir(config), split, config.white_background, share)
+    return [load_split(config, split, share)]
+
+
+def load_split(config, split: str, share: tuple[int, int] = (0, 1)) -> Split:
+    """Loads one split ("train", "val" or "test") of the config's scene at its `factor`; of a
+    multiscale scene, its full-resolution images (see `load_scales` for all).
+
+    share: (process_index, process_count); a process of a multi-host run loads only its block
+    of the frames.
+    """
+    if config.dataset == "multiscale":
+        return load_scales(config, split, share)[0]
     if is_capture(config):
         return colmap.load_split(scene_dir(config), split, factor=config.factor, llffhold=config.llffhold,
                                  forward_facing=config.forward_facing, share=share)
@@ -54,3 +75,20 @@ def camera_rays(camtoworlds, intrinsics: camera.Intrinsics, height: int, width: 
 def split_rays(data: Split, config) -> camera.Rays:
     """The cone-cast rays of every pixel of a split: fields [N, H, W, C]."""
     return camera_rays(data.camtoworlds, data.intrinsics, data.height, data.width, config)
+
+
+def flat_ray_data(splits: list, config) -> tuple:
+    """Every pixel of `splits` as one flat set of rays, with its colour and loss weight.
+
+    Returns:
+      (`Rays` with fields [N, C], rgb [N, 3], lossmult [N, 1] or None when no split has weights).
+    """
+    join = lambda parts: parts[0] if len(parts) == 1 else np.concatenate(parts)  # one split: no copy
+    rays, rgb, lossmult = [], [], []
+    for split in splits:
+        rays.append(camera.Rays(*(np.reshape(x, (-1, x.shape[-1])) for x in split_rays(split, config))))
+        rgb.append(np.reshape(split.images, (-1, 3)))
+        weights = np.ones(len(split.images), np.float32) if split.lossmult is None else split.lossmult
+        lossmult.append(np.repeat(weights, split.height * split.width)[:, None])
+    weighted = any(split.lossmult is not None for split in splits)
+    return camera.Rays(*(join(x) for x in zip(*rays))), join(rgb), join(lossmult) if weighted else None

@@ -20,6 +20,8 @@ class Split(NamedTuple):
       frame; None where the format has none (Blender).
     transform: [4, 4] float64 map from the format's world frame to the model's frame (a
       similarity: rotation, translation, uniform scale); None where they are the same.
+    lossmult: [N] float32 weight of each image's pixels in the data loss; None for 1.
+    scale: the image scale (0: full resolution, 1: half, ...) of a multiscale scene.
     """
 
     images: np.ndarray
@@ -30,3 +32,5 @@ class Split(NamedTuple):
     files: list
     bounds: Optional[np.ndarray] = None
     transform: Optional[np.ndarray] = None
+    lossmult: Optional[np.ndarray] = None
+    scale: int = 0
