@@ -47,6 +47,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     _require(c.ray_spacing in RAY_SPACINGS, "ray_spacing", f"one of {RAY_SPACINGS}", c.ray_spacing)
     _require(c.ray_spacing != "disparity" or c.near > 0, "near", "a distance > 0 with ray_spacing='disparity'", c.near)
     _require(c.basis in BASES, "basis", f"one of {BASES}", c.basis)
+    _require(not c.forward_facing or c.dataset in ("colmap", "demo360"), "forward_facing",
+             "False unless the dataset is a capture ('colmap')", c.forward_facing)
     for field in ("lr_init", "lr_final"):
         _require(c[field] > 0, field, "a learning rate > 0", c[field])
     _require(0 < c.lr_delay_mult <= 1, "lr_delay_mult", "a factor in (0, 1]", c.lr_delay_mult)

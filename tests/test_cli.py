@@ -33,6 +33,8 @@ def broken_scene(tiny_scene, tmp_path):
     (["--config.batch_size=-8"], ["config.batch_size", ">= 1"]),
     (["--config.near=7"], ["config.far", "near"]),
     (["--config.precision=fp8"], ["config.precision", "bf16"]),
+    (["--config.basis=cube"], ["config.basis", "icosahedron"]),
+    (["--config=configs/360.py", "--config.dataset=demo360", "--config.near=0"], ["config.near", "disparity"]),
     (["--config=configs/missing.py"], ["configs/missing.py"]),
     (["--config.num_processes=2"], ["config.num_processes=2", "coordinator_address"]),
     (["--config.coordinator_address=host0", "--config.num_processes=2"], ["host0", "host:port"]),

@@ -20,20 +20,28 @@ from mipnerf.errors import ConfigError, DatasetError
 _EXPECTED_IMAGE = "a PNG named by the frame's 'file_path'"
 
 
-def _read_transforms(data_dir: Path, split: str) -> tuple[dict, Path]:
-    """Parses `transforms_{split}.json` and checks its top-level fields; returns it and its path."""
+def read_json(data_dir: Path, name: str, what: str):
+    """Parses `data_dir/name`, raising `DatasetError` naming the folder or file when it is missing or broken.
+
+    what: what the file holds, for the messages (e.g. "the camera file of the 'train' split").
+    """
     if not data_dir.is_dir():
-        what = "is not a folder" if data_dir.exists() else "does not exist"
-        raise DatasetError(f"dataset folder {data_dir} {what}; expected a folder holding transforms_{split}.json")
-    path = data_dir / f"transforms_{split}.json"
+        state = "is not a folder" if data_dir.exists() else "does not exist"
+        raise DatasetError(f"dataset folder {data_dir} {state}; expected a folder holding {name}")
+    path = data_dir / name
     if not path.is_file():
-        raise DatasetError(f"{path} is missing; expected the camera file of the '{split}' split")
+        raise DatasetError(f"{path} is missing; expected {what}")
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8")), path
     except json.JSONDecodeError as e:
         raise DatasetError(f"{path} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     except (OSError, UnicodeDecodeError) as e:
         raise DatasetError(f"{path} cannot be read as UTF-8 text: {e}") from None
+
+
+def _read_transforms(data_dir: Path, split: str) -> tuple[dict, Path]:
+    """Parses `transforms_{split}.json` and checks its top-level fields; returns it and its path."""
+    meta, path = read_json(data_dir, f"transforms_{split}.json", f"the camera file of the '{split}' split")
     if not isinstance(meta, dict):
         raise DatasetError(
             f"{path} holds a JSON {type(meta).__name__}; expected an object with 'camera_angle_x' and 'frames'"

@@ -42,18 +42,7 @@ SPLITS = ("train", "val", "test")
 
 def _read_metadata(data_dir: Path, split: str) -> tuple[dict, Path]:
     """The split's lists from `metadata.json`, checked: every key, equal lengths."""
-    if not data_dir.is_dir():
-        what = "is not a folder" if data_dir.exists() else "does not exist"
-        raise DatasetError(f"dataset folder {data_dir} {what}; expected a folder holding metadata.json")
-    path = data_dir / "metadata.json"
-    if not path.is_file():
-        raise DatasetError(f"{path} is missing; expected the multiscale scene's metadata")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DatasetError(f"{path} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise DatasetError(f"{path} cannot be read as UTF-8 text: {e}") from None
+    meta, path = blender.read_json(data_dir, "metadata.json", "the multiscale scene's metadata")
     if not isinstance(meta, dict) or not isinstance(meta.get(split), dict):
         raise DatasetError(f"{path} has no '{split}' object; expected one per split, each holding the lists {list(KEYS)}")
     lists = meta[split]
