@@ -162,3 +162,19 @@ def test_zoom_path_pulls_back_four_times():
     np.testing.assert_allclose(np.diff(np.log(distances)), np.log(4.0) / 8, rtol=1e-6)
     directions = (poses[:, :3, 3] - camera.scene_center(c2w)) / distances[:, None]
     np.testing.assert_allclose(directions, directions[:1].repeat(9, 0), atol=1e-9)
+
+
+def test_converter_command_line(tiny_scene, tmp_path):
+    import subprocess
+    import sys
+
+    from helpers import ROOT, assert_one_line_error
+
+    command = [sys.executable, "-m", "mipnerf.datasets.multiscale"]
+    result = subprocess.run(command + [str(tiny_scene), str(tmp_path / "out"), "--scales", "2"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert [s.width for s in multiscale.load_scales(tmp_path / "out", "val")] == [16, 8]
+    missing = subprocess.run(command + [str(tmp_path / "nowhere"), str(tmp_path / "out2")], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+    assert_one_line_error(missing, "nowhere", "does not exist")

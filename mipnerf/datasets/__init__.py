@@ -15,12 +15,21 @@ import pathlib
 import numpy as np
 
 from mipnerf import camera
-from mipnerf.datasets import blender, colmap, demo, demo360, multiscale
+from mipnerf.datasets import blender, colmap, demo, demo360
 from mipnerf.datasets.split import Split
+
+
+def _multiscale():
+    # Imported when needed, not with the package, so that `python -m mipnerf.datasets.multiscale`
+    # (the converter) does not find its own module imported already.
+    from mipnerf.datasets import multiscale
+
+    return multiscale
+
 
 # The built-in scenes: dataset name -> the function that returns their (cached) folder.
 BUILT_IN = {"demo": demo.demo_scene_dir, "demo360": demo360.demo360_scene_dir,
-            "multiscale": multiscale.demo_multiscale_dir}
+            "multiscale": lambda: _multiscale().demo_multiscale_dir()}
 
 
 def scene_dir(config) -> pathlib.Path:
@@ -43,7 +52,7 @@ def load_scales(config, split: str, share: tuple[int, int] = (0, 1)) -> list:
     of the frames.
     """
     if config.dataset == "multiscale":
-        return multiscale.load_scales(scene_dir(config), split, config.white_background, share)
+        return _multiscale().load_scales(scene_dir(config), split, config.white_background, share)
     return [load_split(config, split, share)]
 
 

@@ -147,6 +147,9 @@ def convert(src, dst, scales: int = 4, near: float = 2.0, far: float = 6.0) -> N
     2x2 averaging of straight RGBA, as `{split}/{name}_d{scale}.png`; focal / 2^scale, lossmult 4^scale.
     """
     src, dst = Path(src), Path(dst)
+    if not src.is_dir():
+        raise DatasetError(f"dataset folder {src} {'is not a folder' if src.exists() else 'does not exist'}; "
+                           f"expected a Blender-format scene")
     block = 2 ** (scales - 1)
     meta = {}
     for split in SPLITS:
