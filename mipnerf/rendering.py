@@ -81,7 +81,7 @@ def load_renderer(config, step: Optional[int] = None) -> Renderer:
 
 
 def render_views(renderer: Renderer, camtoworlds: np.ndarray, intrinsics: camera.Intrinsics, height: int, width: int,
-                 config, desc: str) -> Iterator[Image]:
+                 config, desc: str, depth_offsets: Optional[np.ndarray] = None) -> Iterator[Image]:
     """Renders the view of each camera in turn, with a progress bar `desc` over the views.
 
     Rays are built one view at a time, so memory does not grow with the number of views.
@@ -91,6 +91,8 @@ def render_views(renderer: Renderer, camtoworlds: np.ndarray, intrinsics: camera
       intrinsics: the N cameras' `Intrinsics` (fields [N]), or one camera's (scalar fields) for every view.
       height, width: image size in pixels, shared by every view.
       config: supplies `near`, `far` and `render_chunk`.
+      depth_offsets: [N] added to `near` and `far` of each view's rays, for cameras farther from
+        the scene than the training cameras (the zoom path); None for 0.
 
     Yields:
       N `Image`s, in camera order.
@@ -98,5 +100,8 @@ def render_views(renderer: Renderer, camtoworlds: np.ndarray, intrinsics: camera
     for n, c2w in enumerate(tqdm.tqdm(camtoworlds, desc=desc, unit="view")):
         cam = intrinsics if np.ndim(intrinsics.fx) == 0 else intrinsics.take(n)
         rays = datasets.camera_rays(c2w[None], cam.take(None), height, width, config)
+        if depth_offsets is not None:
+            rays.near[...] += depth_offsets[n]
+            rays.far[...] += depth_offsets[n]
         yield render_image(renderer.render_fn, renderer.params, Rays(*(x[0] for x in rays)), config.render_chunk,
                            renderer.mesh)

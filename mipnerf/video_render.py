@@ -25,6 +25,16 @@ PATHS = {
 }
 
 
+def zoom_offsets(train: datasets.Split, poses: np.ndarray, config):
+    """[F] how much farther each zoom frame is from the scene centre than the first (which is at the
+    training cameras' distance), so that its rays' near and far move back with it; None for other
+    paths, and for forward-facing scenes, whose NDC rays always span the whole depth."""
+    if config.render_path != "zoom" or config.forward_facing:
+        return None
+    distances = np.linalg.norm(poses[:, :3, 3] - camera.camera_orbit(train.camtoworlds).center, axis=-1)
+    return distances - distances[0]
+
+
 def render_video(config, log=print) -> list[pathlib.Path]:
     """Renders `config.render_path` around the training cameras with the latest checkpoint.
 
@@ -45,7 +55,8 @@ def render_video(config, log=print) -> list[pathlib.Path]:
     poses = PATHS[config.render_path](train, config)
     # An ideal pinhole with the first training camera's focal length and principal point.
     cam = train.intrinsics.take(0).without_distortion().scaled(config.render_factor)
-    images = list(rendering.render_views(renderer, poses, cam, height, width, config, desc=f"render {config.render_path}"))
+    images = list(rendering.render_views(renderer, poses, cam, height, width, config, desc=f"render {config.render_path}",
+                                         depth_offsets=zoom_offsets(train, poses, config)))
     depth, acc = np.stack([im.depth for im in images]), np.stack([im.acc for im in images])
     color_frames = video.to_uint8(np.stack([im.rgb for im in images]))
     depth_frames = video.depth_image(depth, acc, disparity=config.ray_spacing == "disparity")

@@ -178,3 +178,17 @@ def test_converter_command_line(tiny_scene, tmp_path):
     missing = subprocess.run(command + [str(tmp_path / "nowhere"), str(tmp_path / "out2")], cwd=ROOT,
                              capture_output=True, text=True, timeout=120)
     assert_one_line_error(missing, "nowhere", "does not exist")
+
+
+def test_zoom_frames_move_near_and_far_back_with_the_camera(tiny_scene, tmp_path):
+    from mipnerf import video_render
+
+    train = blender.load_split(tiny_scene, "train")
+    config = tiny_config(tiny_scene, tmp_path, render_path="zoom", render_frames=5)
+    poses = video_render.PATHS["zoom"](train, config)
+    offsets = video_render.zoom_offsets(train, poses, config)
+    distances = np.linalg.norm(poses[:, :3, 3] - camera.scene_center(train.camtoworlds), axis=-1)
+    np.testing.assert_allclose(offsets, distances - distances[0], atol=1e-9)
+    np.testing.assert_allclose(offsets[-1], 3 * distances[0], rtol=1e-6)
+    config.render_path = "spiral"
+    assert video_render.zoom_offsets(train, poses, config) is None
