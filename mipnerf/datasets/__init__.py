@@ -93,11 +93,10 @@ def flat_ray_data(splits: list, config) -> tuple:
       (`Rays` with fields [N, C], rgb [N, 3], lossmult [N, 1] or None when no split has weights).
     """
     join = lambda parts: parts[0] if len(parts) == 1 else np.concatenate(parts)  # one split: no copy
-    rays, rgb, lossmult = [], [], []
-    for split in splits:
-        rays.append(camera.Rays(*(np.reshape(x, (-1, x.shape[-1])) for x in split_rays(split, config))))
-        rgb.append(np.reshape(split.images, (-1, 3)))
-        weights = np.ones(len(split.images), np.float32) if split.lossmult is None else split.lossmult
-        lossmult.append(np.repeat(weights, split.height * split.width)[:, None])
-    weighted = any(split.lossmult is not None for split in splits)
-    return camera.Rays(*(join(x) for x in zip(*rays))), join(rgb), join(lossmult) if weighted else None
+    rays = [camera.Rays(*(np.reshape(x, (-1, x.shape[-1])) for x in split_rays(split, config))) for split in splits]
+    rgb = [np.reshape(split.images, (-1, 3)) for split in splits]
+    lossmult = None
+    if any(split.lossmult is not None for split in splits):
+        weights = lambda split: np.ones(len(split.images), np.float32) if split.lossmult is None else split.lossmult
+        lossmult = join([np.repeat(weights(split), split.height * split.width)[:, None] for split in splits])
+    return camera.Rays(*(join(x) for x in zip(*rays))), join(rgb), lossmult

@@ -42,6 +42,7 @@ from PIL import Image as PILImage
 
 from mipnerf.camera import look_at
 from mipnerf.datasets import colmap_model, scene_frame
+from mipnerf.datasets.colmap import colmap_to_camtoworld
 from mipnerf.datasets.raytrace import (F32, RENDER_THREADS, box_normals, checker, dot, hit_box, hit_sphere, mix,
                                        subpixel_directions, through_sphere)
 from mipnerf.datasets.scene_cache import cached_scene
@@ -515,10 +516,9 @@ def poses_bounds(model: colmap_model.Model, bounds: np.ndarray) -> np.ndarray:
     [-up, right, back | centre | (h, w, f)] of each camera-to-world, row-major, then near and far."""
     rows = []
     for im, (near, far) in sorted(zip(model.images.values(), bounds), key=lambda item: item[0].name):
-        rotation = colmap_model.qvec_to_rotmat(im.qvec)
-        c2w = rotation.T @ np.diag([1.0, -1.0, -1.0])  # OpenGL columns: right, up, back
+        c2w = colmap_to_camtoworld(im.qvec, im.tvec)  # OpenGL columns: right, up, back, centre
         cam = model.cameras[im.camera_id]
-        pose = np.stack([-c2w[:, 1], c2w[:, 0], c2w[:, 2], -rotation.T @ im.tvec,
+        pose = np.stack([-c2w[:3, 1], c2w[:3, 0], c2w[:3, 2], c2w[:3, 3],
                          [cam.height, cam.width, cam.params[0]]], axis=-1)
         rows.append(np.concatenate([pose.reshape(-1), [near, far]]))
     return np.array(rows)
