@@ -3,11 +3,15 @@
     python eval.py --config=configs/demo.py
     python eval.py --config=configs/blender.py --config.data_dir=PATH/nerf_synthetic/lego --config.eval_step=50000
 
-Use the config and exp_dir of training. Writes exp_dir/eval/: color_NNN.png, depth_NNN.png
-and metrics.json (the step, mean psnr and ssim, and each view's values).
+The model and scene come from the run's exp_dir/config.json, so `--config.exp_dir=exp/lego`
+alone is enough; a model flag that differs from the run's is an error.
+Writes exp_dir/eval/: color_NNN.png, depth_NNN.png and metrics.json (the step, mean psnr and
+ssim, and each view's values).
 """
 
-from mipnerf.cli import define_config, run
+import sys
+
+from mipnerf.cli import define_config, explicit_fields, run
 
 _CONFIG = define_config()
 
@@ -16,7 +20,7 @@ def main(argv):
     del argv
     from mipnerf import evaluation
 
-    evaluation.evaluate(_CONFIG.value)
+    evaluation.evaluate(_CONFIG.value, explicit=explicit_fields(sys.argv))
 
 
 if __name__ == "__main__":

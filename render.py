@@ -3,10 +3,14 @@
     python render.py --config=configs/demo.py
     python render.py --config=configs/demo.py --config.render_path=orbit --config.render_factor=2
 
-Use the config and exp_dir of training. Writes exp_dir/render/{spiral,orbit}_{color,depth}.{mp4,gif}.
+The model and scene come from the run's exp_dir/config.json, so `--config.exp_dir=exp/lego`
+alone is enough; a model flag that differs from the run's is an error.
+Writes exp_dir/render/{path}_{color,depth}.{mp4,gif}.
 """
 
-from mipnerf.cli import define_config, run
+import sys
+
+from mipnerf.cli import define_config, explicit_fields, run
 
 _CONFIG = define_config()
 
@@ -15,7 +19,7 @@ def main(argv):
     del argv
     from mipnerf import video_render
 
-    video_render.render_video(_CONFIG.value)
+    video_render.render_video(_CONFIG.value, explicit=explicit_fields(sys.argv))
 
 
 if __name__ == "__main__":

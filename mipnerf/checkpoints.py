@@ -1,17 +1,32 @@
-"""Orbax checkpoints of the train state: saved every N steps, the last K kept, written atomically.
+"""Orbax checkpoints of the train state: saved every N steps, the last K kept, checked before use.
 
 Checkpoint folders are named by step under `exp_dir/checkpoints/`. Orbax writes each one into
-a temporary folder and renames it when complete, so an interrupted save never hides the last
-good checkpoint.
+a temporary folder and renames it when complete; then `integrity.json` records the size and
+SHA-256 of every file in it. Restoring checks those first: a checkpoint whose files were cut
+short, lost or changed is never read. Without a step, the newest whole checkpoint is used and
+each damaged newer one is moved aside to `corrupt-STEP/` (never deleted). A failed save leaves
+no folder behind and raises `CheckpointError` in one line; the older checkpoints stay as they were.
 """
 
+import contextlib
+import errno
+import hashlib
+import json
+import os
 import pathlib
-from typing import Optional
+import re
+import shutil
+import sys
+import tempfile
+from typing import Callable, Optional
 
 import jax
 import orbax.checkpoint as ocp
+from absl import logging
 
 from mipnerf.errors import CheckpointError
+
+INTEGRITY = "integrity.json"
 
 
 def checkpoint_dir(exp_dir) -> pathlib.Path:
@@ -19,44 +34,252 @@ def checkpoint_dir(exp_dir) -> pathlib.Path:
     return pathlib.Path(exp_dir) / "checkpoints"
 
 
+def _sha256(path: pathlib.Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def write_integrity(folder: pathlib.Path) -> None:
+    """Records the size and SHA-256 of every file under `folder` in `folder/integrity.json` (atomically)."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != INTEGRITY)
+    record = {str(p.relative_to(folder)): {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in files}
+    tmp = folder / (INTEGRITY + ".tmp")
+    tmp.write_text(json.dumps({"files": record}, indent=1))
+    os.replace(tmp, folder / INTEGRITY)
+
+
+def check_integrity(folder: pathlib.Path) -> Optional[str]:
+    """What is wrong with the files of checkpoint `folder`, in a few words; None when they are whole.
+
+    Raises `FileNotFoundError` when the folder has no integrity record (written before records
+    were kept, or cut off between Orbax's rename and the record), so nothing can be said.
+    """
+    try:
+        record = json.loads((folder / INTEGRITY).read_text())["files"]
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"its {INTEGRITY} cannot be read"
+    for name, expected in record.items():
+        path = folder / name
+        if not path.is_file():
+            return f"file {name} is missing"
+        size = path.stat().st_size
+        if size != expected["bytes"]:
+            return f"file {name} has {size} of its {expected['bytes']} bytes"
+        if _sha256(path) != expected["sha256"]:
+            return f"file {name} does not match its checksum"
+    return None
+
+
+@contextlib.contextmanager
+def quiet():
+    """Keeps what Orbax and TensorStore print while failing (log lines, their threads' tracebacks)
+    off the terminal: stderr, at the file descriptor, goes to a discarded file for the block."""
+    verbosity = logging.get_verbosity()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        logging.set_verbosity(logging.FATAL)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            logging.set_verbosity(verbosity)
+
+
+def _errno(e: BaseException) -> Optional[int]:
+    """The errno of the OSError behind `e`, also where TensorStore gives it only in its message."""
+    while e is not None:
+        if isinstance(e, OSError) and e.errno:
+            return e.errno
+        found = re.search(r"os_error_code='(\d+)'", str(e))
+        if found:
+            return int(found.group(1))
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _root_cause(e: BaseException) -> str:
+    """The innermost cause of an exception chain, in one line of at most 160 characters."""
+    while e.__cause__ is not None:
+        e = e.__cause__
+    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _shapes(tree) -> list:
+    return sorted((tuple(x.shape), str(x.dtype)) for x in jax.tree.leaves(tree))
+
+
+def nbytes(tree) -> int:
+    """The bytes of the arrays of `tree`: about what a checkpoint of it takes on disk."""
+    return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(tree))
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 2**20:.1f} MB"
+
+
+class Damaged(Exception):
+    """A checkpoint's files are not whole; the message says how, in a few words."""
+
+
 class Checkpointer:
     """Saves and restores a pytree (the train state) by step number.
 
-    With `create=False` a missing folder is not created (for restoring only).
+    With `create=False` a missing folder is not created (for restoring only). Saves are written
+    before `save` returns, so that a failure is reported at the step that caused it.
     """
 
     def __init__(self, directory, keep: int = 3, create: bool = True):
         self.directory = pathlib.Path(directory).absolute()
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=create)
-        self._manager = ocp.CheckpointManager(self.directory, options=options)
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=create, enable_async_checkpointing=False)
+        try:
+            self._manager = ocp.CheckpointManager(self.directory, options=options,
+                                                  item_handlers=ocp.StandardCheckpointHandler())
+        except OSError as e:
+            raise CheckpointError(f"cannot use the checkpoint folder {self.directory}: {e.strerror or e}") from None
+
+    def steps(self) -> list[int]:
+        """The steps of the complete checkpoints, oldest first (whole or not)."""
+        return sorted(self._manager.all_steps())
 
     def latest_step(self) -> Optional[int]:
         """The step of the newest complete checkpoint, or None."""
         return self._manager.latest_step()
 
     def save(self, step: int, state) -> None:
-        """Starts writing `state` as checkpoint `step` (in the background; see `wait`)."""
-        self._manager.save(step, args=ocp.args.StandardSave(state), force=True)
+        """Writes `state` as checkpoint `step`, with its integrity record.
 
-    def restore(self, target, step: Optional[int] = None):
-        """Restores checkpoint `step` (default: the latest) into the structure, shapes and shardings of `target`."""
-        step = self.latest_step() if step is None else step
-        if step is None or step not in self._manager.all_steps():
-            found = sorted(self._manager.all_steps())
-            hint = (f"found steps: {found}; pick one of them" if found
+        Raises `CheckpointError` (one line: the folder and the cause) when it cannot be written;
+        then no folder of this step is left, and the older checkpoints are untouched.
+        """
+        needed = nbytes(state)
+        try:
+            free = shutil.disk_usage(self.directory).free
+        except OSError as e:
+            raise self._save_error(step, e, needed) from None
+        if free < needed:
+            raise self._save_error(step, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), needed, free) from None
+        try:
+            with quiet():
+                self._manager.save(step, args=ocp.args.StandardSave(state), force=True)
+            if jax.process_index() == 0:
+                write_integrity(self.directory / str(step))
+        except Exception as e:  # Orbax wraps the OSError of the write in its own exceptions
+            self._remove_partial(step)
+            raise self._save_error(step, e, needed) from None
+
+    def _save_error(self, step: int, e: BaseException, needed: int, free: Optional[int] = None) -> CheckpointError:
+        code = _errno(e)
+        if code == errno.ENOSPC:
+            left = "" if free is None else f", {_megabytes(free)} free"
+            why = f"no space left on the device (the checkpoint needs about {_megabytes(needed)}{left})"
+        elif code is not None:
+            why = os.strerror(code)
+        else:
+            why = _root_cause(e)
+        kept = self.steps() if self.directory.is_dir() else []
+        return CheckpointError(f"cannot save checkpoint {step} in {self.directory}: {why}; "
+                               f"{f'checkpoints {kept} are intact' if kept else 'no checkpoint was kept'}")
+
+    def _remove_partial(self, step: int) -> None:
+        """Removes what a failed save of `step` left: Orbax's temporary folder, or the step's folder."""
+        if jax.process_index() != 0 or not self.directory.is_dir():
+            return
+        for path in self.directory.iterdir():
+            if path.name == str(step) or path.name.startswith(f"{step}.orbax-checkpoint-tmp"):
+                shutil.rmtree(path, ignore_errors=True)
+        self._manager.reload()
+
+    def _check(self, step: int) -> None:
+        """Raises `Damaged` when checkpoint `step`'s files are not whole."""
+        try:
+            problem = check_integrity(self.directory / str(step))
+        except FileNotFoundError:
+            return  # no record: the restore itself is the check
+        if problem is not None:
+            raise Damaged(problem)
+
+    def _restore_step(self, step: int, abstract):
+        """Checkpoint `step` restored into `abstract`: `Damaged` when its files cannot be read,
+        `CheckpointError` when it holds other arrays than the model's."""
+        self._check(step)
+        try:
+            saved = _shapes(self._manager.item_metadata(step).tree)
+        except Exception as e:  # damaged metadata: Orbax and TensorStore raise many kinds
+            raise Damaged(_root_cause(e)) from None
+        if saved != _shapes(abstract):
+            raise CheckpointError(f"checkpoint {self.directory / str(step)} holds another model than this config's "
+                                  f"({len(saved)} arrays, the model has {len(_shapes(abstract))}, of other shapes); "
+                                  f"was it trained with another config?")
+        try:
+            with quiet():
+                return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        except Exception as e:
+            raise Damaged(_root_cause(e)) from None
+
+    def _move_aside(self, step: int) -> pathlib.Path:
+        """Renames checkpoint `step` to `corrupt-STEP` (or `corrupt-STEP.K` if taken); returns the new path."""
+        aside, k = self.directory / f"corrupt-{step}", 1
+        while aside.exists():
+            aside, k = self.directory / f"corrupt-{step}.{k}", k + 1
+        if jax.process_index() == 0:
+            (self.directory / str(step)).rename(aside)
+        return aside
+
+    def restore(self, target, step: Optional[int] = None, log: Callable[[str], None] = print):
+        """Restores checkpoint `step` into the structure, shapes and shardings of `target`.
+
+        Without `step`, the newest checkpoint whose files are whole: each newer damaged one is
+        moved aside to `corrupt-STEP/` with a line to `log`. An explicit `step` that is damaged
+        raises `CheckpointError` naming it and the whole ones.
+        """
+        steps = self.steps()
+        if not steps or (step is not None and step not in steps):
+            hint = (f"found steps: {steps}; pick one of them" if steps
                     else "found none; train first with train.py and the same exp_dir")
             raise CheckpointError(f"no checkpoint {'' if step is None else f'for step {step} '}in {self.directory} "
                                   f"({hint})")
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-        try:
-            restored = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
-        except (ValueError, KeyError, TypeError) as e:
-            raise CheckpointError(f"checkpoint {self.directory / str(step)} does not fit this config's model "
-                                  f"(was it trained with another config?): {str(e).splitlines()[0]}") from e
+        if step is not None:
+            try:
+                restored = self._restore_step(step, abstract)
+            except Damaged as e:
+                raise CheckpointError(f"checkpoint {self.directory / str(step)} is damaged ({e}); "
+                                      f"whole checkpoints: steps {self._whole_steps(exclude=step)}") from None
+        else:
+            for candidate in reversed(steps):
+                try:
+                    restored = self._restore_step(candidate, abstract)
+                    break
+                except Damaged as e:
+                    aside = self._move_aside(candidate)
+                    log(f"checkpoint {candidate} is damaged ({e}); moved it to {aside}")
+            else:
+                self._manager.reload()
+                raise CheckpointError(f"no checkpoint in {self.directory} is whole; the damaged ones were moved to "
+                                      f"corrupt-STEP/ folders beside them")
+            self._manager.reload()
         return jax.tree.unflatten(jax.tree.structure(target), jax.tree.leaves(restored))
 
+    def _whole_steps(self, exclude: int) -> list[int]:
+        whole = []
+        for s in self.steps():
+            try:
+                if s != exclude:
+                    self._check(s)
+                    whole.append(s)
+            except Damaged:
+                pass
+        return whole
+
     def wait(self) -> None:
-        """Blocks until every save has been written."""
+        """Blocks until every save has been written (saves are synchronous; kept for callers)."""
         self._manager.wait_until_finished()
 
     def close(self) -> None:

@@ -1,6 +1,12 @@
-"""What the entry points share: bad flags and user errors become one line on stderr and exit code 1."""
+"""What the entry points share: bad flags and user errors become one line on stderr and an exit code.
+
+Exit codes: 0 done; 1 bad input or an unrecoverable fault (a full disk, a damaged checkpoint
+with nothing to fall back on); 130 stopped by Ctrl-C; 143 stopped by SIGTERM. Training saves a
+checkpoint before it stops on either signal.
+"""
 
 import re
+import signal
 import sys
 
 from absl import app, flags, logging
@@ -10,9 +16,22 @@ from mipnerf.cache import enable_compilation_cache
 from mipnerf.errors import MipNerfError
 
 
-def _fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(1)
+def _fail(message: str, code: int = 1, prefix: str = "error: ") -> None:
+    print(f"{prefix}{message}", file=sys.stderr)
+    sys.exit(code)
+
+
+class _Terminated(BaseException):
+    """SIGTERM outside the training loop (which saves first): stop where we are."""
+
+
+def _terminate(signum, frame):
+    raise _Terminated()
+
+
+def explicit_fields(argv) -> set[str]:
+    """The config fields named on the command line: `--config.FIELD=VALUE` or `--config.FIELD VALUE`."""
+    return {m.group(1) for a in argv[1:] for m in [re.match(r"--(?:no)?config\.(\w+)", a)] if m}
 
 
 def _describe(e: BaseException, argv) -> str:
@@ -48,14 +67,22 @@ def define_config(default: str = "configs/demo.py"):
 
 
 def run(main) -> None:
-    """`absl.app.run(main)`, printing a `MipNerfError` as one line instead of a traceback."""
+    """`absl.app.run(main)`, printing a `MipNerfError`, an `OSError` or a stop as one line instead
+    of a traceback, with the exit codes of the module docstring."""
 
     def guarded(argv):
         logging.set_verbosity(logging.WARNING)  # Orbax logs every file it writes at INFO
+        signal.signal(signal.SIGTERM, _terminate)
         enable_compilation_cache()
         try:
             main(argv)
         except MipNerfError as e:
-            _fail(str(e))
+            _fail(str(e), e.exit_code, e.prefix)
+        except OSError as e:  # the machine's fault, outside any file we know to name: a full disk, a lost folder
+            _fail(f"{e.strerror or e}{f': {e.filename}' if e.filename else ''}")
+        except KeyboardInterrupt:
+            _fail("interrupted (Ctrl-C)", 128 + signal.SIGINT, "")
+        except _Terminated:
+            _fail("terminated (SIGTERM)", 128 + signal.SIGTERM, "")
 
     app.run(guarded, flags_parser=lambda argv: _guard_flags(lambda: flags.FLAGS(argv), argv))

@@ -7,7 +7,7 @@ import imageio.v3 as iio
 import numpy as np
 from tensorboardX import SummaryWriter
 
-from mipnerf import datasets, metrics, rendering, video
+from mipnerf import datasets, metrics, rendering, run_config, video
 from mipnerf.config_checks import check_config
 
 
@@ -27,10 +27,12 @@ def score_and_save(index: int, image: rendering.Image, gt: np.ndarray, out_dir: 
     return scores if window == metrics.SSIM_WINDOW else dict(scores, ssim_window=window)
 
 
-def evaluate(config, log=print) -> dict:
+def evaluate(config, log=print, explicit=None) -> dict:
     """Renders every test view of the run in `config.exp_dir` at the training resolution and scores it.
 
-    Restores checkpoint `config.eval_step` (0: the latest) and writes into `exp_dir/eval/`:
+    The model and scene fields come from the run's config.json (`run_config.for_restore`, with
+    `explicit` the fields named on the command line; None: all of them). Restores checkpoint
+    `config.eval_step` (0: the newest whole one) and writes into `exp_dir/eval/`:
     color_NNN.png (8-bit), depth_NNN.png (colour-mapped) and metrics.json. The mean PSNR and
     SSIM also go to tensorboard (`exp_dir/tb`, tags eval/psnr and eval/ssim) and to `log`.
 
@@ -41,9 +43,10 @@ def evaluate(config, log=print) -> dict:
       "psnr", "ssim", "count"}, ...] and "psnr_scale_mean", "ssim_scale_mean": the means of the
       per-scale means (how mip-NeRF reports its average).
     """
+    config = run_config.for_restore(config, explicit)
     check_config(config)
     exp_dir = pathlib.Path(config.exp_dir)
-    renderer = rendering.load_renderer(config, config.eval_step or None)
+    renderer = rendering.load_renderer(config, config.eval_step or None, log)
     scales = datasets.load_scales(config, "test")
     out_dir = exp_dir / "eval"
     out_dir.mkdir(parents=True, exist_ok=True)

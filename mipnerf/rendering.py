@@ -71,12 +71,12 @@ class Renderer(NamedTuple):
     mesh: Mesh
 
 
-def load_renderer(config, step: Optional[int] = None) -> Renderer:
-    """Builds the config's model with the parameters of checkpoint `step` (default: the latest)
-    of the run in `config.exp_dir`; raises `CheckpointError` naming the folder when there is none."""
+def load_renderer(config, step: Optional[int] = None, log=print) -> Renderer:
+    """Builds the config's model with the parameters of checkpoint `step` (default: the newest whole
+    one) of the run in `config.exp_dir`; raises `CheckpointError` naming the folder when there is none."""
     mesh = training.make_mesh()
     model = models.build_model(config)
-    state = training.restore_train_state(config, model, mesh, step)
+    state = training.restore_train_state(config, model, mesh, step, log)
     return Renderer(make_render_fn(config, model), state.params, int(state.step), mesh)
 
 

@@ -12,11 +12,11 @@ import numpy as np
 import tqdm
 from tensorboardX import SummaryWriter
 
-from mipnerf import datasets, distributed, metrics, models, rendering, training, video
+from mipnerf import datasets, distributed, metrics, models, rendering, run_config, run_lock, training, video
 from mipnerf.checkpoints import Checkpointer, checkpoint_dir
 from mipnerf.config_checks import check_config
 from mipnerf.datasets import scene_frame
-from mipnerf.errors import MipNerfError
+from mipnerf.errors import Interrupted, MipNerfError
 
 
 class NonFiniteLoss(MipNerfError):
@@ -27,10 +27,10 @@ class _StopRequests:
     """Turns SIGTERM and Ctrl-C into a flag that the loop reads after each step."""
 
     def __init__(self):
-        self.requested = None
+        self.requested = None  # the signal's number
 
     def _handle(self, signum, frame):
-        self.requested = signal.Signals(signum).name
+        self.requested = signum
 
     @contextlib.contextmanager
     def installed(self):
@@ -40,11 +40,6 @@ class _StopRequests:
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
-
-
-def save_config(config, exp_dir: pathlib.Path) -> None:
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    (exp_dir / "config.json").write_text(json.dumps(json.loads(config.to_json_best_effort()), indent=2, sort_keys=True))
 
 
 def save_transform(split: datasets.Split, exp_dir: pathlib.Path) -> None:
@@ -63,17 +58,27 @@ def params_finite(params) -> bool:
 
 
 def train(config, log=print) -> training.TrainState:
-    """Trains to `config.max_steps`, resuming from the latest checkpoint in `config.exp_dir`.
+    """Trains to `config.max_steps`, resuming from the newest whole checkpoint in `config.exp_dir`.
 
-    Returns the final train state. Raises `MipNerfError` (with a one-line message) on bad input
-    and `NonFiniteLoss` if the loss stops being finite.
+    Holds `exp_dir/train.lock` while it runs. Returns the final train state. Raises `MipNerfError`
+    (with a one-line message) on bad input, a model field that differs from the run being
+    resumed, or a checkpoint that cannot be saved; `NonFiniteLoss` if the loss stops being
+    finite; `Interrupted` (holding the saved state) after a checkpoint on SIGTERM or Ctrl-C.
     """
     check_config(config)
+    primary = distributed.is_primary()
+    log = log if primary else (lambda message: None)
+    with run_lock.hold(config.exp_dir, log) if primary else contextlib.nullcontext():
+        with contextlib.closing(Checkpointer(checkpoint_dir(config.exp_dir), keep=config.keep_checkpoints)) as ckpt:
+            return _train(config, log, primary, ckpt)
+
+
+def _train(config, log, primary: bool, ckpt: Checkpointer) -> training.TrainState:
     exp_dir = pathlib.Path(config.exp_dir)
     mesh = training.make_mesh()
     training.check_batch_divides(config.batch_size, mesh)
-    primary = distributed.is_primary()
-    log = log if primary else (lambda message: None)
+    if ckpt.steps():
+        run_config.check_resume(config)
 
     # Each process of a multi-host run loads only its share of the training images.
     train_scales = datasets.load_scales(config, "train", share=(jax.process_index(), jax.process_count()))
@@ -88,17 +93,14 @@ def train(config, log=print) -> training.TrainState:
     model = models.build_model(config)
     state, tx = training.create_train_state(config, model, mesh)
     if primary:
-        save_config(config, exp_dir)
+        run_config.save(config, exp_dir)
         save_transform(train_scales[0], exp_dir)
-    ckpt = Checkpointer(checkpoint_dir(exp_dir), keep=config.keep_checkpoints)
-    start = ckpt.latest_step()
-    if start is not None:
-        state = ckpt.restore(state)
-        log(f"resuming from step {start} ({ckpt.directory})")
+    if ckpt.steps():
+        state = ckpt.restore(state, log=log)
+        log(f"resuming from step {int(state.step)} ({ckpt.directory})")
     start = int(state.step)
     if start >= config.max_steps:
         log(f"already trained to step {start} (max_steps={config.max_steps}); nothing to do")
-        ckpt.close()
         return state
 
     train_step = training.make_train_step(config, model, tx, mesh)
@@ -138,16 +140,17 @@ def train(config, log=print) -> training.TrainState:
                 if render_fn is not None and config.val_every and step % config.val_every == 0 and writer is not None:
                     log_val_view(writer, step, render_fn, state.params, val_split, config, mesh)
                 if stop.requested is not None:
-                    log(f"\n{stop.requested}: saved checkpoint at step {step}; run the same command to resume")
                     break
             if in_flight is not None:
                 jax.block_until_ready(in_flight)
                 bar.update(1)
     finally:
-        ckpt.wait()
-        ckpt.close()
         if writer is not None:
             writer.close()
+    if stop.requested is not None:
+        name = signal.Signals(stop.requested).name
+        raise Interrupted(f"{name}: saved checkpoint at step {int(state.step)}; run the same command to resume",
+                          stop.requested, state)
     return state
 
 

@@ -158,15 +158,17 @@ def create_train_state(config, model: nn.Module, mesh: Mesh):
     return jax.jit(init, out_shardings=NamedSharding(mesh, P()))(), tx
 
 
-def restore_train_state(config, model: nn.Module, mesh: Mesh, step: Optional[int] = None) -> TrainState:
-    """The train state of checkpoint `step` (default: the latest) of the run in `config.exp_dir`.
+def restore_train_state(config, model: nn.Module, mesh: Mesh, step: Optional[int] = None, log=print) -> TrainState:
+    """The train state of checkpoint `step` (default: the newest whole one) of the run in `config.exp_dir`.
 
-    Raises `CheckpointError`, naming the folder searched, when there is no such checkpoint.
+    Raises `CheckpointError`, naming the folder searched, when there is no such checkpoint, and
+    naming the step when an explicit `step` is damaged. Damaged newer checkpoints are moved
+    aside with a line to `log` (see `Checkpointer.restore`).
     """
     state, _ = create_train_state(config, model, mesh)
     ckpt = Checkpointer(checkpoint_dir(config.exp_dir), create=False)
     try:
-        return ckpt.restore(state, step)
+        return ckpt.restore(state, step, log=log)
     finally:
         ckpt.close()
 

@@ -4,7 +4,7 @@ import pathlib
 
 import numpy as np
 
-from mipnerf import camera, datasets, rendering, video
+from mipnerf import camera, datasets, rendering, run_config, video
 from mipnerf.config_checks import check_config
 from mipnerf.errors import ConfigError
 
@@ -35,8 +35,10 @@ def zoom_offsets(train: datasets.Split, poses: np.ndarray, config):
     return distances - distances[0]
 
 
-def render_video(config, log=print) -> list[pathlib.Path]:
-    """Renders `config.render_path` around the training cameras with the latest checkpoint.
+def render_video(config, log=print, explicit=None) -> list[pathlib.Path]:
+    """Renders `config.render_path` around the training cameras with the newest whole checkpoint.
+
+    The model and scene fields come from the run's config.json, as in `evaluation.evaluate`.
 
     The path has `render_frames` frames at the training resolution divided by `render_factor`.
     Writes `exp_dir/render/{path}_color.{mp4,gif}` and `{path}_depth.{mp4,gif}`; depth is
@@ -45,8 +47,9 @@ def render_video(config, log=print) -> list[pathlib.Path]:
     Returns:
       The four paths written: colour mp4, colour gif, depth mp4, depth gif.
     """
+    config = run_config.for_restore(config, explicit)
     check_config(config)
-    renderer = rendering.load_renderer(config)
+    renderer = rendering.load_renderer(config, log=log)
     train = datasets.load_split(config, "train")
     height, width = train.height // config.render_factor, train.width // config.render_factor
     if min(height, width) < 1:

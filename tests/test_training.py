@@ -59,11 +59,10 @@ def interrupt_after(monkeypatch, calls: int):
 def test_sigterm_saves_and_resume_matches_uninterrupted_training(tiny_scene, tmp_path, monkeypatch):
     config = lambda exp: tiny_config(tiny_scene, tmp_path / exp, max_steps=40, checkpoint_every=100)
     straight = trainer.train(config("a"), log=lambda s: None)
-    with monkeypatch.context() as m:
+    with monkeypatch.context() as m, pytest.raises(trainer.Interrupted, match="SIGTERM.*step 15") as stopped:
         interrupt_after(m, 15)
-        messages = []
-        stopped = trainer.train(config("b"), log=messages.append)
-    assert int(stopped.step) == 15 and any("SIGTERM" in msg for msg in messages)
+        trainer.train(config("b"), log=lambda s: None)
+    assert int(stopped.value.state.step) == 15 and stopped.value.exit_code == 143
     assert Checkpointer(tmp_path / "b" / "checkpoints").latest_step() == 15
     messages = []
     resumed = trainer.train(config("b"), log=messages.append)
