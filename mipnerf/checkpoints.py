@@ -10,6 +10,7 @@ no folder behind and raises `CheckpointError` in one line; the older checkpoints
 
 import contextlib
 import errno
+import gc
 import hashlib
 import json
 import os
@@ -18,6 +19,7 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 from typing import Callable, Optional
 
 import jax
@@ -27,6 +29,7 @@ from absl import logging
 from mipnerf.errors import CheckpointError
 
 INTEGRITY = "integrity.json"
+_DRAIN_SECONDS = 1.0
 
 
 def checkpoint_dir(exp_dir) -> pathlib.Path:
@@ -217,11 +220,15 @@ class Checkpointer:
             raise CheckpointError(f"checkpoint {self.directory / str(step)} holds another model than this config's "
                                   f"({len(saved)} arrays, the model has {len(_shapes(abstract))}, of other shapes); "
                                   f"was it trained with another config?")
-        try:
-            with quiet():
+        with quiet():
+            try:
                 return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
-        except Exception as e:
-            raise Damaged(_root_cause(e)) from None
+            except Exception as e:
+                failure = _root_cause(e)
+                # TensorStore's reads still in flight finish (and complain) on their own threads.
+                gc.collect()
+                time.sleep(_DRAIN_SECONDS)
+        raise Damaged(failure)
 
     def _move_aside(self, step: int) -> pathlib.Path:
         """Renames checkpoint `step` to `corrupt-STEP` (or `corrupt-STEP.K` if taken); returns the new path."""

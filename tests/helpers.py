@@ -59,6 +59,29 @@ def setup_training(config) -> Training:
     return Training(mesh, rays, training.put_ray_data(rays, split.images, mesh), model, state, tx)
 
 
+def interrupt_after(monkeypatch, calls: int):
+    """Makes the training loop receive SIGTERM during its `calls`-th step."""
+    import os
+    import signal
+
+    from mipnerf import training
+
+    make = training.make_train_step
+
+    def make_interrupted(*args):
+        step, count = make(*args), [0]
+
+        def interrupted(state, data):
+            count[0] += 1
+            if count[0] == calls:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return step(state, data)
+
+        return interrupted
+
+    monkeypatch.setattr(training, "make_train_step", make_interrupted)
+
+
 def assert_one_line_error(result, *needles):
     """`result` (a finished subprocess) failed with one `error:` line holding every needle, and no traceback."""
     assert result.returncode != 0

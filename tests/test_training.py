@@ -1,14 +1,11 @@
 """Training: the loss falls, resume repeats an uninterrupted run, bf16 agrees with f32, NaNs are caught."""
 
-import os
-import signal
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from helpers import setup_training, tiny_config
+from helpers import interrupt_after, setup_training, tiny_config
 from mipnerf import models, stepfun, trainer, training
 from mipnerf.checkpoints import Checkpointer
 
@@ -36,24 +33,6 @@ def test_training_reduces_loss_and_proposals_bound_nerf_weights(tiny_scene, tmp_
     bound = stepfun.outer_measure(rounds[-1].s, rounds[0].s, rounds[0].weights)
     excess = jnp.sum(jnp.maximum(rounds[-1].weights - bound, 0)) / jnp.sum(rounds[-1].weights)
     assert excess < 0.05
-
-
-def interrupt_after(monkeypatch, calls: int):
-    """Makes the training loop receive SIGTERM during its `calls`-th step."""
-    make = training.make_train_step
-
-    def make_interrupted(*args):
-        step, count = make(*args), [0]
-
-        def interrupted(state, data):
-            count[0] += 1
-            if count[0] == calls:
-                os.kill(os.getpid(), signal.SIGTERM)
-            return step(state, data)
-
-        return interrupted
-
-    monkeypatch.setattr(training, "make_train_step", make_interrupted)
 
 
 def test_sigterm_saves_and_resume_matches_uninterrupted_training(tiny_scene, tmp_path, monkeypatch):

@@ -1,0 +1,274 @@
+"""Faults a long run meets: damaged checkpoints, a full disk, another config, two runs at once, stops.
+
+Each is tried the way it happens, and must leave every good checkpoint usable and say what
+happened in at most three lines.
+"""
+
+import errno
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from helpers import ROOT, assert_one_line_error, interrupt_after, setup_training, tiny_config
+from mipnerf import checkpoints, run_config, run_lock, trainer
+from mipnerf.checkpoints import Checkpointer
+from mipnerf.errors import CheckpointError, ConfigError
+
+EVERY, STEPS = 10, 30
+
+
+def config(scene, exp_dir, **overrides):
+    return tiny_config(scene, exp_dir, checkpoint_every=EVERY, **dict(dict(max_steps=STEPS), **overrides))
+
+
+def quiet(message):
+    pass
+
+
+def printed_lines(result) -> list[str]:
+    """What a finished command printed, line by line, without its progress bars."""
+    lines = [line.split("\r")[-1] for line in (result.stdout + result.stderr).split("\n")]
+    return [line for line in lines if line.strip() and not re.search(r"\|\s*\d+/\d+ \[", line)]
+
+
+def run(script, *flags, **kwargs):
+    return subprocess.run([sys.executable, script, *flags], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          **kwargs)
+
+
+@pytest.fixture(scope="module")
+def straight(tiny_scene, tmp_path_factory):
+    """The parameters of an uninterrupted run to STEPS."""
+    return trainer.train(config(tiny_scene, tmp_path_factory.mktemp("straight")), log=quiet).params
+
+
+def largest_data_file(step_dir):
+    return max((p for p in (step_dir / "default").rglob("*") if p.is_file() and p.parent.name == "d"),
+               key=lambda p: p.stat().st_size)
+
+
+def truncate(path):
+    os.truncate(path, path.stat().st_size // 2)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # Orbax's reads left in flight
+@pytest.mark.parametrize("damage,record", [(truncate, True), (os.remove, True), (truncate, False)],
+                         ids=["truncated", "deleted", "truncated-without-record"])
+def test_resume_skips_a_damaged_checkpoint_and_moves_it_aside(tiny_scene, tmp_path, monkeypatch, straight, damage,
+                                                             record):
+    with monkeypatch.context() as m, pytest.raises(trainer.Interrupted):  # stopped at step 20 of 30
+        interrupt_after(m, 2 * EVERY)
+        trainer.train(config(tiny_scene, tmp_path), log=quiet)
+    newest = tmp_path / "checkpoints" / str(2 * EVERY)
+    damage(largest_data_file(newest))
+    if not record:  # a checkpoint written before integrity records, or cut off just before its record
+        (newest / checkpoints.INTEGRITY).unlink()
+    messages = []
+    resumed = trainer.train(config(tiny_scene, tmp_path), log=messages.append)
+    assert any(f"checkpoint {2 * EVERY} is damaged" in m and "corrupt-20" in m for m in messages), messages
+    assert any(f"resuming from step {EVERY}" in m for m in messages), messages
+    assert len(messages) == 2
+    assert (tmp_path / "checkpoints" / f"corrupt-{2 * EVERY}").is_dir()
+    assert Checkpointer(tmp_path / "checkpoints").steps() == [EVERY, 2 * EVERY, STEPS]  # 20 saved anew
+    assert int(resumed.step) == STEPS
+    for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_an_explicit_damaged_step_is_named_with_the_whole_ones(tiny_scene, tmp_path):
+    trainer.train(config(tiny_scene, tmp_path), log=quiet)
+    damaged = tmp_path / "checkpoints" / str(2 * EVERY)
+    (damaged / "_CHECKPOINT_METADATA").write_text("{}")  # same size or not, the checksum tells
+    state = setup_training(config(tiny_scene, tmp_path)).state
+    with pytest.raises(CheckpointError, match=rf"{damaged} is damaged \(file _CHECKPOINT_METADATA .*\); "
+                                              rf"whole checkpoints: steps \[{EVERY}, {STEPS}\]"):
+        Checkpointer(tmp_path / "checkpoints").restore(state, 2 * EVERY)
+    assert damaged.is_dir()  # an explicit step is reported, not moved
+
+
+def test_integrity_check_finds_every_kind_of_damage(tmp_path):
+    folder = tmp_path / "7"
+    (folder / "d").mkdir(parents=True)
+    (folder / "d" / "a").write_bytes(b"x" * 100)
+    (folder / "b").write_bytes(b"y" * 10)
+    checkpoints.write_integrity(folder)
+    assert checkpoints.check_integrity(folder) is None
+    (folder / "d" / "a").write_bytes(b"x" * 99 + b"z")
+    assert "d/a does not match its checksum" in checkpoints.check_integrity(folder)
+    (folder / "d" / "a").write_bytes(b"x" * 50)
+    assert "d/a has 50 of its 100 bytes" in checkpoints.check_integrity(folder)
+    (folder / "d" / "a").unlink()
+    assert "d/a is missing" in checkpoints.check_integrity(folder)
+    (folder / checkpoints.INTEGRITY).write_text("{")
+    assert "cannot be read" in checkpoints.check_integrity(folder)
+    (folder / checkpoints.INTEGRITY).unlink()
+    with pytest.raises(FileNotFoundError):
+        checkpoints.check_integrity(folder)
+
+
+# Replaces CheckpointManager.save in a child process: the save of FAIL_STEP leaves a partial
+# temporary folder, as a real write does, then fails with ENOSPC.
+ENOSPC_DRIVER = """
+import errno, os, runpy, sys
+import orbax.checkpoint as ocp
+save = ocp.CheckpointManager.save
+def failing(self, step, *args, **kwargs):
+    if step == int(os.environ["FAIL_STEP"]):
+        partial = self.directory / f"{step}.orbax-checkpoint-tmp-1234"
+        partial.mkdir()
+        (partial / "half").write_bytes(b"x" * 1000)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(partial / "half"))
+    return save(self, step, *args, **kwargs)
+ocp.CheckpointManager.save = failing
+sys.argv = ["train.py"] + sys.argv[1:]
+runpy.run_path("train.py", run_name="__main__")
+"""
+
+
+def test_a_full_disk_keeps_the_previous_checkpoint_and_says_so_in_one_line(tiny_scene, tmp_path):
+    flags = ["--config=tests/helpers.py", f"--config.data_dir={tiny_scene}", f"--config.exp_dir={tmp_path}",
+             f"--config.max_steps={STEPS}", f"--config.checkpoint_every={EVERY}"]
+    result = subprocess.run([sys.executable, "-c", ENOSPC_DRIVER, *flags], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300, env=dict(os.environ, FAIL_STEP=str(2 * EVERY), PYTHONPATH=str(ROOT)))
+    assert_one_line_error(result, f"cannot save checkpoint {2 * EVERY} in {tmp_path / 'checkpoints'}",
+                          "no space left on the device (the checkpoint needs about", f"checkpoints [{EVERY}] are intact")
+    assert len(printed_lines(result)) == 1, printed_lines(result)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [str(EVERY)]
+    state = setup_training(config(tiny_scene, tmp_path)).state
+    assert int(Checkpointer(tmp_path / "checkpoints").restore(state).step) == EVERY
+
+
+def test_a_save_that_fails_midway_leaves_no_folder(tiny_scene, tmp_path, monkeypatch):
+    def fail_after_writing(self, step, *args, **kwargs):
+        (self.directory / str(step)).mkdir()  # as if Orbax had finished but the record could not be written
+        raise OSError(errno.EACCES, os.strerror(errno.EACCES), str(self.directory / str(step)))
+
+    trainer.train(config(tiny_scene, tmp_path, max_steps=EVERY), log=quiet)
+    monkeypatch.setattr(ocp.CheckpointManager, "save", fail_after_writing)
+    with pytest.raises(CheckpointError, match=rf"cannot save checkpoint {2 * EVERY} .*Permission denied; "
+                                              rf"checkpoints \[{EVERY}\] are intact"):
+        trainer.train(config(tiny_scene, tmp_path), log=quiet)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [str(EVERY)]
+
+
+def test_too_little_free_space_fails_before_writing(tmp_path, monkeypatch):
+    ckpt = Checkpointer(tmp_path / "checkpoints")
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=1000))
+    with pytest.raises(CheckpointError, match=r"no space left .*needs about 0\.4 MB, 0\.0 MB free"):
+        ckpt.save(1, {"w": np.zeros(100_000, np.float32)})
+    assert list((tmp_path / "checkpoints").iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def narrow_run(tiny_scene, tmp_path_factory):
+    """A run trained by train.py with a model width that no config file has."""
+    exp_dir = tmp_path_factory.mktemp("narrow")
+    result = run("train.py", "--config=tests/helpers.py", f"--config.data_dir={tiny_scene}", f"--config.exp_dir={exp_dir}",
+                 "--config.nerf_width=48", f"--config.max_steps={EVERY}", f"--config.checkpoint_every={EVERY}")
+    assert result.returncode == 0, result.stderr
+    return exp_dir
+
+
+def test_eval_takes_the_model_from_the_run(narrow_run):
+    result = run("eval.py", f"--config.exp_dir={narrow_run}", "--config.render_chunk=512")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((narrow_run / "eval" / "metrics.json").read_text())
+    assert metrics["step"] == EVERY and len(metrics["images"]) == 3
+
+
+@pytest.mark.parametrize("script", ["eval.py", "render.py", "train.py"])
+def test_a_conflicting_model_flag_is_one_line(tiny_scene, narrow_run, script):
+    result = run(script, "--config=tests/helpers.py", f"--config.data_dir={tiny_scene}", f"--config.exp_dir={narrow_run}",
+                 "--config.nerf_width=64")
+    assert_one_line_error(result, "config.nerf_width=64", "nerf_width=48", str(narrow_run / "config.json"))
+    assert len(printed_lines(result)) == 1, printed_lines(result)
+    assert json.loads((narrow_run / "config.json").read_text())["nerf_width"] == 48
+
+
+def test_explicit_scene_fields_win_and_model_fields_follow_the_run(tiny_scene, tmp_path):
+    trained = config(tiny_scene, tmp_path, nerf_width=48, factor=1)
+    run_config.save(trained, tmp_path)
+    given = config("/moved/scene", tmp_path, factor=2)
+    merged = run_config.for_restore(given, explicit={"data_dir", "exp_dir"})
+    assert merged.nerf_width == 48 and merged.factor == 1 and merged.data_dir == "/moved/scene"
+    assert merged.num_prop_samples == tuple(trained.num_prop_samples)
+    with pytest.raises(ConfigError, match=r"config\.nerf_width=64 differs .* nerf_width=48"):
+        run_config.for_restore(config(tiny_scene, tmp_path, nerf_width=64), explicit={"nerf_width"})
+
+
+def test_every_field_the_model_reads_travels_with_the_run():
+    read = set(re.findall(r"config\.(\w+)", (ROOT / "mipnerf" / "models.py").read_text()))
+    assert read - {"precision"} <= set(run_config.MODEL_FIELDS), read - set(run_config.MODEL_FIELDS)
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def write_lock(exp_dir, **holder):
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    (exp_dir / run_lock.LOCK_FILE).write_text(json.dumps(dict(host=socket.gethostname(), started="then", **holder)))
+
+
+def test_a_second_train_on_a_locked_exp_dir_stops_at_start(tmp_path):
+    write_lock(tmp_path, pid=os.getpid(), ticks=run_lock._start_ticks(os.getpid()))
+    started = time.time()
+    result = run("train.py", f"--config.exp_dir={tmp_path}")
+    assert_one_line_error(result, f"{tmp_path} is in use by train.py", f"process {os.getpid()}")
+    assert len(printed_lines(result)) == 1
+    assert time.time() - started < 60  # before loading or rendering any scene
+    assert sorted(p.name for p in tmp_path.iterdir()) == [run_lock.LOCK_FILE]
+
+
+@pytest.mark.parametrize("holder", ["dead", "reused", "cut short"])
+def test_a_stale_lock_is_taken_over_with_a_note(tmp_path, holder):
+    if holder == "cut short":
+        tmp_path.joinpath(run_lock.LOCK_FILE).write_text('{"pid": 12')
+    elif holder == "dead":
+        write_lock(tmp_path, pid=dead_pid(), ticks=None)
+    else:  # a live pid that now belongs to another process than the one that wrote the lock
+        write_lock(tmp_path, pid=os.getppid(), ticks=-1)
+    notes = []
+    with run_lock.hold(tmp_path, notes.append):
+        assert json.loads((tmp_path / run_lock.LOCK_FILE).read_text())["pid"] == os.getpid()
+    assert not (tmp_path / run_lock.LOCK_FILE).exists()
+    assert len(notes) == (0 if holder == "cut short" else 1)
+    assert all("took over the lock" in n and "no longer running" in n for n in notes)
+
+
+def test_a_lock_from_another_host_is_reported_with_how_to_clear_it(tmp_path):
+    (tmp_path / run_lock.LOCK_FILE).write_text(json.dumps({"pid": 1, "host": "elsewhere", "started": "then"}))
+    with pytest.raises(run_lock.RunLocked, match=rf"process 1 on elsewhere .* delete {tmp_path / run_lock.LOCK_FILE}"):
+        with run_lock.hold(tmp_path, quiet):
+            pass
+
+
+def test_ctrl_c_saves_and_exits_130(tiny_scene, tmp_path):
+    flags = ["--config=tests/helpers.py", f"--config.data_dir={tiny_scene}", f"--config.exp_dir={tmp_path}",
+             "--config.max_steps=100000", "--config.checkpoint_every=100000"]
+    child = subprocess.Popen([sys.executable, "train.py", *flags], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    seen = ""
+    while "train:" not in seen or not re.search(r"\| *[1-9]\d*/100000", seen):
+        char = child.stderr.read(1)
+        assert char, seen
+        seen += char
+    child.send_signal(signal.SIGINT)
+    rest = child.stderr.read()
+    assert child.wait(timeout=120) == 130
+    saved = Checkpointer(tmp_path / "checkpoints").steps()
+    assert len(saved) == 1 and f"SIGINT: saved checkpoint at step {saved[0]}" in rest
+    assert not (tmp_path / run_lock.LOCK_FILE).exists()
