@@ -1,11 +1,13 @@
-"""Throughput of training and rendering against the machine's matmul ceiling (MFU).
+"""Throughput of training and rendering against the machine's matmul and memory ceilings.
 
     python benchmarks/throughput.py --config=configs/blender.py [--config.batch_size=1024] [--steps=5]
 
 NeRF training is MLP-bound, so the ceiling is a jitted matmul of the MLP's shapes, [N, W] x
 [W, W], in the MLPs' compute dtype (float32 on a CPU, bfloat16 on a GPU by default). FLOPs of
 the training step and of the render function come from XLA's cost analysis of the compiled
-programs. With no `data_dir` a built-in scene supplies the rays: demo360 for the capture configs
+programs. Hash-grid fields (`field="grid"`) are bound by gathers, not matmuls: for them the
+figure is the bytes XLA's cost analysis counts as accessed per ray, and the achieved bytes/s
+against a copy's bandwidth measured in the same run (also printed for MLPs). With no `data_dir` a built-in scene supplies the rays: demo360 for the capture configs
 (360.py, llff.py), else demo.
 Prints one line per figure as it is measured, then a last line of JSON.
 """
@@ -25,15 +27,15 @@ _CONFIG = define_config("configs/blender.py")
 _STEPS = flags.DEFINE_integer("steps", 5, "Timed training steps (and render calls), after one warm-up.")
 
 
-def compile_with_flops(jitted, *args):
-    """Compiles `jitted` for `args` once; returns the compiled function, its FLOPs per call
-    (XLA's cost analysis) and the compile time in seconds."""
+def compile_with_costs(jitted, *args):
+    """Compiles `jitted` for `args` once; returns the compiled function, its FLOPs and bytes
+    accessed per call (XLA's cost analysis) and the compile time in seconds."""
     start = time.perf_counter()
     compiled = jitted.lower(*args).compile()
     seconds = time.perf_counter() - start
     analysis = compiled.cost_analysis()
     analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
-    return compiled, float(analysis["flops"]), seconds
+    return compiled, float(analysis["flops"]), float(analysis.get("bytes accessed", 0.0)), seconds
 
 
 def time_calls(fn, args_fn, n: int) -> float:
@@ -60,6 +62,15 @@ def matmul_ceiling(width: int, dtype, rows: int, n: int = 10, repeats: int = 3) 
     return max(2 * rows * width * width / time_calls(f, lambda: (a, b), n) / 1e9 for _ in range(repeats))
 
 
+def copy_bandwidth(megabytes: int, n: int = 10, repeats: int = 3) -> float:
+    """GB/s of a jitted elementwise pass over `megabytes` of float32 (read once, written once): the best of `repeats`."""
+    import jax
+
+    x = jax.random.normal(jax.random.PRNGKey(0), (megabytes * 2**18,), jax.numpy.float32)
+    f = jax.jit(lambda x: x * 1.0001)
+    return max(2 * x.nbytes / time_calls(f, lambda: (x,), n) / 1e9 for _ in range(repeats))
+
+
 def main(argv):
     del argv
     import jax
@@ -81,6 +92,7 @@ def main(argv):
     figures["matmul_dtype"] = jax.numpy.dtype(dtype).name
     rows = 1 << 16 if jax.default_backend() == "cpu" else 1 << 20
     figures["matmul_gflops"] = matmul_ceiling(config.nerf_width, dtype, rows)
+    figures["copy_gbytes_per_s"] = copy_bandwidth(256 if jax.default_backend() == "cpu" else 4096)
 
     mesh = training.make_mesh()
     split = datasets.load_split(config, "train")
@@ -88,7 +100,7 @@ def main(argv):
     data = training.put_ray_data(rays, split.images, mesh)
     model = models.build_model(config)
     state, tx = training.create_train_state(config, model, mesh)
-    step, train_flops, figures["train_compile_s"] = compile_with_flops(
+    step, train_flops, train_bytes, figures["train_compile_s"] = compile_with_costs(
         training.make_train_step(config, model, tx, mesh), state, data)
     holder = [state]
 
@@ -101,15 +113,19 @@ def main(argv):
     figures["train_flops_per_ray"] = train_flops / config.batch_size
     figures["train_gflops"] = train_flops / seconds / 1e9
     figures["train_mfu"] = figures["train_gflops"] / figures["matmul_gflops"]
+    figures["train_bytes_per_ray"] = train_bytes / config.batch_size
+    figures["train_bandwidth_fraction"] = train_bytes / seconds / 1e9 / figures["copy_gbytes_per_s"]
 
     chunk = jax.tree.map(lambda x: jax.device_put(x.reshape(-1, x.shape[-1])[: config.render_chunk]), rays)
-    render_fn, render_flops, figures["render_compile_s"] = compile_with_flops(
+    render_fn, render_flops, render_bytes, figures["render_compile_s"] = compile_with_costs(
         rendering.make_render_fn(config, model), holder[0].params, chunk)
     seconds = time_calls(render_fn, lambda: (holder[0].params, chunk), n)
     figures["render_rays_per_s"] = config.render_chunk / seconds
     figures["render_flops_per_ray"] = render_flops / config.render_chunk
     figures["render_gflops"] = render_flops / seconds / 1e9
     figures["render_mfu"] = figures["render_gflops"] / figures["matmul_gflops"]
+    figures["render_bytes_per_ray"] = render_bytes / config.render_chunk
+    figures["render_bandwidth_fraction"] = render_bytes / seconds / 1e9 / figures["copy_gbytes_per_s"]
     figures["peak_memory_mb"] = peak_memory_mb()
     print(json.dumps(figures))
 

@@ -54,6 +54,24 @@ def get_config() -> ml_collections.ConfigDict:
     c.rgb_padding = 0.001  # rgb = sigmoid(raw) * (1 + 2 pad) - pad
     c.precision = "auto"  # "bf16" | "f32" | "auto" (bf16 on GPU, f32 on CPU)
 
+    # Field: "mlp" (the MLPs above over IPE) or "grid" (hash grids with small MLPs, Zip-NeRF-style;
+    # bottleneck_width, view_depth, view_width, deg_view and density_bias apply to it too).
+    c.field = "mlp"
+    c.grid_levels = 16  # the NeRF round's grid: levels from grid_min_res to grid_max_res cells per side
+    c.grid_table_log2 = 19  # entries per level's table: 2^grid_table_log2 (finer levels hash into it)
+    c.grid_features = 2  # features per level
+    c.grid_multisamples = 6  # points per frustum: 6 (Zip-NeRF's pattern, matching its Gaussian) or 1 (its mean)
+    c.grid_min_res = 16
+    c.grid_max_res = 2048
+    c.prop_grid_levels = 5  # the proposal rounds' grid (density only)
+    c.prop_grid_table_log2 = 17
+    c.prop_grid_max_res = 256
+    c.prop_grid_multisamples = 6
+    c.grid_width = 64  # the MLP after each grid: grid_depth layers of grid_width
+    c.grid_depth = 1
+    c.grid_bound = 1.5  # without contraction the grids span [-grid_bound, grid_bound]^3 (with it, [-2, 2]^3)
+    c.grid_decay_mult = 0.1  # weight decay of the grid tables: sum over levels of the mean squared entry
+
     # Optimisation.
     c.batch_size = 16384  # rays per step, over all devices
     c.max_steps = 250_000

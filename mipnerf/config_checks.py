@@ -16,6 +16,7 @@ DATASETS = ("blender", "demo", "colmap", "demo360", "multiscale")
 BUILT_IN_SCENES = ("demo", "demo360", "multiscale")
 RENDER_PATHS = ("spiral", "orbit", "ellipse", "zoom")  # camera paths of render.py: mipnerf.video_render.PATHS
 BASES = ("axes", "octahedron", "icosahedron")
+FIELDS = ("mlp", "grid")
 
 
 def _require(ok: bool, field: str, expected: str, value) -> None:
@@ -47,6 +48,17 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     _require(c.ray_spacing in RAY_SPACINGS, "ray_spacing", f"one of {RAY_SPACINGS}", c.ray_spacing)
     _require(c.ray_spacing != "disparity" or c.near > 0, "near", "a distance > 0 with ray_spacing='disparity'", c.near)
     _require(c.basis in BASES, "basis", f"one of {BASES}", c.basis)
+    _require(c.field in FIELDS, "field", f"one of {FIELDS}", c.field)
+    for field in ("grid_levels", "grid_features", "grid_min_res", "prop_grid_levels", "grid_width"):
+        _require(int(c[field]) >= 1, field, "an integer >= 1", c[field])
+    _require(int(c.grid_depth) >= 0, "grid_depth", "an integer >= 0", c.grid_depth)
+    for field in ("grid_table_log2", "prop_grid_table_log2"):
+        _require(10 <= int(c[field]) <= 30, field, "an integer in [10, 30] (tables of 2^N entries)", c[field])
+    for field in ("grid_max_res", "prop_grid_max_res"):
+        _require(int(c[field]) >= int(c.grid_min_res), field, f"an integer >= grid_min_res ({c.grid_min_res})", c[field])
+    for field in ("grid_multisamples", "prop_grid_multisamples"):
+        _require(int(c[field]) in (1, 6), field, "1 or 6", c[field])
+    _require(c.grid_bound > 0, "grid_bound", "a half-width > 0", c.grid_bound)
     _require(not c.forward_facing or c.dataset in ("colmap", "demo360"), "forward_facing",
              "False unless the dataset is a capture ('colmap')", c.forward_facing)
     for field in ("lr_init", "lr_final"):
@@ -55,5 +67,6 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     for field in ("adam_beta1", "adam_beta2"):
         _require(0 <= c[field] < 1, field, "a value in [0, 1)", c[field])
     for field in ("adam_eps", "grad_max_norm", "interlevel_loss_mult", "distortion_loss_mult", "charbonnier_padding",
-                  "resample_padding", "dilation_multiplier", "dilation_bias", "rgb_padding", "anneal_slope"):
+                  "resample_padding", "dilation_multiplier", "dilation_bias", "rgb_padding", "anneal_slope",
+                  "grid_decay_mult"):
         _require(c[field] >= 0, field, "a value >= 0", c[field])

@@ -5,6 +5,7 @@ Equation numbers refer to mip-NeRF (Barron et al., ICCV 2021).
 """
 
 import jax.numpy as jnp
+import numpy as np
 
 
 def frustum_moments(t0: jnp.ndarray, t1: jnp.ndarray, base_radius: jnp.ndarray):
@@ -156,6 +157,64 @@ def contract_gaussian(mean: jnp.ndarray, cov: jnp.ndarray):
     """
     jac = contract_jacobian(mean)
     return contract(mean), jac @ cov @ jac  # J is symmetric, so J^T = J
+
+
+def contract_volume_scale(x: jnp.ndarray) -> jnp.ndarray:
+    """|det J|^(1/3) of `contract` at points [..., 3] -> [...]: how much it shrinks a small isotropic
+    Gaussian there. J has eigenvalue 1/r^2 along x and (2r - 1)/r^2 twice across it (1 inside)."""
+    r_sq = jnp.maximum(jnp.sum(x**2, axis=-1), 1e-12)
+    r = jnp.sqrt(r_sq)
+    return jnp.where(r_sq <= 1, 1.0, ((2 * r - 1) ** 2 / r_sq**3) ** (1 / 3))
+
+
+# Zip-NeRF's multisample pattern, in a frame with z along the ray: six points on two interleaved
+# triangles (angles 0, 120, 240 then 180, 300, 60 degrees) at evenly spaced depths. Scaled so that
+# their mean is 0 and their covariance the identity, with no depth-angle correlation.
+_ANGLES = np.array([0, 2, 4, 3, 5, 1]) * np.pi / 3
+MULTISAMPLE_PATTERN = np.stack([np.sqrt(2) * np.cos(_ANGLES), np.sqrt(2) * np.sin(_ANGLES),
+                                np.sqrt(12 / 35) * (np.arange(6) - 2.5)], axis=-1).astype(np.float32)  # [6, 3]
+
+
+def perpendicular_frame(d: jnp.ndarray):
+    """Two unit vectors [..., 3] that make an orthonormal frame with d / |d| (Frisvad's construction)."""
+    n = d / jnp.maximum(jnp.linalg.norm(d, axis=-1, keepdims=True), 1e-10)
+    x, y, z = n[..., 0], n[..., 1], n[..., 2]
+    sign = jnp.where(z >= 0, 1.0, -1.0)
+    a = -1 / (sign + z)
+    b = x * y * a
+    u = jnp.stack([1 + sign * x * x * a, sign * b, -sign * x], axis=-1)
+    v = jnp.stack([b, sign + y * y * a, -y], axis=-1)
+    return u, v
+
+
+def frustum_multisamples(origins, directions, t0, t1, radii, cylinder: bool = False, count: int = 6):
+    """Points spread over each conical frustum whose mean and covariance are its Gaussian's.
+
+    Args:
+      origins, directions: [..., 3]; t0, t1: [..., S]; radii: [..., 1] (see `frustum_moments`).
+      cylinder: cylinders (`cylinder_moments`) rather than conical frustums.
+      count: 6 for `MULTISAMPLE_PATTERN`, or 1 for the mean alone (the covariance then only
+        shows in the scale).
+
+    Returns:
+      points: [..., S, count, 3] world positions (the pattern scaled by the frustum's axial and
+      radial standard deviations); scales: [..., S, count] the radial standard deviation, each
+      point's isotropic scale.
+    """
+    t_mean, t_var, r_var = (cylinder_moments if cylinder else frustum_moments)(t0, t1, radii)
+    u, v = perpendicular_frame(directions)
+    d_norm = jnp.linalg.norm(directions, axis=-1, keepdims=True)
+    axial = directions / jnp.maximum(d_norm, 1e-10)
+    sigma_t = (jnp.sqrt(jnp.maximum(t_var, 0)) * d_norm)[..., None]  # [..., S, 1]
+    sigma_r = jnp.sqrt(jnp.maximum(r_var, 0))[..., None]
+    if count not in (1, 6):
+        raise ValueError(f"count={count}: expected 1 or 6 multisamples")
+    p = jnp.asarray(MULTISAMPLE_PATTERN if count == 6 else np.zeros((1, 3), np.float32))
+    centre = origins[..., None, :] + directions[..., None, :] * t_mean[..., None]  # [..., S, 3]
+    offsets = (sigma_r[..., None] * (p[:, 0:1] * u[..., None, None, :] + p[:, 1:2] * v[..., None, None, :])
+               + sigma_t[..., None] * p[:, 2:3] * axial[..., None, None, :])  # [..., S, 6, 3]
+    points = centre[..., None, :] + offsets
+    return points, jnp.broadcast_to(sigma_r, points.shape[:-1])
 
 
 def _subdivided_polyhedron(vertices: jnp.ndarray, faces: list, subdivisions: int) -> jnp.ndarray:

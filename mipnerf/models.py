@@ -1,4 +1,5 @@
-"""The mip-NeRF 360 model: proposal and NeRF MLPs over integrated positional encodings.
+"""The mip-NeRF 360 model: proposal and NeRF fields, MLPs over integrated positional encodings
+or small MLPs over hash grids (`field="grid"`, Zip-NeRF-style).
 
 Modules are plain `flax.linen` modules used through `init` / `apply`. The MLPs' matmuls run in
 `dtype` (bfloat16 for mixed precision) with float32 parameters; the encodings, sampling and
@@ -12,8 +13,26 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from mipnerf import coord, stepfun, volume
+from mipnerf import coord, grid, stepfun, volume
 from mipnerf.camera import Rays
+
+
+def dense_layer(features: int, name: str, dtype) -> nn.Dense:
+    return nn.Dense(features, dtype=dtype, param_dtype=jnp.float32, kernel_init=nn.initializers.he_uniform(), name=name)
+
+
+def color_head(x, viewdirs, bottleneck_width: int, view_depth: int, view_width: int, deg_view: int,
+               rgb_padding: float, dtype):
+    """View-dependent colour [..., S, 3] from features x [..., S, C] and unit view directions [..., 3]
+    (inside a compact module): a bottleneck, the view direction's encoding, `view_depth` layers."""
+    bottleneck = dense_layer(bottleneck_width, "bottleneck", dtype)(x)
+    view_enc = coord.pos_enc(viewdirs, 0, deg_view, append_identity=True)
+    view_enc = jnp.broadcast_to(view_enc[..., None, :], bottleneck.shape[:-1] + view_enc.shape[-1:])
+    x = jnp.concatenate([bottleneck, view_enc.astype(bottleneck.dtype)], axis=-1)
+    for i in range(view_depth):
+        x = nn.relu(dense_layer(view_width, f"view_layer_{i}", dtype)(x))
+    rgb = nn.sigmoid(dense_layer(3, "rgb", dtype)(x).astype(jnp.float32))
+    return rgb * (1 + 2 * rgb_padding) - rgb_padding
 
 
 class MLP(nn.Module):
@@ -39,10 +58,6 @@ class MLP(nn.Module):
     disable_integration: bool = False  # NeRF's positional encoding of the means: the variances are dropped
     dtype: jnp.dtype = jnp.float32
 
-    def _dense(self, features: int, name: str) -> nn.Dense:
-        return nn.Dense(features, dtype=self.dtype, param_dtype=jnp.float32,
-                        kernel_init=nn.initializers.he_uniform(), name=name)
-
     @nn.compact
     def __call__(self, mean: jnp.ndarray, var: jnp.ndarray, viewdirs: Optional[jnp.ndarray] = None):
         """Evaluates the field on Gaussians, given by their projections onto K directions.
@@ -61,21 +76,58 @@ class MLP(nn.Module):
         inputs = coord.integrated_pos_enc(mean, var, self.min_deg_point, self.max_deg_point)
         x = inputs
         for i in range(self.depth):
-            x = nn.relu(self._dense(self.width, f"layer_{i}")(x))
+            x = nn.relu(dense_layer(self.width, f"layer_{i}", self.dtype)(x))
             if i % self.skip_layer == 0 and 0 < i < self.depth - 1:
                 x = jnp.concatenate([x, inputs.astype(x.dtype)], axis=-1)
-        raw_density = self._dense(1, "density")(x)[..., 0].astype(jnp.float32)
+        raw_density = dense_layer(1, "density", self.dtype)(x)[..., 0].astype(jnp.float32)
         density = nn.softplus(raw_density + self.density_bias)
         if not self.color:
             return density, None
-        bottleneck = self._dense(self.bottleneck_width, "bottleneck")(x)
-        view_enc = coord.pos_enc(viewdirs, 0, self.deg_view, append_identity=True)
-        view_enc = jnp.broadcast_to(view_enc[..., None, :], bottleneck.shape[:-1] + view_enc.shape[-1:])
-        x = jnp.concatenate([bottleneck, view_enc.astype(bottleneck.dtype)], axis=-1)
-        for i in range(self.view_depth):
-            x = nn.relu(self._dense(self.view_width, f"view_layer_{i}")(x))
-        rgb = nn.sigmoid(self._dense(3, "rgb")(x).astype(jnp.float32))
-        return density, rgb * (1 + 2 * self.rgb_padding) - self.rgb_padding
+        return density, color_head(x, viewdirs, self.bottleneck_width, self.view_depth, self.view_width,
+                                   self.deg_view, self.rgb_padding, self.dtype)
+
+
+class GridField(nn.Module):
+    """A hash grid and a small MLP: density always, view-dependent colour when `color`.
+
+    The grid's features of a frustum's multisamples (each level down-weighted by the sample's
+    scale) are averaged, then `depth` layers of `width` give the density and, with `color`,
+    feed the colour head.
+    """
+
+    encoding: grid.HashEncoding
+    multisamples: int = 6  # points per frustum: 6 (Zip-NeRF's pattern) or 1 (the mean)
+    width: int = 64
+    depth: int = 1
+    density_bias: float = -1.0
+    color: bool = False
+    bottleneck_width: int = 15
+    view_depth: int = 2
+    view_width: int = 64
+    deg_view: int = 4
+    rgb_padding: float = 0.001
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, points: jnp.ndarray, scales: jnp.ndarray, viewdirs: Optional[jnp.ndarray] = None):
+        """Evaluates the field on frustums given by multisamples.
+
+        Args:
+          points: [..., S, M, 3] in the grid's [0, 1]^3; scales: [..., S, M] in the same units.
+          viewdirs: [..., 3] unit view directions (only with `color`).
+
+        Returns:
+          As `MLP`: density [..., S]; rgb [..., S, 3] or None.
+        """
+        x = jnp.mean(self.encoding(points, scales), axis=-2)
+        for i in range(self.depth):
+            x = nn.relu(dense_layer(self.width, f"layer_{i}", self.dtype)(x))
+        raw_density = dense_layer(1, "density", self.dtype)(x)[..., 0].astype(jnp.float32)
+        density = nn.softplus(raw_density + self.density_bias)
+        if not self.color:
+            return density, None
+        return density, color_head(x, viewdirs, self.bottleneck_width, self.view_depth, self.view_width,
+                                   self.deg_view, self.rgb_padding, self.dtype)
 
 
 class Round(NamedTuple):
@@ -89,12 +141,19 @@ class Round(NamedTuple):
 
 
 class MipNerf360(nn.Module):
-    """Proposal rounds (density only) that resample finer intervals, then the NeRF round."""
+    """Proposal rounds (density only) that resample finer intervals, then the NeRF round.
+
+    The fields are MLPs over IPE (`prop_mlp`, `nerf_mlp`) or hash-grid fields (`prop_grid`,
+    `nerf_grid`, which take precedence when given).
+    """
 
     num_prop_samples: Sequence[int]
     num_nerf_samples: int
-    prop_mlp: MLP
-    nerf_mlp: MLP
+    prop_mlp: Optional[MLP] = None
+    nerf_mlp: Optional[MLP] = None
+    prop_grid: Optional[GridField] = None
+    nerf_grid: Optional[GridField] = None
+    grid_bound: float = 1.5  # without contraction, the grids span [-grid_bound, grid_bound]^3
     anneal_slope: float = 10.0
     resample_padding: float = 0.0
     dilation_multiplier: float = 0.5
@@ -105,8 +164,12 @@ class MipNerf360(nn.Module):
     cylinder: bool = False  # cylinders rather than cones (NDC rays)
     opaque_background: bool = False  # the last interval is opaque: nothing shows behind the scene
 
-    def gaussians(self, rays: Rays, t: jnp.ndarray):
-        """The encoding inputs of every interval: projections [..., S, K] (means, variances)."""
+    def field_inputs(self, rays: Rays, t: jnp.ndarray, field=None):
+        """What `field` takes for every interval: for a grid, multisamples (points [..., S, M, 3],
+        scales [..., S, M]); for MLPs, the Gaussians' projections [..., S, K] (means, variances)."""
+        if isinstance(field, GridField):
+            return grid.grid_inputs(rays.origins, rays.directions, t, rays.radii, self.contraction, self.grid_bound,
+                                    self.cylinder, field.multisamples)
         if self.basis == "axes" and not self.contraction and not self.cylinder:
             mean, var = coord.conical_frustum_to_gaussian(rays.directions, t[..., :-1], t[..., 1:], rays.radii)
             return mean + rays.origins[..., None, :], var
@@ -148,14 +211,31 @@ class MipNerf360(nn.Module):
             round_key = None if key is None else jax.random.fold_in(key, i)
             s = jax.lax.stop_gradient(stepfun.sample_intervals(round_key, s, jax.lax.stop_gradient(w), n))
             t = coord.s_to_t(s, rays.near, rays.far, self.ray_spacing)
-            mean, var = self.gaussians(rays, t)
-            if i < len(num_samples) - 1:
-                density, _ = self.prop_mlp(mean, var)
+            last = i == len(num_samples) - 1
+            if self.nerf_grid is not None:
+                field = self.nerf_grid if last else self.prop_grid
             else:
-                density, rgb = self.nerf_mlp(mean, var, rays.viewdirs)
+                field = self.nerf_mlp if last else self.prop_mlp
+            inputs = self.field_inputs(rays, t, field)
+            density, rgb = field(*inputs, rays.viewdirs) if last else field(*inputs)
             w = volume.compute_weights(density, t, rays.directions, opaque=self.opaque_background)
             rounds.append(Round(s=s, weights=w))
         return volume.composite(w, rgb, t, background), rounds
+
+
+def grid_decay(model: MipNerf360, params) -> jnp.ndarray:
+    """Zip-NeRF's weight decay of the hash grids: for each grid, the sum over its levels of the mean
+    squared table entry (so that small coarse levels weigh as much as large fine ones)."""
+    total = jnp.float32(0)
+    for name in ("prop_grid", "nerf_grid"):
+        field = getattr(model, name)
+        if field is None:
+            continue
+        table = params["params"][name]["encoding"]["table"]
+        layout = field.encoding.layout()
+        for offset, size in zip(layout.offset, layout.size):
+            total = total + jnp.mean(table[int(offset):int(offset + size)] ** 2)
+    return total
 
 
 def compute_dtype(precision: str) -> jnp.dtype:
@@ -165,9 +245,37 @@ def compute_dtype(precision: str) -> jnp.dtype:
     return jnp.bfloat16 if precision == "bf16" else jnp.float32
 
 
+def build_grid_fields(config: ml_collections.ConfigDict, dtype) -> dict:
+    """The proposal and NeRF hash-grid fields of a config with `field="grid"`."""
+    common = dict(width=config.grid_width, depth=config.grid_depth, density_bias=config.density_bias, dtype=dtype)
+    prop = GridField(grid.HashEncoding(config.prop_grid_levels, config.prop_grid_table_log2, config.grid_features,
+                                       config.grid_min_res, config.prop_grid_max_res),
+                     multisamples=config.prop_grid_multisamples, **common)
+    nerf = GridField(grid.HashEncoding(config.grid_levels, config.grid_table_log2, config.grid_features,
+                                       config.grid_min_res, config.grid_max_res),
+                     multisamples=config.grid_multisamples, color=True,
+                     bottleneck_width=config.bottleneck_width, view_depth=config.view_depth,
+                     view_width=config.view_width, deg_view=config.deg_view, rgb_padding=config.rgb_padding, **common)
+    return dict(prop_grid=prop, nerf_grid=nerf, grid_bound=config.grid_bound)
+
+
 def build_model(config: ml_collections.ConfigDict) -> MipNerf360:
     """The model a config describes."""
     dtype = compute_dtype(config.precision)
+    if config.field == "grid":
+        fields = build_grid_fields(config, dtype)
+    else:
+        fields = build_mlp_fields(config, dtype)
+    return MipNerf360(
+        num_prop_samples=tuple(config.num_prop_samples), num_nerf_samples=config.num_nerf_samples,
+        anneal_slope=config.anneal_slope,
+        resample_padding=config.resample_padding, dilation_multiplier=config.dilation_multiplier,
+        dilation_bias=config.dilation_bias, ray_spacing=config.ray_spacing, contraction=config.contraction,
+        basis=config.basis, cylinder=config.forward_facing, opaque_background=config.opaque_background, **fields)
+
+
+def build_mlp_fields(config: ml_collections.ConfigDict, dtype) -> dict:
+    """The proposal and NeRF MLPs of a config with `field="mlp"`."""
     common = dict(skip_layer=config.skip_layer, min_deg_point=config.min_deg_point,
                   max_deg_point=config.max_deg_point, density_bias=config.density_bias,
                   disable_integration=config.disable_integration, dtype=dtype)
@@ -175,9 +283,4 @@ def build_model(config: ml_collections.ConfigDict) -> MipNerf360:
     nerf = MLP(depth=config.nerf_depth, width=config.nerf_width, color=True,
                bottleneck_width=config.bottleneck_width, view_depth=config.view_depth,
                view_width=config.view_width, deg_view=config.deg_view, rgb_padding=config.rgb_padding, **common)
-    return MipNerf360(
-        num_prop_samples=tuple(config.num_prop_samples), num_nerf_samples=config.num_nerf_samples,
-        prop_mlp=prop, nerf_mlp=nerf, anneal_slope=config.anneal_slope,
-        resample_padding=config.resample_padding, dilation_multiplier=config.dilation_multiplier,
-        dilation_bias=config.dilation_bias, ray_spacing=config.ray_spacing, contraction=config.contraction,
-        basis=config.basis, cylinder=config.forward_facing, opaque_background=config.opaque_background)
+    return dict(prop_mlp=prop, nerf_mlp=nerf)

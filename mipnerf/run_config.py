@@ -23,6 +23,8 @@ MODEL_FIELDS = (
     "dilation_bias", "min_deg_point", "max_deg_point", "deg_view",
     "prop_depth", "prop_width", "nerf_depth", "nerf_width", "skip_layer", "bottleneck_width", "view_depth",
     "view_width", "density_bias", "rgb_padding",
+    "field", "grid_levels", "grid_table_log2", "grid_features", "grid_min_res", "grid_max_res", "prop_grid_levels",
+    "prop_grid_table_log2", "prop_grid_max_res", "grid_width", "grid_multisamples", "prop_grid_multisamples", "grid_depth", "grid_bound",
 )
 SCENE_FIELDS = ("dataset", "data_dir", "factor", "llffhold")
 

@@ -12,7 +12,7 @@ import optax
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from mipnerf import stepfun
+from mipnerf import models, stepfun
 from mipnerf.camera import Rays
 from mipnerf.checkpoints import Checkpointer, checkpoint_dir
 from mipnerf.errors import ConfigError
@@ -208,6 +208,9 @@ def make_update(config, model: nn.Module, tx: optax.GradientTransformation):
         def loss_fn(params):
             out, rounds = model.apply(params, key, batch.rays, train_frac, background)
             losses = compute_losses(rounds, out.rgb, batch.rgb, config, batch.lossmult)
+            if config.field == "grid":
+                losses["grid_decay"] = models.grid_decay(model, params)
+                losses["loss"] = losses["loss"] + config.grid_decay_mult * losses["grid_decay"]
             return losses["loss"], losses
 
         grads, losses = jax.grad(loss_fn, has_aux=True)(state.params)

@@ -1,0 +1,133 @@
+"""Time to quality: trains two configs back to back on the same machine and prints test PSNR
+against training wall time for each.
+
+    python benchmarks/compare.py [--base=configs/demo.py] [--fast=configs/demo_grid.py] [--every=100] [--views=5]
+
+Each config trains from scratch; every `--every` steps the clock stops while the first `--views`
+test views are rendered and scored. The wall time counts every training step, compilation
+included, and nothing else. The target is the base config's PSNR after its last step; the
+figure is how long the fast config takes to reach it, as a fraction of the base's wall time
+(interpolated between evaluations). Prints one line per evaluation, a summary, one line of JSON,
+and writes the curves as an SVG plot (--plot).
+"""
+
+import json
+import pathlib
+import runpy
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from absl import app, flags  # noqa: E402
+
+_BASE = flags.DEFINE_string("base", "configs/demo.py", "the reference config")
+_FAST = flags.DEFINE_string("fast", "configs/demo_grid.py", "the config to compare with it")
+_EVERY = flags.DEFINE_integer("every", 100, "steps between evaluations")
+_VIEWS = flags.DEFINE_integer("views", 5, "test views scored at each evaluation")
+_PLOT = flags.DEFINE_string("plot", "", "where to write the SVG plot of PSNR against wall time (empty: nowhere)")
+
+
+def load_config(path: str):
+    return runpy.run_path(path)["get_config"]()
+
+
+def train_curve(config, every: int, views: int, log=print) -> list[dict]:
+    """Trains `config` from scratch; returns [{"step", "train_s", "psnr"}, ...] at every `every` steps and the last."""
+    import jax
+    import numpy as np
+
+    from mipnerf import datasets, metrics, models, rendering, training
+
+    mesh = training.make_mesh()
+    train = datasets.load_split(config, "train")
+    data = training.put_ray_data(datasets.split_rays(train, config), train.images, mesh)
+    test = datasets.load_split(config, "test")
+    test_rays = datasets.split_rays(test, config)
+    model = models.build_model(config)
+    state, tx = training.create_train_state(config, model, mesh)
+    step_fn = training.make_train_step(config, model, tx, mesh)
+    render_fn = rendering.make_render_fn(config, model)
+    curve, train_s = [], 0.0
+    for step in range(1, config.max_steps + 1):
+        tic = time.time()
+        state, stats = step_fn(state, data)
+        if step % every == 0 or step == config.max_steps:
+            jax.block_until_ready(stats)
+        train_s += time.time() - tic
+        if step % every == 0 or step == config.max_steps:
+            psnrs = [metrics.psnr(rendering.render_image(render_fn, state.params, jax.tree.map(lambda x: x[i], test_rays),
+                                                         config.render_chunk, mesh).rgb, test.images[i])
+                     for i in range(min(views, len(test.images)))]
+            curve.append({"step": step, "train_s": train_s, "psnr": float(np.mean(psnrs))})
+            log(f"  step {step:5d}  {train_s:7.1f} s  test PSNR {curve[-1]['psnr']:.2f} dB")
+    return curve
+
+
+def time_to_reach(curve: list[dict], target: float):
+    """The training time at which `curve` first reaches `target` PSNR, linear between points; None if never."""
+    previous = {"train_s": 0.0, "psnr": None}
+    for point in curve:
+        if point["psnr"] >= target:
+            if previous["psnr"] is None or previous["psnr"] >= target:
+                return point["train_s"]
+            frac = (target - previous["psnr"]) / (point["psnr"] - previous["psnr"])
+            return previous["train_s"] + frac * (point["train_s"] - previous["train_s"])
+        previous = point
+    return None
+
+
+def svg_plot(curves: dict, target: float) -> str:
+    """PSNR against training wall time, one polyline per config, with the target as a dashed line."""
+    width, height, pad = 640, 400, 60
+    t_max = max(p["train_s"] for c in curves.values() for p in c)
+    lo = min(p["psnr"] for c in curves.values() for p in c)
+    lo, hi = float(int(lo)), float(int(max(max(p["psnr"] for c in curves.values() for p in c), target)) + 1)
+    x = lambda t: pad + (width - 2 * pad) * t / t_max
+    y = lambda v: height - pad - (height - 2 * pad) * (v - lo) / (hi - lo)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+             f'font-size="12"><rect width="100%" height="100%" fill="white"/>',
+             f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="black"/>',
+             f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="black"/>',
+             f'<text x="{width / 2}" y="{height - 15}" text-anchor="middle">training wall time (s)</text>',
+             f'<text x="15" y="{height / 2}" transform="rotate(-90 15 {height / 2})" text-anchor="middle">'
+             f'test PSNR (dB)</text>',
+             f'<line x1="{pad}" y1="{y(target):.1f}" x2="{width - pad}" y2="{y(target):.1f}" stroke="gray" '
+             f'stroke-dasharray="4 4"/>']
+    for i in range(6):
+        t, v = t_max * i / 5, lo + (hi - lo) * i / 5
+        parts.append(f'<text x="{x(t):.1f}" y="{height - pad + 18}" text-anchor="middle">{t:.0f}</text>')
+        parts.append(f'<text x="{pad - 8}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.1f}</text>')
+    for (name, curve), color in zip(curves.items(), ("#1f77b4", "#d62728")):
+        points = " ".join(f"{x(p['train_s']):.1f},{y(p['psnr']):.1f}" for p in [{"train_s": 0, "psnr": lo}] + curve)
+        parts.append(f'<polyline points="{points}" fill="none" stroke="{color}" stroke-width="2"/>')
+        row = 1 + list(curves).index(name)
+        parts.append(f'<text x="{width - pad - 200}" y="{height - pad - 20 * row}" fill="{color}">{name}</text>')
+    return "\n".join(parts + ["</svg>"])
+
+
+def main(argv):
+    del argv
+    import jax
+
+    curves = {}
+    for path in (_BASE.value, _FAST.value):
+        print(f"{path}:", flush=True)
+        curves[path] = train_curve(load_config(path), _EVERY.value, _VIEWS.value, log=lambda s: print(s, flush=True))
+    base, fast = curves[_BASE.value], curves[_FAST.value]
+    target = base[-1]["psnr"]
+    reached = time_to_reach(fast, target)
+    result = {"device": jax.devices()[0].device_kind, "views": _VIEWS.value, "target_psnr": target,
+              "base": _BASE.value, "base_s": base[-1]["train_s"], "fast": _FAST.value,
+              "fast_s_to_target": reached, "fraction": None if reached is None else reached / base[-1]["train_s"],
+              "fast_final_psnr": fast[-1]["psnr"], "fast_s": fast[-1]["train_s"], "curves": curves}
+    print(f"target {target:.2f} dB ({_BASE.value} after {base[-1]['step']} steps, {base[-1]['train_s']:.0f} s); "
+          + (f"{_FAST.value} reaches it in {reached:.0f} s: {result['fraction']:.2f} of the time" if reached is not None
+             else f"{_FAST.value} does not reach it ({fast[-1]['psnr']:.2f} dB after {fast[-1]['train_s']:.0f} s)"))
+    if _PLOT.value:
+        pathlib.Path(_PLOT.value).write_text(svg_plot(curves, target))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    app.run(main)

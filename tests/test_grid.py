@@ -1,0 +1,158 @@
+"""Hash-grid fields: the encoding against a numpy reference, Zip-NeRF's multisamples and level
+weights against their definitions, and a grid model that trains, evaluates and renders."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from helpers import setup_training, tiny_config
+from mipnerf import coord, evaluation, grid, models, training, video_render
+
+PRIMES = (1, 2654435761, 805459861)
+
+
+def reference_encoding(table: np.ndarray, x: np.ndarray, levels: grid.Levels) -> np.ndarray:
+    """Trilinear interpolation of each level's vertex features, one point and corner at a time.
+
+    Returns [N, L, F] and the table rows used, [N, L, 8] (x-fastest corner order).
+    """
+    out = np.zeros((len(x), len(levels.res), table.shape[1]))
+    rows = np.zeros((len(x), len(levels.res), 8), np.int64)
+    for n, point in enumerate(np.clip(x, 0, 1).astype(np.float64)):
+        for level, (res, size, offset, dense) in enumerate(zip(*levels)):
+            pos = point * res
+            cell = np.minimum(np.floor(pos), res - 1).astype(np.int64)
+            frac = pos - cell
+            for k, (dz, dy, dx) in enumerate(itertools.product((0, 1), repeat=3)):
+                vx, vy, vz = cell + (dx, dy, dz)
+                if dense:
+                    row = vx + (res + 1) * vy + (res + 1) ** 2 * vz
+                else:
+                    row = ((vx * PRIMES[0]) ^ (vy * PRIMES[1]) ^ (vz * PRIMES[2])) % 2**32 % size
+                weight = ((frac[0] if dx else 1 - frac[0]) * (frac[1] if dy else 1 - frac[1])
+                          * (frac[2] if dz else 1 - frac[2]))
+                out[n, level] += weight * table[offset + row]
+                rows[n, level, k] = offset + row
+    return out, rows
+
+
+@pytest.fixture
+def encoding():
+    enc = grid.HashEncoding(levels=6, table_log2=12, features=3, min_res=4, max_res=96)
+    x = jax.random.uniform(jax.random.PRNGKey(0), (40, 3), minval=-0.05, maxval=1.05)  # a few outside, clipped
+    params = enc.init(jax.random.PRNGKey(1), x)
+    table = np.asarray(jax.random.normal(jax.random.PRNGKey(2), params["params"]["table"].shape))
+    return enc, {"params": {"table": jnp.asarray(table)}}, np.asarray(x)
+
+
+def test_encoding_equals_trilinear_interpolation_of_a_numpy_reference(encoding):
+    enc, params, x = encoding
+    layout = enc.layout()
+    assert layout.dense.any() and not layout.dense.all()  # both kinds of level are exercised
+    expected, _ = reference_encoding(np.asarray(params["params"]["table"]), x, layout)
+    got = enc.apply(params, jnp.asarray(x))
+    # float32 positions: x * res rounds by res * 6e-8 (up to 6e-6 at res 96), times features of a few units.
+    np.testing.assert_allclose(got, expected.reshape(len(x), -1), rtol=1e-5, atol=5e-5)
+
+
+def test_levels_that_fit_their_table_have_no_collisions():
+    layout = grid.levels_layout(levels=8, table_log2=14, min_res=4, max_res=200)
+    assert layout.dense.sum() >= 2
+    for level in np.flatnonzero(layout.dense):
+        res = int(layout.res[level])
+        vertices = np.stack(np.meshgrid(*[np.arange(res + 1)] * 3, indexing="ij"), -1).reshape(-1, 1, 1, 3)
+        all_levels = np.broadcast_to(vertices, (len(vertices), len(layout.res), 1, 3))
+        rows = np.asarray(grid.vertex_indices(jnp.asarray(all_levels, jnp.int32), layout))[:, level, 0]
+        assert len(np.unique(rows)) == (res + 1) ** 3 == layout.size[level]
+        assert rows.min() == layout.offset[level] and rows.max() == layout.offset[level] + layout.size[level] - 1
+
+
+def test_gradients_reach_exactly_the_eight_corners_of_each_level(encoding):
+    enc, params, _ = encoding
+    x = np.array([[0.31, 0.57, 0.73]])  # inside the grid: every corner has a weight > 0
+    _, rows = reference_encoding(np.asarray(params["params"]["table"]), x, enc.layout())
+    grads = jax.grad(lambda p: jnp.sum(enc.apply(p, jnp.asarray(x))))(params)["params"]["table"]
+    touched = set(np.flatnonzero(np.any(np.asarray(grads) != 0, axis=-1)))
+    assert touched == set(rows.ravel())
+    assert len(touched) == 8 * len(enc.layout().res)  # no collisions among one point's corners here
+
+
+def test_multisamples_have_the_frustum_gaussians_mean_and_covariance():
+    rng = np.random.default_rng(0)
+    origins = rng.normal(size=(8, 3)).astype(np.float32)
+    directions = (rng.normal(size=(8, 3)) * rng.uniform(0.5, 2, (8, 1))).astype(np.float32)  # not unit length
+    t = np.sort(rng.uniform(0.5, 4, (8, 6)), axis=-1).astype(np.float32)
+    radii = rng.uniform(0.005, 0.05, (8, 1)).astype(np.float32)
+    for cylinder in (False, True):
+        points, scales = coord.frustum_multisamples(origins, directions, t[:, :-1], t[:, 1:], radii, cylinder)
+        moments = coord.cylinder_moments if cylinder else coord.frustum_moments
+        mean, cov = coord.lift_gaussian(directions, *moments(t[:, :-1], t[:, 1:], radii), diag=False)
+        centred = np.asarray(points) - np.mean(points, axis=-2, keepdims=True)
+        sample_cov = np.einsum("...ji,...jk->...ik", centred, centred) / points.shape[-2]
+        np.testing.assert_allclose(np.mean(points, axis=-2), mean + origins[:, None], atol=1e-5)
+        np.testing.assert_allclose(sample_cov, cov, atol=1e-5 * np.abs(cov).max())
+        np.testing.assert_allclose(scales ** 2, np.broadcast_to(moments(t[:, :-1], t[:, 1:], radii)[2][..., None],
+                                                                scales.shape), rtol=1e-5)
+    one, _ = coord.frustum_multisamples(origins, directions, t[:, :-1], t[:, 1:], radii, cylinder, count=1)
+    np.testing.assert_allclose(one[..., 0, :], np.mean(points, axis=-2), atol=1e-5)  # the mean alone
+
+
+def test_level_weights_keep_coarse_cells_and_fade_fine_ones():
+    layout = grid.levels_layout(levels=10, table_log2=16, min_res=8, max_res=4096)
+    weights = np.asarray(grid.level_weights(jnp.asarray([1e-5, 1e-3]), layout))  # [2, L]
+    assert np.all(np.diff(weights, axis=-1) <= 0)  # finer levels never weigh more
+    np.testing.assert_allclose(weights[0], 1.0, atol=1e-3)  # every cell far larger than the Gaussian
+    coarse, fine = layout.res * 1e-3 < 0.05, layout.res * 1e-3 > 2
+    assert np.all(weights[1][coarse] > 0.99) and np.all(weights[1][fine] < 0.2)
+    assert coarse.any() and fine.any()
+
+
+def test_contraction_scales_points_by_the_cube_root_of_its_jacobian_determinant():
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(20, 3)) * 3)
+    dets = jnp.abs(jax.vmap(lambda p: jnp.linalg.det(jax.jacfwd(coord.contract)(p)))(x))
+    np.testing.assert_allclose(coord.contract_volume_scale(x), dets ** (1 / 3), rtol=1e-4)
+
+
+def grid_config(scene, exp_dir, **overrides):
+    grid_fields = dict(field="grid", grid_levels=6, grid_table_log2=12, grid_min_res=4, grid_max_res=64,
+                       prop_grid_levels=3, prop_grid_table_log2=10, prop_grid_max_res=16, grid_width=32,
+                       bottleneck_width=15, view_depth=1, lr_init=1e-2, lr_final=1e-3, adam_beta2=0.99, adam_eps=1e-15,
+                       grad_max_norm=0.0, grid_bound=1.3)
+    return tiny_config(scene, exp_dir, **dict(grid_fields, **overrides))
+
+
+def training_psnr(config, steps):
+    t = setup_training(config)
+    step = training.make_train_step(config, t.model, t.tx, t.mesh)
+    state, history = t.state, []
+    for _ in range(steps):
+        state, stats = step(state, t.data)
+        history.append(float(stats["psnr"]))
+    return np.convolve(history, np.ones(10) / 10, mode="valid"), state  # a 10-step running mean
+
+
+def steps_to_gain(psnr, gain):
+    reached = np.flatnonzero(psnr >= psnr[0] + gain)
+    return int(reached[0]) if len(reached) else len(psnr)
+
+
+def test_grid_field_learns_the_scene_in_fewer_steps_than_the_mlp(tiny_scene, tmp_path):
+    steps = 200
+    grid_psnr, state = training_psnr(grid_config(tiny_scene, tmp_path, max_steps=steps), steps)
+    mlp_psnr, _ = training_psnr(tiny_config(tiny_scene, tmp_path, max_steps=steps), steps)
+    assert grid_psnr[-1] > grid_psnr[0] + 8, (grid_psnr[0], grid_psnr[-1])
+    assert steps_to_gain(grid_psnr, 8) < steps_to_gain(mlp_psnr, 8), (grid_psnr[::20], mlp_psnr[::20])
+    assert float(models.grid_decay(models.build_model(grid_config(tiny_scene, tmp_path)), state.params)) > 0
+
+
+def test_a_grid_run_trains_evaluates_and_renders(tiny_scene, tmp_path):
+    from mipnerf import trainer
+
+    config = grid_config(tiny_scene, tmp_path, max_steps=30, checkpoint_every=30, contraction=True,
+                         grid_multisamples=6, render_frames=3)
+    trainer.train(config, log=lambda s: None)
+    assert evaluation.evaluate(config, log=lambda s: None)["step"] == 30
+    assert all(p.stat().st_size > 0 for p in video_render.render_video(config, log=lambda s: None))
