@@ -12,6 +12,7 @@ and writes the curves as an SVG plot (--plot).
 """
 
 import json
+import math
 import pathlib
 import runpy
 import sys
@@ -19,7 +20,7 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
 _BASE = flags.DEFINE_string("base", "configs/demo.py", "the reference config")
 _FAST = flags.DEFINE_string("fast", "configs/demo_grid.py", "the config to compare with it")
@@ -80,9 +81,9 @@ def time_to_reach(curve: list[dict], target: float):
 def svg_plot(curves: dict, target: float) -> str:
     """PSNR against training wall time, one polyline per config, with the target as a dashed line."""
     width, height, pad = 640, 400, 60
-    t_max = max(p["train_s"] for c in curves.values() for p in c)
-    lo = min(p["psnr"] for c in curves.values() for p in c)
-    lo, hi = float(int(lo)), float(int(max(max(p["psnr"] for c in curves.values() for p in c), target)) + 1)
+    t_max = 50 * math.ceil(max(p["train_s"] for c in curves.values() for p in c) / 50)  # round ticks
+    lo = math.floor(min(p["psnr"] for c in curves.values() for p in c))
+    hi = lo + 5 * math.ceil((max(max(p["psnr"] for c in curves.values() for p in c), target) - lo) / 5)
     x = lambda t: pad + (width - 2 * pad) * t / t_max
     y = lambda v: height - pad - (height - 2 * pad) * (v - lo) / (hi - lo)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
@@ -99,8 +100,9 @@ def svg_plot(curves: dict, target: float) -> str:
         parts.append(f'<text x="{x(t):.1f}" y="{height - pad + 18}" text-anchor="middle">{t:.0f}</text>')
         parts.append(f'<text x="{pad - 8}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.1f}</text>')
     for (name, curve), color in zip(curves.items(), ("#1f77b4", "#d62728")):
-        points = " ".join(f"{x(p['train_s']):.1f},{y(p['psnr']):.1f}" for p in [{"train_s": 0, "psnr": lo}] + curve)
+        points = " ".join(f"{x(p['train_s']):.1f},{y(p['psnr']):.1f}" for p in curve)
         parts.append(f'<polyline points="{points}" fill="none" stroke="{color}" stroke-width="2"/>')
+        parts += [f'<circle cx="{x(p["train_s"]):.1f}" cy="{y(p["psnr"]):.1f}" r="3" fill="{color}"/>' for p in curve]
         row = 1 + list(curves).index(name)
         parts.append(f'<text x="{width - pad - 200}" y="{height - pad - 20 * row}" fill="{color}">{name}</text>')
     return "\n".join(parts + ["</svg>"])
@@ -110,6 +112,7 @@ def main(argv):
     del argv
     import jax
 
+    logging.set_verbosity(logging.WARNING)
     curves = {}
     for path in (_BASE.value, _FAST.value):
         print(f"{path}:", flush=True)
