@@ -106,6 +106,15 @@ def _errno(e: BaseException) -> Optional[int]:
     return None
 
 
+def _is_read_error(e: BaseException) -> bool:
+    """Whether `e` comes from files that cannot be read (cut short, lost), not from another tree."""
+    while e is not None:
+        if isinstance(e, OSError) or re.search(r"OUT_OF_RANGE|DATA_LOSS|NOT_FOUND|Error (reading|opening)", str(e)):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
 def _root_cause(e: BaseException) -> str:
     """The innermost cause of an exception chain, in one line of at most 160 characters."""
     while e.__cause__ is not None:
@@ -212,23 +221,31 @@ class Checkpointer:
         """Checkpoint `step` restored into `abstract`: `Damaged` when its files cannot be read,
         `CheckpointError` when it holds other arrays than the model's."""
         self._check(step)
+        verified = (self.directory / str(step) / INTEGRITY).is_file()
         try:
             saved = _shapes(self._manager.item_metadata(step).tree)
         except Exception as e:  # damaged metadata: Orbax and TensorStore raise many kinds
-            raise Damaged(_root_cause(e)) from None
+            raise (self._mismatch(step, e) if verified else Damaged(_root_cause(e))) from None
         if saved != _shapes(abstract):
-            raise CheckpointError(f"checkpoint {self.directory / str(step)} holds another model than this config's "
-                                  f"({len(saved)} arrays, the model has {len(_shapes(abstract))}, of other shapes); "
-                                  f"was it trained with another config?")
+            raise self._mismatch(step, f"it holds {len(saved)} arrays, the model {len(_shapes(abstract))}, "
+                                       f"of other shapes")
         with quiet():
             try:
                 return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
             except Exception as e:
-                failure = _root_cause(e)
+                failure = e
                 # TensorStore's reads still in flight finish (and complain) on their own threads.
                 gc.collect()
                 time.sleep(_DRAIN_SECONDS)
-        raise Damaged(failure)
+        # Whole files that do not restore hold another model; only unrecorded files that fail to read are damaged.
+        if verified or not _is_read_error(failure):
+            raise self._mismatch(step, failure)
+        raise Damaged(_root_cause(failure))
+
+    def _mismatch(self, step: int, why) -> CheckpointError:
+        why = _root_cause(why) if isinstance(why, BaseException) else why
+        return CheckpointError(f"checkpoint {self.directory / str(step)} does not fit this config's model ({why}); "
+                               f"was it trained with another config?")
 
     def _move_aside(self, step: int) -> pathlib.Path:
         """Renames checkpoint `step` to `corrupt-STEP` (or `corrupt-STEP.K` if taken); returns the new path."""
@@ -284,10 +301,6 @@ class Checkpointer:
             except Damaged:
                 pass
         return whole
-
-    def wait(self) -> None:
-        """Blocks until every save has been written (saves are synchronous; kept for callers)."""
-        self._manager.wait_until_finished()
 
     def close(self) -> None:
         self._manager.close()

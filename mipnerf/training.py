@@ -73,12 +73,15 @@ def zero_nonfinite() -> optax.GradientTransformation:
 
 
 def make_optimizer(config: ml_collections.ConfigDict, params) -> optax.GradientTransformation:
-    """Adam with the config's schedule; each MLP's gradient clipped by its own global norm."""
-    clip = optax.identity()
-    if config.grad_max_norm > 0:
-        top = params["params"]
-        labels = {"params": {name: name for name in top}}
-        clip = optax.multi_transform({name: optax.clip_by_global_norm(config.grad_max_norm) for name in top}, labels)
+    """Adam with the config's schedule; each field's gradient clipped by its own global norm.
+
+    The optimizer state has the same structure whatever `grad_max_norm` is (0: no clipping), so
+    that eval.py and render.py restore any run's checkpoints with the model fields alone.
+    """
+    top = params["params"]
+    labels = {"params": {name: name for name in top}}
+    per_field = (lambda: optax.clip_by_global_norm(config.grad_max_norm)) if config.grad_max_norm > 0 else optax.identity
+    clip = optax.multi_transform({name: per_field() for name in top}, labels)
     adam = optax.adam(lr_schedule(config), b1=config.adam_beta1, b2=config.adam_beta2, eps=config.adam_eps)
     return optax.chain(zero_nonfinite(), clip, adam)
 
