@@ -21,18 +21,26 @@ def dense_layer(features: int, name: str, dtype) -> nn.Dense:
     return nn.Dense(features, dtype=dtype, param_dtype=jnp.float32, kernel_init=nn.initializers.he_uniform(), name=name)
 
 
-def color_head(x, viewdirs, bottleneck_width: int, view_depth: int, view_width: int, deg_view: int,
-               rgb_padding: float, dtype):
-    """View-dependent colour [..., S, 3] from features x [..., S, C] and unit view directions [..., 3]
-    (inside a compact module): a bottleneck, the view direction's encoding, `view_depth` layers."""
-    bottleneck = dense_layer(bottleneck_width, "bottleneck", dtype)(x)
-    view_enc = coord.pos_enc(viewdirs, 0, deg_view, append_identity=True)
+def density_and_color(field, x, viewdirs):
+    """A field's outputs from its features x [..., S, C] (inside its compact `__call__`).
+
+    `field` supplies density_bias, color, bottleneck_width, view_depth, view_width, deg_view,
+    rgb_padding and dtype. Density is softplus(raw + density_bias), [..., S]. With `color`, rgb
+    [..., S, 3] comes from a bottleneck, the encoding of the unit view directions [..., 3] and
+    `view_depth` layers; else None.
+    """
+    raw_density = dense_layer(1, "density", field.dtype)(x)[..., 0].astype(jnp.float32)
+    density = nn.softplus(raw_density + field.density_bias)
+    if not field.color:
+        return density, None
+    bottleneck = dense_layer(field.bottleneck_width, "bottleneck", field.dtype)(x)
+    view_enc = coord.pos_enc(viewdirs, 0, field.deg_view, append_identity=True)
     view_enc = jnp.broadcast_to(view_enc[..., None, :], bottleneck.shape[:-1] + view_enc.shape[-1:])
     x = jnp.concatenate([bottleneck, view_enc.astype(bottleneck.dtype)], axis=-1)
-    for i in range(view_depth):
-        x = nn.relu(dense_layer(view_width, f"view_layer_{i}", dtype)(x))
-    rgb = nn.sigmoid(dense_layer(3, "rgb", dtype)(x).astype(jnp.float32))
-    return rgb * (1 + 2 * rgb_padding) - rgb_padding
+    for i in range(field.view_depth):
+        x = nn.relu(dense_layer(field.view_width, f"view_layer_{i}", field.dtype)(x))
+    rgb = nn.sigmoid(dense_layer(3, "rgb", field.dtype)(x).astype(jnp.float32))
+    return density, rgb * (1 + 2 * field.rgb_padding) - field.rgb_padding
 
 
 class MLP(nn.Module):
@@ -79,12 +87,7 @@ class MLP(nn.Module):
             x = nn.relu(dense_layer(self.width, f"layer_{i}", self.dtype)(x))
             if i % self.skip_layer == 0 and 0 < i < self.depth - 1:
                 x = jnp.concatenate([x, inputs.astype(x.dtype)], axis=-1)
-        raw_density = dense_layer(1, "density", self.dtype)(x)[..., 0].astype(jnp.float32)
-        density = nn.softplus(raw_density + self.density_bias)
-        if not self.color:
-            return density, None
-        return density, color_head(x, viewdirs, self.bottleneck_width, self.view_depth, self.view_width,
-                                   self.deg_view, self.rgb_padding, self.dtype)
+        return density_and_color(self, x, viewdirs)
 
 
 class GridField(nn.Module):
@@ -122,12 +125,7 @@ class GridField(nn.Module):
         x = jnp.mean(self.encoding(points, scales), axis=-2)
         for i in range(self.depth):
             x = nn.relu(dense_layer(self.width, f"layer_{i}", self.dtype)(x))
-        raw_density = dense_layer(1, "density", self.dtype)(x)[..., 0].astype(jnp.float32)
-        density = nn.softplus(raw_density + self.density_bias)
-        if not self.color:
-            return density, None
-        return density, color_head(x, viewdirs, self.bottleneck_width, self.view_depth, self.view_width,
-                                   self.deg_view, self.rgb_padding, self.dtype)
+        return density_and_color(self, x, viewdirs)
 
 
 class Round(NamedTuple):
