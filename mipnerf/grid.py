@@ -50,40 +50,61 @@ def levels_layout(levels: int, table_log2: int, min_res: int, max_res: int) -> L
     return Levels(res=res, size=size, offset=offset, dense=vertices <= 2**table_log2)
 
 
-def vertex_indices(corners: jnp.ndarray, levels: Levels) -> jnp.ndarray:
-    """Table rows of integer grid vertices.
-
-    Args:
-      corners: [..., L, 8, 3] int32 vertex coordinates in [0, res] of each level.
-
-    Returns:
-      [..., L, 8] int32 rows of the shared table.
-    """
-    stride = jnp.asarray(levels.res + 1, jnp.int32)[:, None]  # [L, 1]
-    dense = corners[..., 0] + stride * (corners[..., 1] + stride * corners[..., 2])
-    c = corners.astype(jnp.uint32)
-    hashed = (c[..., 0] * jnp.uint32(PRIMES[0])) ^ (c[..., 1] * jnp.uint32(PRIMES[1])) ^ (c[..., 2] * jnp.uint32(PRIMES[2]))
-    hashed = (hashed % jnp.asarray(levels.size, jnp.uint32)[:, None]).astype(jnp.int32)
-    local = jnp.where(jnp.asarray(levels.dense)[:, None], dense, hashed)
-    return local + jnp.asarray(levels.offset, jnp.int32)[:, None]
-
-
-def cell_corners(x: jnp.ndarray, levels: Levels):
-    """The 8 vertices around each point at each level, and their trilinear weights.
+def cell_and_fraction(x: jnp.ndarray, levels: Levels):
+    """The cell around each point at each level, and the point's position within it.
 
     Args:
       x: [..., 3] points in [0, 1]^3 (clipped to it).
 
     Returns:
-      corners: [..., L, 8, 3] int32; weights: [..., L, 8] float32, summing to 1.
+      cell: [..., L, 3] int32 in [0, res - 1]; frac: [..., L, 3] float32 in [0, 1].
     """
     res = jnp.asarray(levels.res, jnp.float32)[:, None]  # [L, 1]
     pos = jnp.clip(x, 0.0, 1.0)[..., None, :] * res  # [..., L, 3]
     cell = jnp.clip(jnp.floor(pos), 0, res - 1)
-    frac = pos - cell
-    corners = cell.astype(jnp.int32)[..., None, :] + CORNERS  # [..., L, 8, 3]
-    weights = jnp.prod(jnp.where(CORNERS == 1, frac[..., None, :], 1 - frac[..., None, :]), axis=-1)
-    return corners, weights
+    return cell.astype(jnp.int32), pos - cell
+
+
+def corner_rows(cell: jnp.ndarray, levels: Levels) -> jnp.ndarray:
+    """Table rows of the 8 vertices of each cell.
+
+    Levels are ordered coarse to fine, so the dense ones come first; each kind is computed only
+    for its own levels. A hashed level's table has 2^k entries, so the hash's modulo is a mask.
+
+    Args:
+      cell: [..., L, 3] int32 lowest vertex of each level's cell.
+
+    Returns:
+      [8, ..., L] int32 rows of the shared table; corner k is cell + CORNERS[k] (x fastest).
+    """
+    n_dense = int(levels.dense.sum())
+    batch = (1,) * (cell.ndim - 2)
+    parts = []
+    if n_dense:
+        stride = levels.res[:n_dense].astype(np.int64) + 1  # [Ld]
+        c = cell[..., :n_dense, :]
+        base = c[..., 0] + stride.astype(np.int32) * (c[..., 1] + stride.astype(np.int32) * c[..., 2])
+        corner = CORNERS[:, :1] + CORNERS[:, 1:2] * stride + CORNERS[:, 2:] * stride**2  # [8, Ld]
+        shift = (corner + levels.offset[:n_dense]).astype(np.int32).reshape((8,) + batch + (n_dense,))
+        parts.append(base + shift)
+    if n_dense < len(levels.res):
+        size = levels.size[n_dense:]
+        assert np.all(size == size[0]) and size[0] & (size[0] - 1) == 0, "hashed levels share a 2^k table size"
+        c = cell[..., n_dense:, :].astype(jnp.uint32)
+        axes = [[(c[..., a] + jnp.uint32(d)) * jnp.uint32(PRIMES[a]) for d in (0, 1)] for a in range(3)]
+        mask = jnp.uint32(size[0] - 1)
+        rows = jnp.stack([(axes[0][dx] ^ axes[1][dy] ^ axes[2][dz]) & mask for dx, dy, dz in CORNERS])
+        parts.append(rows.astype(jnp.int32) + levels.offset[n_dense:].astype(np.int32))
+    return jnp.concatenate(parts, axis=-1)
+
+
+def trilinear(corners: jnp.ndarray, frac: jnp.ndarray) -> jnp.ndarray:
+    """Interpolates vertex features within cells: [8, ..., L, F] (x fastest), [..., L, 3] -> [..., L, F]."""
+    v = corners.reshape((2, 2, 2) + corners.shape[1:])  # [z, y, x, ..., L, F]
+    f = frac[..., None]
+    v = v[:, :, 0] + f[..., 0, :] * (v[:, :, 1] - v[:, :, 0])
+    v = v[:, 0] + f[..., 1, :] * (v[:, 1] - v[:, 0])
+    return v[0] + f[..., 2, :] * (v[1] - v[0])
 
 
 def level_weights(scale: jnp.ndarray, levels: Levels) -> jnp.ndarray:
@@ -118,9 +139,8 @@ class HashEncoding(nn.Module):
         layout = self.layout()
         init = lambda key, shape: jax.random.uniform(key, shape, jnp.float32, -1e-4, 1e-4)  # as Instant-NGP
         table = self.param("table", init, (int(layout.size.sum()), self.features))
-        corners, weights = cell_corners(x, layout)
-        rows = vertex_indices(corners, layout)
-        feats = jnp.sum(weights[..., None] * table.at[rows].get(mode="promise_in_bounds"), axis=-2)
+        cell, frac = cell_and_fraction(x, layout)
+        feats = trilinear(table.at[corner_rows(cell, layout)].get(mode="promise_in_bounds"), frac)
         if scale is not None:
             feats = feats * level_weights(scale, layout)[..., None]
         return feats.reshape(feats.shape[:-2] + (-1,))

@@ -63,9 +63,9 @@ def test_levels_that_fit_their_table_have_no_collisions():
     assert layout.dense.sum() >= 2
     for level in np.flatnonzero(layout.dense):
         res = int(layout.res[level])
-        vertices = np.stack(np.meshgrid(*[np.arange(res + 1)] * 3, indexing="ij"), -1).reshape(-1, 1, 1, 3)
-        all_levels = np.broadcast_to(vertices, (len(vertices), len(layout.res), 1, 3))
-        rows = np.asarray(grid.vertex_indices(jnp.asarray(all_levels, jnp.int32), layout))[:, level, 0]
+        vertices = np.stack(np.meshgrid(*[np.arange(res + 1)] * 3, indexing="ij"), -1).reshape(-1, 1, 3)
+        all_levels = np.broadcast_to(vertices, (len(vertices), len(layout.res), 3))
+        rows = np.asarray(grid.corner_rows(jnp.asarray(all_levels, jnp.int32), layout))[0, :, level]  # corner 0
         assert len(np.unique(rows)) == (res + 1) ** 3 == layout.size[level]
         assert rows.min() == layout.offset[level] and rows.max() == layout.offset[level] + layout.size[level] - 1
 
