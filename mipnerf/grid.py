@@ -82,8 +82,8 @@ def corner_rows(cell: jnp.ndarray, levels: Levels) -> jnp.ndarray:
     parts = []
     if n_dense:
         stride = levels.res[:n_dense].astype(np.int64) + 1  # [Ld]
-        c = cell[..., :n_dense, :]
-        base = c[..., 0] + stride.astype(np.int32) * (c[..., 1] + stride.astype(np.int32) * c[..., 2])
+        c, s = cell[..., :n_dense, :], stride.astype(np.int32)
+        base = c[..., 0] + s * (c[..., 1] + s * c[..., 2])
         corner = CORNERS[:, :1] + CORNERS[:, 1:2] * stride + CORNERS[:, 2:] * stride**2  # [8, Ld]
         shift = (corner + levels.offset[:n_dense]).astype(np.int32).reshape((8,) + batch + (n_dense,))
         parts.append(base + shift)
