@@ -3,9 +3,9 @@
     python train.py --config=configs/demo_grid.py
 
 A grid's cost on a CPU is its per-corner index arithmetic and gathers, not matmuls, so this demo
-keeps corners few: 8 levels, one point per
-frustum (its mean, with the levels still down-weighted by the frustum's scale; the full configs
-use Zip-NeRF's 6 multisamples), and 32 + 16 samples per ray.
+keeps corners few: 8 levels, one point per frustum (its mean, with the levels still down-weighted
+by the frustum's scale; the full configs use Zip-NeRF's 6 multisamples), and 32 + 16 samples per
+ray.
 """
 
 import ml_collections
