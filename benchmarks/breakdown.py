@@ -37,7 +37,7 @@ def main(argv):
     import jax.numpy as jnp
 
     from benchmarks.common import Figures
-    from mipnerf import camera, coord, models, rendering, training
+    from mipnerf import camera, coord, models, training
 
     config = _CONFIG.value
     model = models.build_model(config)
@@ -59,7 +59,8 @@ def main(argv):
 
     figures = Figures()
     figures.update(device=jax.devices()[0].device_kind, rays=rays_n)
-    figures["render_s"] = best_seconds(rendering.make_render_fn(config, model), state.params, rays)
+    render_rays = jax.jit(lambda params, rays: model.apply(params, None, rays, 1.0, training.background_color(config)))
+    figures["render_s"] = best_seconds(render_rays, state.params, rays)
     figures["prop_mlp_s"] = best_seconds(prop, *gaussians(prop_n))
     figures["nerf_mlp_s"] = best_seconds(nerf, *gaussians(nerf_n), viewdirs)
     figures["other_s"] = figures["render_s"] - figures["prop_mlp_s"] - figures["nerf_mlp_s"]

@@ -36,15 +36,12 @@ def load_config(path: str):
 def train_curve(config, every: int, views: int, log=print) -> list[dict]:
     """Trains `config` from scratch; returns [{"step", "train_s", "psnr"}, ...] at every `every` steps and the last."""
     import jax
-    import numpy as np
 
-    from mipnerf import datasets, metrics, models, rendering, training
+    from mipnerf import datasets, evaluation, models, rendering, training
 
     mesh = training.make_mesh()
-    train = datasets.load_split(config, "train")
-    data = training.put_ray_data(datasets.split_rays(train, config), train.images, mesh)
+    data = training.put_train_images(datasets.load_scales(config, "train"), config, mesh)
     test = datasets.load_split(config, "test")
-    test_rays = datasets.split_rays(test, config)
     model = models.build_model(config)
     state, tx = training.create_train_state(config, model, mesh)
     step_fn = training.make_train_step(config, model, tx, mesh)
@@ -57,10 +54,8 @@ def train_curve(config, every: int, views: int, log=print) -> list[dict]:
             jax.block_until_ready(stats)
         train_s += time.time() - tic
         if step % every == 0 or step == config.max_steps:
-            psnrs = [metrics.psnr(rendering.render_image(render_fn, state.params, jax.tree.map(lambda x: x[i], test_rays),
-                                                         config.render_chunk, mesh).rgb, test.images[i])
-                     for i in range(min(views, len(test.images)))]
-            curve.append({"step": step, "train_s": train_s, "psnr": float(np.mean(psnrs))})
+            psnr = evaluation.mean_psnr(rendering.Renderer(render_fn, state.params, step, mesh), test, config, views)
+            curve.append({"step": step, "train_s": train_s, "psnr": psnr})
             log(f"  step {step:5d}  {train_s:7.1f} s  test PSNR {curve[-1]['psnr']:.2f} dB")
     return curve
 

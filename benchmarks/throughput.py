@@ -76,7 +76,7 @@ def main(argv):
     import jax
 
     from benchmarks.common import Figures, peak_memory_mb
-    from mipnerf import datasets, models, rendering, training
+    from mipnerf import camera, datasets, models, rendering, training
 
     config = _CONFIG.value
     if not config.data_dir:  # the built-in scene of the config's kind: demo360 for captures
@@ -96,8 +96,7 @@ def main(argv):
 
     mesh = training.make_mesh()
     split = datasets.load_split(config, "train")
-    rays = datasets.split_rays(split, config)
-    data = training.put_ray_data(rays, split.images, mesh)
+    data = training.put_train_images([split], config, mesh)
     model = models.build_model(config)
     state, tx = training.create_train_state(config, model, mesh)
     step, train_flops, train_bytes, figures["train_compile_s"] = compile_with_costs(
@@ -116,10 +115,12 @@ def main(argv):
     figures["train_bytes_per_ray"] = train_bytes / config.batch_size
     figures["train_bandwidth_fraction"] = train_bytes / seconds / 1e9 / figures["copy_gbytes_per_s"]
 
-    chunk = jax.tree.map(lambda x: jax.device_put(x.reshape(-1, x.shape[-1])[: config.render_chunk]), rays)
+    # One chunk of the first training view's pixels, its rays cast inside the render function.
+    view = jax.tree.map(lambda x: x[0], datasets.split_cameras(split, config))
+    pixels = jax.numpy.arange(config.render_chunk, dtype=jax.numpy.int32) % (split.height * split.width)
     render_fn, render_flops, render_bytes, figures["render_compile_s"] = compile_with_costs(
-        rendering.make_render_fn(config, model), holder[0].params, chunk)
-    seconds = time_calls(render_fn, lambda: (holder[0].params, chunk), n)
+        rendering.make_render_fn(config, model), holder[0].params, view, pixels, camera.Lens.of(split.intrinsics))
+    seconds = time_calls(render_fn, lambda: (holder[0].params, view, pixels), n)
     figures["render_rays_per_s"] = config.render_chunk / seconds
     figures["render_flops_per_ray"] = render_flops / config.render_chunk
     figures["render_gflops"] = render_flops / seconds / 1e9

@@ -23,9 +23,8 @@ _CONFIG = define_config("configs/demo.py")
 def main(argv):
     del argv
     import jax
-    import numpy as np
 
-    from mipnerf import datasets, models, rendering, trainer, training
+    from mipnerf import datasets, evaluation, models, rendering, trainer, training
 
     config = _CONFIG.value
     with tempfile.TemporaryDirectory() as tmp:
@@ -37,16 +36,11 @@ def main(argv):
         state = trainer.train(config, log=lambda s: None)
         train_s = time.time() - start
 
-    model = models.build_model(config)
-    mesh = training.make_mesh()
-    render_fn = rendering.make_render_fn(config, model)
+    renderer = rendering.Renderer(rendering.make_render_fn(config, models.build_model(config)), state.params,
+                                  int(state.step), training.make_mesh())
     test = datasets.load_split(config, "test")
-    rays = datasets.split_rays(test, config)
     start = time.time()
-    psnrs = []
-    for i in range(len(test.images)):
-        image = rendering.render_image(render_fn, state.params, jax.tree.map(lambda x: x[i], rays), config.render_chunk, mesh)
-        psnrs.append(float(-10 * np.log10(np.mean((image.rgb - test.images[i]) ** 2))))
+    test_psnr = evaluation.mean_psnr(renderer, test, config)
     render_s = time.time() - start
 
     figures = Figures()
@@ -58,7 +52,7 @@ def main(argv):
         rays_per_s=config.max_steps * config.batch_size / train_s,
         wall_s=train_s,
         render_s=render_s,
-        test_psnr=float(np.mean(psnrs)),
+        test_psnr=test_psnr,
         peak_memory_mb=peak_memory_mb(),
     )
     print(json.dumps(figures))

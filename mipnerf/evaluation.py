@@ -27,6 +27,14 @@ def score_and_save(index: int, image: rendering.Image, gt: np.ndarray, out_dir: 
     return scores if window == metrics.SSIM_WINDOW else dict(scores, ssim_window=window)
 
 
+def mean_psnr(renderer: rendering.Renderer, split, config, views=None) -> float:
+    """Mean PSNR of the first `views` (default: every) view of `split` rendered by `renderer`."""
+    count = len(split.images) if views is None else min(views, len(split.images))
+    images = rendering.render_views(renderer, split.camtoworlds[:count], split.intrinsics.take(slice(count)),
+                                    split.height, split.width, config, desc="psnr")
+    return float(np.mean([metrics.psnr(np.clip(image.rgb, 0, 1), split.colors(i)) for i, image in enumerate(images)]))
+
+
 def evaluate(config, log=print, explicit=None) -> dict:
     """Renders every test view of the run in `config.exp_dir` at the training resolution and scores it.
 
@@ -57,7 +65,7 @@ def evaluate(config, log=print, explicit=None) -> dict:
         views = rendering.render_views(renderer, split.camtoworlds, split.intrinsics, split.height, split.width, config,
                                        desc="eval" if not multiscale else f"eval scale {split.scale}")
         for i, image in enumerate(views):
-            scores = score_and_save(len(images), image, split.images[i], out_dir, disparity)
+            scores = score_and_save(len(images), image, split.colors(i), out_dir, disparity)
             images.append(dict(scores, ground_truth=split.files[i], **({"scale": split.scale} if multiscale else {})))
     result = {"step": renderer.step, "psnr": float(np.mean([m["psnr"] for m in images])),
               "ssim": float(np.mean([m["ssim"] for m in images])), "images": images}

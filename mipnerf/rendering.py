@@ -1,7 +1,8 @@
-"""Rendering whole images in fixed-size chunks of rays with one jitted, deterministic function.
+"""Rendering whole images in fixed-size chunks of pixels with one jitted, deterministic function
+that casts each chunk's rays on the device, so no view's rays are ever built whole.
 
 Shared by training's validation views, eval.py and render.py. Every chunk has the same shape
-(the last is padded), so the render function compiles once.
+(the last is padded), so the render function compiles once per lens kind.
 """
 
 from typing import Any, Callable, Iterator, NamedTuple, Optional
@@ -11,8 +12,7 @@ import numpy as np
 import tqdm
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from mipnerf import camera, datasets, models, training
-from mipnerf.camera import Rays
+from mipnerf import camera, models, training
 
 
 class Image(NamedTuple):
@@ -24,34 +24,39 @@ class Image(NamedTuple):
 
 
 def make_render_fn(config, model):
-    """A jitted `(params, rays [B, ...]) -> Composite` with deterministic sampling."""
+    """A jitted `(params, cameras, pixels [B], lens) -> Composite` with deterministic sampling: the
+    rays through `pixels` (row-major indices into the image) of one camera (`camera.Cameras` with
+    scalar fields), cast on the device; `lens` (a `camera.Lens`) is static."""
     background = training.background_color(config)
 
-    def render_rays(params, rays: Rays):
+    def render_pixels(params, cameras: camera.Cameras, pixels, lens: camera.Lens):
+        rays = camera.pixel_rays(cameras, pixels, lens, config.forward_facing)
         out, _ = model.apply(params, None, rays, 1.0, background)
         return out
 
-    return jax.jit(render_rays)
+    return jax.jit(render_pixels, static_argnames="lens")
 
 
-def render_image(render_fn, params, rays: Rays, chunk: int, mesh: Mesh) -> Image:
+def render_image(render_fn, params, cameras: camera.Cameras, lens: camera.Lens, chunk: int, mesh: Mesh) -> Image:
     """Renders one view.
 
     Args:
       render_fn: from `make_render_fn`.
-      rays: `Rays` with fields [H, W, C] (numpy).
-      chunk: rays per call; rounded up to a multiple of the device count.
+      cameras: one camera (`camera.Cameras` with scalar fields, numpy), giving the image size.
+      lens: its `camera.Lens`.
+      chunk: pixels per call; rounded up to a multiple of the device count.
       mesh: the device mesh; each chunk is sharded over its "data" axis.
     """
-    height, width = rays.origins.shape[:2]
+    height, width = int(cameras.height), int(cameras.width)
     chunk = -(-chunk // mesh.size) * mesh.size
     num = height * width
-    padded = -(-num // chunk) * chunk
-    flat = [np.pad(np.reshape(x, (num, -1)), ((0, padded - num), (0, 0)), mode="edge") for x in rays]
     sharding = NamedSharding(mesh, P("data"))
-    # Dispatch every chunk before reading any back, so the device never waits on the host.
-    outs = [render_fn(params, jax.device_put(Rays(*(x[i:i + chunk] for x in flat)), sharding))
-            for i in range(0, padded, chunk)]
+    cameras = jax.device_put(jax.tree.map(np.asarray, cameras), NamedSharding(mesh, P()))
+    # Dispatch every chunk before reading any back, so the device never waits on the host. The
+    # last chunk repeats the last pixel.
+    outs = [render_fn(params, cameras, jax.device_put(np.minimum(np.arange(i, i + chunk), num - 1).astype(np.int32),
+                                                      sharding), lens)
+            for i in range(0, num, chunk)]
     outs = jax.device_get(outs)
     join = lambda field: np.concatenate([getattr(o, field) for o in outs])[:num]
     return Image(rgb=join("rgb").reshape(height, width, 3), depth=join("depth").reshape(height, width),
@@ -84,7 +89,8 @@ def render_views(renderer: Renderer, camtoworlds: np.ndarray, intrinsics: camera
                  config, desc: str, depth_offsets: Optional[np.ndarray] = None) -> Iterator[Image]:
     """Renders the view of each camera in turn, with a progress bar `desc` over the views.
 
-    Rays are built one view at a time, so memory does not grow with the number of views.
+    Rays are cast on the device a chunk at a time, so memory does not grow with the image size or
+    the number of views.
 
     Args:
       camtoworlds: [N, 3 or 4, 4] camera-to-world matrices.
@@ -97,11 +103,10 @@ def render_views(renderer: Renderer, camtoworlds: np.ndarray, intrinsics: camera
     Yields:
       N `Image`s, in camera order.
     """
+    lens = camera.Lens.of(intrinsics)
+    offsets = np.zeros(len(camtoworlds)) if depth_offsets is None else depth_offsets
     for n, c2w in enumerate(tqdm.tqdm(camtoworlds, desc=desc, unit="view")):
         cam = intrinsics if np.ndim(intrinsics.fx) == 0 else intrinsics.take(n)
-        rays = datasets.camera_rays(c2w[None], cam.take(None), height, width, config)
-        if depth_offsets is not None:
-            rays.near[...] += depth_offsets[n]
-            rays.far[...] += depth_offsets[n]
-        yield render_image(renderer.render_fn, renderer.params, Rays(*(x[0] for x in rays)), config.render_chunk,
-                           renderer.mesh)
+        cameras = camera.Cameras.of(c2w[None], cam, width, height, config.near + offsets[n], config.far + offsets[n])
+        yield render_image(renderer.render_fn, renderer.params, jax.tree.map(lambda x: x[0], cameras), lens,
+                           config.render_chunk, renderer.mesh)

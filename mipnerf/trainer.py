@@ -12,7 +12,7 @@ import numpy as np
 import tqdm
 from tensorboardX import SummaryWriter
 
-from mipnerf import datasets, distributed, metrics, models, rendering, run_config, run_lock, training, video
+from mipnerf import camera, datasets, distributed, metrics, models, rendering, run_config, run_lock, training, video
 from mipnerf.checkpoints import Checkpointer, checkpoint_dir
 from mipnerf.config_checks import check_config
 from mipnerf.datasets import scene_frame
@@ -42,12 +42,12 @@ class _StopRequests:
                 signal.signal(s, handler)
 
 
-def save_transform(split: datasets.Split, exp_dir: pathlib.Path) -> None:
-    """Writes `transform.json`: the 4x4 map from the capture's world frame to the model's, when there is one."""
-    if split.transform is None:
+def save_transform(transform, exp_dir: pathlib.Path) -> None:
+    """Writes `transform.json`: the 4x4 map from the capture's world frame to the model's, when there is one (not None)."""
+    if transform is None:
         return
-    record = {"world_to_model": split.transform.tolist(),
-              "scale": scene_frame.similarity_scale(split.transform),
+    record = {"world_to_model": transform.tolist(),
+              "scale": scene_frame.similarity_scale(transform),
               "about": "4x4 similarity taking homogeneous points of the capture's world frame (COLMAP's, "
                        "or poses_bounds.npy's) to the frame of the model, cameras and renders"}
     (exp_dir / "transform.json").write_text(json.dumps(record, indent=2))
@@ -80,10 +80,12 @@ def _train(config, log, primary: bool, ckpt: Checkpointer) -> training.TrainStat
     if ckpt.steps():
         run_config.check_resume(config)
 
-    # Each process of a multi-host run loads only its share of the training images.
+    # Each process of a multi-host run loads only its share of the training images; once they are on
+    # the devices, the host's copy is dropped.
     train_scales = datasets.load_scales(config, "train", share=(jax.process_index(), jax.process_count()))
-    rays, rgb, lossmult = datasets.flat_ray_data(train_scales, config)
-    data = training.put_ray_data(rays, rgb, mesh, lossmult)
+    data = training.put_train_images(train_scales, config, mesh)
+    train_transform = train_scales[0].transform
+    del train_scales
     val_split = None
     if config.val_every and jax.process_count() > 1:
         log("validation views are off in multi-host runs; evaluate checkpoints with eval.py")
@@ -94,7 +96,7 @@ def _train(config, log, primary: bool, ckpt: Checkpointer) -> training.TrainStat
     state, tx = training.create_train_state(config, model, mesh)
     if primary:
         run_config.save(config, exp_dir)
-        save_transform(train_scales[0], exp_dir)
+        save_transform(train_transform, exp_dir)
     if ckpt.steps():
         state = ckpt.restore(state, log=log)
         log(f"resuming from step {int(state.step)} ({ckpt.directory})")
@@ -163,9 +165,10 @@ def check_finite(state: training.TrainState, last_saved: int) -> None:
 
 def log_val_view(writer, step, render_fn, params, val_split, config, mesh) -> None:
     """Renders the first validation view and logs it with its depth and PSNR."""
-    rays = datasets.split_rays(val_split, config)
-    image = rendering.render_image(render_fn, params, jax.tree.map(lambda x: x[0], rays), config.render_chunk, mesh)
-    gt = val_split.images[0]
+    cameras = jax.tree.map(lambda x: x[0], datasets.split_cameras(val_split, config))
+    image = rendering.render_image(render_fn, params, cameras, camera.Lens.of(val_split.intrinsics), config.render_chunk,
+                                   mesh)
+    gt = val_split.colors(0)
     psnr = metrics.psnr(image.rgb, gt)
     depth = video.depth_image(image.depth, image.acc, disparity=config.ray_spacing == "disparity")
     writer.add_scalar("val/psnr", psnr, step)

@@ -37,7 +37,8 @@ def tiny_config(scene_dir, exp_dir, **overrides):
 
 
 class Training(NamedTuple):
-    """What a training test starts from: the train split's rays [N, H, W, C] on the device, a fresh state."""
+    """What a training test starts from: the train split's images on the device (`data`), its rays
+    [N, H, W, C] cast on the host (`rays`), a fresh state."""
 
     mesh: Any
     rays: Any
@@ -56,7 +57,7 @@ def setup_training(config) -> Training:
     rays = datasets.split_rays(split, config)
     model = models.build_model(config)
     state, tx = training.create_train_state(config, model, mesh)
-    return Training(mesh, rays, training.put_ray_data(rays, split.images, mesh), model, state, tx)
+    return Training(mesh, rays, training.put_train_images([split], config, mesh), model, state, tx)
 
 
 def interrupt_after(monkeypatch, calls: int):

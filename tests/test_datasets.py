@@ -12,6 +12,7 @@ from mipnerf.datasets import blender, demo
 from mipnerf.errors import DatasetError
 
 ANGLE = 0.69
+NEAREST = 0.5 + 1e-4  # uint8 levels: rounded to the nearest, up to float32 error at a tie
 
 
 def _write_scene(root, images, poses, file_paths, angle=ANGLE, split="train"):
@@ -42,10 +43,11 @@ def test_round_trip_composites_and_keeps_frame_order(scene):
     rgb, alpha = images[..., :3] / 255.0, images[..., 3:] / 255.0
     white = blender.load_split(root, "train")
     black = blender.load_split(root, "train", white_background=False)
-    assert white.images.dtype == np.float32 and white.images.shape == (3, 4, 6, 3)
-    np.testing.assert_allclose(white.images, rgb * alpha + 1.0 - alpha, atol=1e-6)
-    np.testing.assert_allclose(black.images, rgb * alpha, atol=1e-6)
-    np.testing.assert_allclose(white.images[:, 0, 0], 1.0)
+    # Kept as uint8: the composite rounded to the nearest level.
+    assert white.images.dtype == np.uint8 and white.images.shape == (3, 4, 6, 3)
+    np.testing.assert_allclose(white.images, (rgb * alpha + 1.0 - alpha) * 255, atol=NEAREST)
+    np.testing.assert_allclose(black.images, rgb * alpha * 255, atol=NEAREST)
+    np.testing.assert_allclose(white.colors(slice(None))[:, 0, 0], 1.0)
     assert [p.rsplit("/", 1)[-1] for p in white.files] == ["r_2.png", "r_0.png", "r_1.png"]
     np.testing.assert_allclose(white.camtoworlds, poses.astype(np.float32))
     assert (white.height, white.width) == (4, 6)
@@ -59,8 +61,12 @@ def test_downsampling_is_a_block_mean(scene):
     full = blender.load_split(root, "train")
     half = blender.load_split(root, "train", factor=2)
     assert (half.height, half.width) == (2, 3)
-    expected = full.images.reshape(3, 2, 2, 3, 2, 3).mean(axis=(2, 4))
-    np.testing.assert_allclose(half.images, expected, atol=1e-6)
+    # The area average of the decoded colours, rounded once to uint8.
+    root_images = np.stack([np.asarray(Image.open(p)).astype(np.float64) / 255 for p in full.files])
+    rgb, alpha = root_images[..., :3], root_images[..., 3:]
+    expected = (rgb * alpha + 1.0 - alpha).reshape(3, 2, 2, 3, 2, 3).mean(axis=(2, 4))
+    np.testing.assert_allclose(half.images, expected * 255, atol=NEAREST)
+    np.testing.assert_allclose(half.colors(slice(None)), half.images / 255, atol=1e-7)
     np.testing.assert_allclose(half.intrinsics.fx, 0.5 * 3 / np.tan(0.5 * ANGLE))
     np.testing.assert_allclose(half.intrinsics.cx, 1.5)
     np.testing.assert_allclose(half.camtoworlds, full.camtoworlds)
@@ -71,8 +77,8 @@ def test_rgb_and_16_bit_images_are_accepted(tmp_path):
     gray16 = np.array([[0, 65535]], dtype=np.uint16)
     _write_scene(tmp_path, [rgb, gray16], np.eye(4)[None].repeat(2, 0), ["a", "b"])
     split = blender.load_split(tmp_path, "train")
-    np.testing.assert_allclose(split.images[0], rgb / 255.0, atol=1e-6)
-    np.testing.assert_allclose(split.images[1], [[[0.0] * 3, [1.0] * 3]])
+    np.testing.assert_array_equal(split.images[0], rgb)
+    np.testing.assert_array_equal(split.images[1], [[[0] * 3, [255] * 3]])
 
 
 def _edit_json(root, edit):
@@ -156,7 +162,7 @@ def _alpha(root, split):
     """Alpha [N, H, W] recovered from the white and black composites of the loader."""
     white = blender.load_split(root, split)
     black = blender.load_split(root, split, white_background=False)
-    return 1.0 - (white.images - black.images).mean(axis=-1), white
+    return 1.0 - (white.colors(slice(None)) - black.colors(slice(None))).mean(axis=-1), white
 
 
 def test_demo_scene_loads_with_background_and_foreground(demo_root):
@@ -204,8 +210,8 @@ def test_demo_supersampling_is_the_area_average(tmp_path):
     # 2x2 sub-rays of a 16-pixel image pass through the pixel centres of the 32-pixel image.
     demo.render_demo_scene(tmp_path / "aa", size=16, n_train=2, n_val=1, n_test=1, spp=2)
     demo.render_demo_scene(tmp_path / "big", size=32, n_train=2, n_val=1, n_test=1, spp=1)
-    small = blender.load_split(tmp_path / "aa", "train").images
-    pooled = blender.load_split(tmp_path / "big", "train", factor=2).images
+    small = blender.load_split(tmp_path / "aa", "train").colors(slice(None))
+    pooled = blender.load_split(tmp_path / "big", "train", factor=2).colors(slice(None))
     assert np.mean(np.abs(small - pooled)) < 2e-3
     assert np.quantile(np.abs(small - pooled), 0.99) < 3 / 255
 

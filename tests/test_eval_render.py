@@ -85,7 +85,7 @@ def test_eval_scores_every_test_view_and_agrees_with_the_saved_pngs(tiny_scene, 
     test = datasets.load_split(config, "test")
     assert [m["ground_truth"] for m in result["images"]] == test.files
     saved_psnr = []
-    for entry, gt in zip(result["images"], test.images):
+    for entry, gt in zip(result["images"], test.colors(slice(None))):
         color = iio.imread(out / entry["color"])
         depth = iio.imread(out / entry["depth"])
         assert color.dtype == depth.dtype == np.uint8 and color.shape == depth.shape == gt.shape

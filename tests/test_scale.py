@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from helpers import ROOT, setup_training, tiny_config
-from mipnerf import models, rendering, training
-from mipnerf.camera import Rays
+from mipnerf import camera, datasets, models, rendering, training
 from mipnerf.checkpoints import Checkpointer
 from mipnerf.errors import ConfigError
 
@@ -31,7 +30,7 @@ split = datasets.load_split(config, "train")
 rays = datasets.split_rays(split, config)
 flat = lambda x: x.reshape(-1, x.shape[-1])
 idx = np.random.default_rng(0).integers(0, split.images[..., 0].size, config.batch_size)
-batch = training.RayData(Rays(*(flat(x)[idx] for x in rays)), flat(split.images)[idx])
+batch = training.RayData(Rays(*(flat(x)[idx] for x in rays)), flat(split.colors(slice(None)))[idx])
 model = models.build_model(config)
 result = {{}}
 for devices in (1, 4):
@@ -132,7 +131,7 @@ def compiles_during(fn) -> list:
 
 def test_training_steps_and_render_chunks_compile_once(tiny_scene, tmp_path):
     config = tiny_config(tiny_scene, tmp_path)
-    mesh, rays, data, model, state, tx = setup_training(config)
+    mesh, _, data, model, state, tx = setup_training(config)
     step = training.make_train_step(config, model, tx, mesh)
     holder = [state]
 
@@ -146,9 +145,11 @@ def test_training_steps_and_render_chunks_compile_once(tiny_scene, tmp_path):
     assert step._cache_size() == 1
 
     render_fn = rendering.make_render_fn(config, model)
-    view = lambda i: Rays(*(x[i] for x in rays))  # 16x16 = 256 rays: 4 chunks of 64
-    render = lambda i: rendering.render_image(render_fn, holder[0].params, view(i), 64, mesh)
-    assert compiles_during(lambda: render(0)).count("render_rays") == 1
+    split = datasets.load_split(config, "train")
+    cameras, lens = datasets.split_cameras(split, config), camera.Lens.of(split.intrinsics)
+    view = lambda i: jax.tree.map(lambda x: x[i], cameras)  # 16x16 = 256 pixels: 4 chunks of 64
+    render = lambda i: rendering.render_image(render_fn, holder[0].params, view(i), lens, 64, mesh)
+    assert compiles_during(lambda: render(0)).count("render_pixels") == 1
     assert compiles_during(lambda: [render(i) for i in range(1, 3)]) == []
     assert render_fn._cache_size() == 1
 

@@ -28,7 +28,7 @@ def test_training_reduces_loss_and_proposals_bound_nerf_weights(tiny_scene, tmp_
     assert last["loss"] < 0.5 * first["loss"]
     assert last["interlevel"] < 0.5 * np.max([h["interlevel"] for h in history[:50]])
     # After training, each proposal round's outer measure bounds the NeRF weights almost everywhere.
-    rays = jax.tree.map(lambda x: x[:512], data.data.rays)
+    rays = jax.tree.map(lambda x: x.reshape(-1, x.shape[-1])[:512], setup_training(config).rays)
     _, rounds = model.apply(state.params, None, rays, 1.0, jnp.ones(3))
     bound = stepfun.outer_measure(rounds[-1].s, rounds[0].s, rounds[0].weights)
     excess = jnp.sum(jnp.maximum(rounds[-1].weights - bound, 0)) / jnp.sum(rounds[-1].weights)
@@ -66,8 +66,13 @@ def test_bf16_and_f32_give_the_same_loss(tiny_scene, tmp_path):
 def test_nonfinite_loss_skips_the_update_and_is_reported(tiny_scene, tmp_path, monkeypatch):
     config = tiny_config(tiny_scene, tmp_path, max_steps=10, checkpoint_every=5)
     trainer.train(config, log=lambda s: None)
-    put = training.put_ray_data
-    monkeypatch.setattr(training, "put_ray_data", lambda rays, rgb, *rest: put(rays, rgb * np.nan, *rest))
+    put = training.put_train_images
+
+    def nan_cameras(*args):  # every ray's origin becomes NaN
+        images = put(*args)
+        return images.replace(cameras=images.cameras._replace(camtoworlds=images.cameras.camtoworlds * np.nan))
+
+    monkeypatch.setattr(training, "put_train_images", nan_cameras)
     with pytest.raises(trainer.NonFiniteLoss, match="step 11.*checkpoint \\(step 10\\) is intact"):
         trainer.train(tiny_config(tiny_scene, tmp_path, max_steps=20, checkpoint_every=5), log=lambda s: None)
     ckpt = Checkpointer(tmp_path / "checkpoints")

@@ -1,11 +1,9 @@
 """The unbounded model on the built-in unbounded scene: it learns, and contraction is what makes it work."""
 
-import jax
-import numpy as np
 import pytest
 
 from helpers import tiny_config
-from mipnerf import datasets, metrics, models, rendering, trainer, training
+from mipnerf import datasets, evaluation, models, rendering, trainer, training
 from mipnerf.datasets import demo360
 
 SCENE = dict(width=48, height=32, n_images=24, spp=2)
@@ -28,13 +26,9 @@ def unbounded_config(scene_dir, exp_dir, **overrides):
 
 def mean_test_psnr(config, params) -> float:
     """Mean PSNR over the test views."""
-    test = datasets.load_split(config, "test")
-    rays = datasets.split_rays(test, config)
-    render_fn = rendering.make_render_fn(config, models.build_model(config))
-    mesh = training.make_mesh()
-    images = [rendering.render_image(render_fn, params, jax.tree.map(lambda x: x[i], rays), config.render_chunk, mesh)
-              for i in range(len(test.images))]
-    return float(np.mean([metrics.psnr(np.clip(im.rgb, 0, 1), gt) for im, gt in zip(images, test.images)]))
+    renderer = rendering.Renderer(rendering.make_render_fn(config, models.build_model(config)), params, 0,
+                                  training.make_mesh())
+    return evaluation.mean_psnr(renderer, datasets.load_split(config, "test"), config)
 
 
 def test_contraction_learns_the_unbounded_scene_and_beats_a_bounded_model(scene, tmp_path):

@@ -12,8 +12,6 @@ where a scene came from.
 
 import pathlib
 
-import numpy as np
-
 from mipnerf import camera
 from mipnerf.datasets import blender, colmap, demo, demo360
 from mipnerf.datasets.split import Split
@@ -72,31 +70,16 @@ def load_split(config, split: str, share: tuple[int, int] = (0, 1)) -> Split:
                               white_background=config.white_background, share=share)
 
 
-def camera_rays(camtoworlds, intrinsics: camera.Intrinsics, height: int, width: int, config) -> camera.Rays:
-    """The rays the config's model takes through every pixel of cameras [N]: fields [N, H, W, C].
-
-    Between `config.near` and `config.far`; in NDC for forward-facing scenes.
-    """
-    return camera.generate_rays(camtoworlds, intrinsics, height, width, config.near, config.far,
-                                ndc=config.forward_facing)
+def split_cameras(data: Split, config) -> camera.Cameras:
+    """The N cameras of a split (fields [N]) as rays are cast from them: between `config.near` and
+    `config.far`, in NDC for forward-facing scenes (`config.forward_facing`, given to the casting)."""
+    return camera.Cameras.of(data.camtoworlds, data.intrinsics, data.width, data.height, config.near, config.far)
 
 
 def split_rays(data: Split, config) -> camera.Rays:
-    """The cone-cast rays of every pixel of a split: fields [N, H, W, C]."""
-    return camera_rays(data.camtoworlds, data.intrinsics, data.height, data.width, config)
+    """The cone-cast rays of every pixel of a split, cast on the host: fields [N, H, W, C].
 
-
-def flat_ray_data(splits: list, config) -> tuple:
-    """Every pixel of `splits` as one flat set of rays, with its colour and loss weight.
-
-    Returns:
-      (`Rays` with fields [N, C], rgb [N, 3], lossmult [N, 1] or None when no split has weights).
+    For tests and tools; training and rendering cast rays on the device (`camera.pixel_rays`).
     """
-    join = lambda parts: parts[0] if len(parts) == 1 else np.concatenate(parts)  # one split: no copy
-    rays = [camera.Rays(*(np.reshape(x, (-1, x.shape[-1])) for x in split_rays(split, config))) for split in splits]
-    rgb = [np.reshape(split.images, (-1, 3)) for split in splits]
-    lossmult = None
-    if any(split.lossmult is not None for split in splits):
-        weights = lambda split: np.ones(len(split.images), np.float32) if split.lossmult is None else split.lossmult
-        lossmult = join([np.repeat(weights(split), split.height * split.width)[:, None] for split in splits])
-    return camera.Rays(*(join(x) for x in zip(*rays))), join(rgb), lossmult
+    return camera.generate_rays(data.camtoworlds, data.intrinsics, data.height, data.width, config.near, config.far,
+                                ndc=config.forward_facing)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mipnerf.camera import Intrinsics, focal_from_fov
-from mipnerf.datasets.image_io import check_same_size, downsample, read_image, read_images
+from mipnerf.datasets.image_io import downsample, read_image, read_images_into
 from mipnerf.datasets.split import Split
 from mipnerf.errors import ConfigError, DatasetError
 
@@ -125,14 +125,13 @@ def load_split(data_dir, split: str, factor: int = 1, white_background: bool = T
 
     def read(path):
         image = read_image(path, white_background, _EXPECTED_IMAGE)
-        return image.shape[:2], downsample(image, factor, path).astype(np.float32)
+        return image.shape[:2], downsample(image, factor, path)
 
-    sizes, images = zip(*read_images(paths, read))
-    check_same_size(sizes, paths)
-    height, width = images[0].shape[:2]
+    images = read_images_into(paths, paths, read)
+    height, width = images.shape[1:3]
     focal = focal_from_fov(width, float(meta["camera_angle_x"]))
     return Split(
-        images=np.stack(images),
+        images=images,
         camtoworlds=np.stack([matrix for _, matrix in frames]).astype(np.float32),
         intrinsics=Intrinsics.pinhole(focal, width, height, count=len(images)),
         height=height,

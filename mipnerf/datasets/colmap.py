@@ -24,7 +24,7 @@ import numpy as np
 from mipnerf.camera import Intrinsics
 from mipnerf.datasets import colmap_model, scene_frame
 from mipnerf.datasets.blender import process_frames
-from mipnerf.datasets.image_io import check_same_size, downsample, read_image, read_images
+from mipnerf.datasets.image_io import downsample, read_image, read_images_into
 from mipnerf.datasets.split import Split
 from mipnerf.errors import ConfigError, DatasetError
 
@@ -265,17 +265,16 @@ def load_split(data_dir, split: str, factor: int = 1, llffhold: int = 8, forward
         path, full_size = item
         image = read_image(path, expected="a photo of the capture")
         _check_size(path, image, full_size, factor // remaining)
-        return image.shape[:2], downsample(image, remaining, path, crop=True).astype(np.float32)
+        return image.shape[:2], downsample(image, remaining, path, crop=True)
 
-    sizes, images = zip(*read_images(list(zip(paths, frames.sizes[index])), read))
-    check_same_size(sizes, paths)
+    images = read_images_into(list(zip(paths, frames.sizes[index])), paths, read)
     scale = scene_frame.similarity_scale(transform)
     return Split(
-        images=np.stack(images),
+        images=images,
         camtoworlds=scene_frame.transform_poses(transform, frames.camtoworlds[index]).astype(np.float32),
         intrinsics=frames.intrinsics.take(index).scaled(factor),
-        height=images[0].shape[0],
-        width=images[0].shape[1],
+        height=images.shape[1],
+        width=images.shape[2],
         files=[str(p) for p in paths],
         bounds=(frames.bounds[index] * scale).astype(np.float32),
         transform=transform,

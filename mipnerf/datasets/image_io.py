@@ -1,6 +1,13 @@
-"""Reading images for the loaders: decoding with checks, alpha compositing, area downsampling."""
+"""Reading images for the loaders: decoding with checks, alpha compositing, area downsampling, and
+decoding a split on a thread pool into one preallocated uint8 array.
+
+Images are kept as 8-bit RGB, 3 bytes a pixel, as PNG and JPEG files hold them. Compositing and
+downsampling work in float32 on one image at a time; the result is rounded back to uint8, at
+most half a level (0.2 %) off the float average.
+"""
 
 import io
+import os
 import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -11,8 +18,8 @@ from PIL import Image
 
 from mipnerf.errors import DatasetError
 
-# Decoding threads: PNG and JPEG decoding release the GIL, so a few threads overlap well.
-_DECODE_THREADS = 4
+# Decoding threads: PNG and JPEG decoding release the GIL, so every core is used.
+_DECODE_THREADS = max(2, os.cpu_count() or 1)
 
 # What PIL raises for files that are not images or are cut short, besides OSError.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, Image.DecompressionBombError)
@@ -25,7 +32,7 @@ def read_image(path: Path, white_background: bool = True, expected: str = "a PNG
       expected: what the file should be, for the error messages (e.g. "a PNG named by the frame's 'file_path'").
 
     Returns:
-      [H, W, 3] float64 colours in [0, 1].
+      [H, W, 3]: the file's uint8 values for 8-bit images without alpha, else float32 colours in [0, 1].
     """
     if not path.is_file():
         raise DatasetError(f"image file {path} is missing; expected {expected}")
@@ -42,20 +49,32 @@ def read_image(path: Path, white_background: bool = True, expected: str = "a PNG
                 pixels = np.asarray(img.convert("RGBA" if has_alpha else "RGB"))
     except _DECODE_ERRORS as e:
         raise DatasetError(f"image file {path} cannot be decoded ({e}); expected a complete image, {expected}") from None
-    pixels = pixels.astype(np.float64) / np.iinfo(pixels.dtype).max
+    if pixels.dtype == np.uint8 and pixels.shape[-1] == 3:
+        return pixels
+    pixels = pixels.astype(np.float32) / np.float32(np.iinfo(pixels.dtype).max)
     if pixels.shape[-1] == 3:
         return pixels
     rgb, alpha = pixels[..., :3], pixels[..., 3:]
-    background = 1.0 if white_background else 0.0
+    background = np.float32(1.0 if white_background else 0.0)
     return rgb * alpha + (1.0 - alpha) * background
 
 
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Colours in [0, 1] (float) rounded to uint8; uint8 input is returned as it is."""
+    if image.dtype == np.uint8:
+        return image
+    return np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
+
+
 def downsample(image: np.ndarray, factor: int, path: Path, crop: bool = False) -> np.ndarray:
-    """Averages [H, W, 3] `image` over `factor` x `factor` blocks into [H // factor, W // factor, 3].
+    """Averages [H, W, 3] `image` (uint8 or float colours) over `factor` x `factor` blocks into
+    [H // factor, W // factor, 3] uint8, the average taken in float32 and rounded.
 
     Sides that `factor` does not divide are an error naming `path`, or, with `crop`, lose their
     last rows or columns (which keeps the principal point where it was).
     """
+    if factor == 1:
+        return to_uint8(image)
     height, width = image.shape[:2]
     if height % factor or width % factor:
         if not crop:
@@ -65,7 +84,10 @@ def downsample(image: np.ndarray, factor: int, path: Path, crop: bool = False) -
             )
         height, width = height - height % factor, width - width % factor
         image = image[:height, :width]
-    return image.reshape(height // factor, factor, width // factor, factor, 3).mean(axis=(1, 3))
+    blocks = image.reshape(height // factor, factor, width // factor, factor, 3)
+    if image.dtype == np.uint8:
+        return to_uint8(blocks.mean(axis=(1, 3), dtype=np.float32) / np.float32(255))
+    return to_uint8(blocks.mean(axis=(1, 3), dtype=np.float32))
 
 
 def check_same_size(sizes: list, paths: list) -> None:
@@ -82,3 +104,30 @@ def read_images(paths: list, read) -> list:
     """`read(path)` of every path, decoded in a few threads; the first error raised stops it."""
     with ThreadPoolExecutor(max(1, min(_DECODE_THREADS, len(paths)))) as pool:
         return list(pool.map(read, paths))
+
+
+def read_images_into(items: list, paths: list, read) -> np.ndarray:
+    """Decodes a split's images into one preallocated array, on a thread pool.
+
+    Args:
+      items: what `read` takes, one per image; paths: the images' files, for the messages.
+      read: `item -> (size, pixels)`: the file's (height, width) and its [h, w, 3] uint8 pixels.
+
+    Returns:
+      [N, h, w, 3] uint8. The first image gives the size; a file of another size is an error
+      naming it and the first (see `check_same_size`).
+    """
+    size, first = read(items[0])
+    out = np.empty((len(items),) + first.shape, np.uint8)
+    out[0] = first
+    del first
+
+    def read_into(k):
+        size_k, pixels = read(items[k])
+        check_same_size([size, size_k], [paths[0], paths[k]])
+        out[k] = pixels
+
+    with ThreadPoolExecutor(max(1, min(_DECODE_THREADS, len(items) - 1))) as pool:
+        for _ in pool.map(read_into, range(1, len(items))):
+            pass
+    return out

@@ -31,7 +31,7 @@ from PIL import Image
 
 from mipnerf.camera import Intrinsics
 from mipnerf.datasets import blender, demo
-from mipnerf.datasets.image_io import read_image, read_images
+from mipnerf.datasets.image_io import read_image, read_images_into, to_uint8
 from mipnerf.datasets.scene_cache import cached_scene
 from mipnerf.datasets.split import Split
 from mipnerf.errors import DatasetError, MipNerfError
@@ -96,28 +96,32 @@ def load_scales(data_dir, split: str, white_background: bool = True, share: tupl
     if share[1] > 1:
         entries = entries[blender.process_frames(count, *share, path)]
     where = lambda k: f"{path}: split '{split}', entry {k}"
-    files = [data_dir / str(lists["file_path"][k]) for k in entries]
-    images = read_images(files, lambda p: read_image(p, white_background, f"a PNG named by its entry's 'file_path'"))
     groups = {}
-    for k, image in zip(entries, images):
+    for k in entries:
+        groups.setdefault((int(lists["label"][k]), (int(lists["height"][k]), int(lists["width"][k]))), []).append(k)
+
+    def read(k):
+        path = data_dir / str(lists["file_path"][k])
+        image = read_image(path, white_background, "a PNG named by its entry's 'file_path'")
         size = (int(lists["height"][k]), int(lists["width"][k]))
         if image.shape[:2] != size:
-            raise DatasetError(f"{where(k)}: image file {data_dir / lists['file_path'][k]} is "
-                               f"{image.shape[1]}x{image.shape[0]} pixels; expected its 'width' x 'height', "
-                               f"{size[1]}x{size[0]}")
-        groups.setdefault((int(lists["label"][k]), size), []).append((k, image))
+            raise DatasetError(f"{where(k)}: image file {path} is {image.shape[1]}x{image.shape[0]} pixels; expected "
+                               f"its 'width' x 'height', {size[1]}x{size[0]}")
+        return size, to_uint8(image)
+
     scales = []
     for (label, (height, width)), members in sorted(groups.items()):
-        cams = [_entry_camera(lists, k, where(k)) for k, _ in members]
+        cams = [_entry_camera(lists, k, where(k)) for k in members]
         fx, fy, cx, cy = (np.array(v) for v in zip(*(c for _, c in cams)))
+        files = [data_dir / str(lists["file_path"][k]) for k in members]
         scales.append(Split(
-            images=np.stack([image for _, image in members]).astype(np.float32),
+            images=read_images_into(members, files, read),
             camtoworlds=np.stack([c2w for c2w, _ in cams]).astype(np.float32),
             intrinsics=Intrinsics(fx, fy, cx, cy, np.zeros((len(members), 4)), np.zeros(len(members), bool)),
             height=height, width=width,
-            files=[str(data_dir / lists["file_path"][k]) for k, _ in members],
-            bounds=np.array([[lists["near"][k], lists["far"][k]] for k, _ in members], np.float32),
-            lossmult=np.array([lists["lossmult"][k] for k, _ in members], np.float32),
+            files=[str(f) for f in files],
+            bounds=np.array([[lists["near"][k], lists["far"][k]] for k in members], np.float32),
+            lossmult=np.array([lists["lossmult"][k] for k in members], np.float32),
             scale=label,
         ))
     return scales

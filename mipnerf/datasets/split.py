@@ -10,7 +10,8 @@ from mipnerf.camera import Intrinsics
 class Split(NamedTuple):
     """One split of a scene, loaded, composited and downsampled.
 
-    images: [N, H, W, 3] float32 colours in [0, 1].
+    images: [N, H, W, 3] uint8 colours (3 bytes a pixel, as image files hold them); `colors`
+      gives them as floats.
     camtoworlds: [N, 4, 4] float32 camera-to-world matrices (Blender/OpenGL convention), in
       the frame the model works in.
     intrinsics: the N cameras' `Intrinsics` (fields [N]), in pixels of `images`.
@@ -34,3 +35,7 @@ class Split(NamedTuple):
     transform: Optional[np.ndarray] = None
     lossmult: Optional[np.ndarray] = None
     scale: int = 0
+
+    def colors(self, index) -> np.ndarray:
+        """Image(s) `index` as float32 colours in [0, 1]: [H, W, 3] for an int index."""
+        return self.images[index].astype(np.float32) / np.float32(255)
