@@ -261,10 +261,12 @@ def compute_dtype(precision: str) -> jnp.dtype:
 
 
 def rematerialised(field_class, remat: bool):
-    """`field_class`, or with `remat` the same module under `nn.remat`: its backward pass
-    recomputes the field's activations (encoding included) from its inputs instead of keeping
-    them from the forward pass. The parameters are the same either way."""
-    return nn.remat(field_class, policy=jax.checkpoint_policies.dots_with_no_batch_dims_saveable) if remat else field_class
+    """`field_class`, or with `remat` the same module under `nn.remat`: its backward pass keeps
+    only the matmuls' outputs from the forward pass and recomputes the rest (the encoding, the
+    biases and activations, elementwise work), rather than the matmuls too. The parameters are
+    the same either way."""
+    policy = jax.checkpoint_policies.dots_with_no_batch_dims_saveable
+    return nn.remat(field_class, policy=policy) if remat else field_class
 
 
 def build_grid_fields(config: ml_collections.ConfigDict, dtype) -> dict:
