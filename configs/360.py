@@ -34,6 +34,14 @@ def get_config() -> ml_collections.ConfigDict:
     c.nerf_depth, c.nerf_width = 8, 1024
     c.bottleneck_width = 256
 
+    # The step at batch 16384 in 4 micro-batches of 4096 rays: 13.6 GB of temporaries in bf16
+    # (15.9 GB in float32) against 50.6 GB (61.8 GB) in one, measured on a CPU by
+    # benchmarks/memory.py --step. A micro-batch still fills a GPU's matmuls (131k to 262k rows),
+    # so the cost is a loop of 4 and a sum of the gradients. Rematerialisation would cost an
+    # extra pass of elementwise work for 0.9 GB more, so it stays off.
+    c.grad_accum = 4
+    c.remat = False
+
     c.data_loss = "charbonnier"
     c.distortion_loss_mult = 0.01
     c.adam_eps = 1e-6

@@ -31,10 +31,11 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     scene = "holding images/ and sparse/0/ or poses_bounds.npy" if c.dataset == "colmap" else "holding transforms_train.json"
     _require(c.dataset in BUILT_IN_SCENES or bool(c.data_dir), "data_dir", f"the folder of a scene ({scene})", c.data_dir)
     _require(bool(c.exp_dir), "exp_dir", "a folder for the run's outputs", c.exp_dir)
-    for field in ("factor", "batch_size", "max_steps", "checkpoint_every", "keep_checkpoints", "log_every", "render_chunk",
-                  "num_nerf_samples", "prop_depth", "prop_width", "nerf_depth", "nerf_width", "skip_layer",
+    for field in ("factor", "batch_size", "grad_accum", "max_steps", "checkpoint_every", "keep_checkpoints", "log_every",
+                  "render_chunk", "num_nerf_samples", "prop_depth", "prop_width", "nerf_depth", "nerf_width", "skip_layer",
                   "bottleneck_width", "view_width", "render_frames", "render_fps", "render_factor"):
         _require(int(c[field]) >= 1, field, "an integer >= 1", c[field])
+    _require(c.batch_size % c.grad_accum == 0, "grad_accum", f"a divisor of batch_size ({c.batch_size})", c.grad_accum)
     for field in ("llffhold", "view_depth", "val_every", "lr_delay_steps", "min_deg_point", "deg_view", "eval_step"):
         _require(int(c[field]) >= 0, field, "an integer >= 0", c[field])
     _require(c.max_deg_point > c.min_deg_point, "max_deg_point", f"an integer > min_deg_point ({c.min_deg_point})", c.max_deg_point)

@@ -128,6 +128,22 @@ class GridField(nn.Module):
         return density_and_color(self, x, viewdirs)
 
 
+def ray_jitter(keys, batch_shape, rounds: int) -> jnp.ndarray:
+    """Each ray's stratified-sampling offsets in [0, 1), one per round, drawn from the ray's own
+    key, so that they do not depend on the other rays of its batch: a micro-batch of a batch
+    samples exactly as the whole batch does.
+
+    Args:
+      keys: `jax.random` keys of shape `batch_shape` (raw uint32 keys: `batch_shape + (2,)`).
+
+    Returns:
+      batch_shape + (rounds,).
+    """
+    flat = keys.reshape((-1,) + keys.shape[len(batch_shape):])
+    u = jax.vmap(lambda k: jax.random.uniform(k, (rounds,), maxval=1 - jnp.finfo(jnp.float32).eps))(flat)
+    return u.reshape(tuple(batch_shape) + (rounds,))
+
+
 class Round(NamedTuple):
     """One sampling round of a batch of rays: breakpoints in normalised distance and weights.
 
@@ -180,8 +196,8 @@ class MipNerf360(nn.Module):
         """Renders a batch of rays.
 
         Args:
-          key: a `jax.random` key for jittered sampling (training), or None for deterministic
-            sampling (evaluation).
+          key: `jax.random` keys, one per ray ([B], e.g. `jax.random.split(key, B)`), for
+            jittered sampling (training), or None for deterministic sampling (evaluation).
           rays: `Rays` with leading shape [B].
           train_frac: scalar in [0, 1], the fraction of training done (anneals the proposals).
           background: [3] colour behind the scene.
@@ -195,6 +211,7 @@ class MipNerf360(nn.Module):
         w = jnp.ones(batch_shape + (1,))
         num_samples = list(self.num_prop_samples) + [self.num_nerf_samples]
         power = stepfun.anneal_power(train_frac, self.anneal_slope) if key is not None else 1.0
+        jitter = None if key is None else ray_jitter(key, batch_shape, len(num_samples))
         rounds = []
         for i, n in enumerate(num_samples):
             if i > 0:
@@ -206,8 +223,8 @@ class MipNerf360(nn.Module):
                     dilation = self.dilation_bias + self.dilation_multiplier / prod
                     s, w = stepfun.max_dilate_weights(s, w, dilation, domain=(0.0, 1.0))
                 w = stepfun.anneal_weights(s, w, power, self.resample_padding)
-            round_key = None if key is None else jax.random.fold_in(key, i)
-            s = jax.lax.stop_gradient(stepfun.sample_intervals(round_key, s, jax.lax.stop_gradient(w), n))
+            round_jitter = None if jitter is None else jitter[..., i:i + 1]
+            s = jax.lax.stop_gradient(stepfun.sample_intervals(round_jitter, s, jax.lax.stop_gradient(w), n))
             t = coord.s_to_t(s, rays.near, rays.far, self.ray_spacing)
             last = i == len(num_samples) - 1
             if self.nerf_grid is not None:
@@ -243,17 +260,27 @@ def compute_dtype(precision: str) -> jnp.dtype:
     return jnp.bfloat16 if precision == "bf16" else jnp.float32
 
 
+def rematerialised(field_class, remat: bool):
+    """`field_class`, or with `remat` the same module under `nn.remat`: its backward pass keeps
+    only the matmuls' outputs from the forward pass and recomputes the rest (the encoding, the
+    biases and activations, elementwise work), rather than the matmuls too. The parameters are
+    the same either way."""
+    policy = jax.checkpoint_policies.dots_with_no_batch_dims_saveable
+    return nn.remat(field_class, policy=policy) if remat else field_class
+
+
 def build_grid_fields(config: ml_collections.ConfigDict, dtype) -> dict:
     """The proposal and NeRF hash-grid fields of a config with `field="grid"`."""
     common = dict(width=config.grid_width, depth=config.grid_depth, density_bias=config.density_bias, dtype=dtype)
-    prop = GridField(grid.HashEncoding(config.prop_grid_levels, config.prop_grid_table_log2, config.grid_features,
-                                       config.grid_min_res, config.prop_grid_max_res),
-                     multisamples=config.prop_grid_multisamples, **common)
-    nerf = GridField(grid.HashEncoding(config.grid_levels, config.grid_table_log2, config.grid_features,
-                                       config.grid_min_res, config.grid_max_res),
-                     multisamples=config.grid_multisamples, color=True,
-                     bottleneck_width=config.bottleneck_width, view_depth=config.view_depth,
-                     view_width=config.view_width, deg_view=config.deg_view, rgb_padding=config.rgb_padding, **common)
+    field = rematerialised(GridField, config.remat)
+    prop = field(grid.HashEncoding(config.prop_grid_levels, config.prop_grid_table_log2, config.grid_features,
+                                   config.grid_min_res, config.prop_grid_max_res),
+                 multisamples=config.prop_grid_multisamples, **common)
+    nerf = field(grid.HashEncoding(config.grid_levels, config.grid_table_log2, config.grid_features,
+                                   config.grid_min_res, config.grid_max_res),
+                 multisamples=config.grid_multisamples, color=True,
+                 bottleneck_width=config.bottleneck_width, view_depth=config.view_depth,
+                 view_width=config.view_width, deg_view=config.deg_view, rgb_padding=config.rgb_padding, **common)
     return dict(prop_grid=prop, nerf_grid=nerf, grid_bound=config.grid_bound)
 
 
@@ -277,8 +304,9 @@ def build_mlp_fields(config: ml_collections.ConfigDict, dtype) -> dict:
     common = dict(skip_layer=config.skip_layer, min_deg_point=config.min_deg_point,
                   max_deg_point=config.max_deg_point, density_bias=config.density_bias,
                   disable_integration=config.disable_integration, dtype=dtype)
-    prop = MLP(depth=config.prop_depth, width=config.prop_width, **common)
-    nerf = MLP(depth=config.nerf_depth, width=config.nerf_width, color=True,
+    mlp = rematerialised(MLP, config.remat)
+    prop = mlp(depth=config.prop_depth, width=config.prop_width, **common)
+    nerf = mlp(depth=config.nerf_depth, width=config.nerf_width, color=True,
                bottleneck_width=config.bottleneck_width, view_depth=config.view_depth,
                view_width=config.view_width, deg_view=config.deg_view, rgb_padding=config.rgb_padding, **common)
     return dict(prop_mlp=prop, nerf_mlp=nerf)

@@ -66,11 +66,11 @@ def invert_cdf(u: jnp.ndarray, t: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
     return t_lo + jnp.clip(frac, 0, 1) * (t_hi - t_lo)
 
 
-def sample(key, t: jnp.ndarray, w: jnp.ndarray, num_samples: int) -> jnp.ndarray:
+def sample(jitter, t: jnp.ndarray, w: jnp.ndarray, num_samples: int) -> jnp.ndarray:
     """Draws `num_samples` sorted samples per ray from the step function's distribution.
 
     Args:
-      key: a `jax.random` key for stratified sampling with one jitter per ray (training), or
+      jitter: [..., 1] in [0, 1), one offset per ray for stratified sampling (training), or
         None for deterministic stratum centres (evaluation).
       t: [..., N+1]; w: [..., N].
 
@@ -78,27 +78,26 @@ def sample(key, t: jnp.ndarray, w: jnp.ndarray, num_samples: int) -> jnp.ndarray
       [..., num_samples] sorted samples.
     """
     strata = jnp.arange(num_samples, dtype=jnp.float32)
-    if key is None:
+    if jitter is None:
         u = (strata + 0.5) / num_samples
         u = jnp.broadcast_to(u, t.shape[:-1] + (num_samples,))
     else:
-        jitter = jax.random.uniform(key, t.shape[:-1] + (1,), maxval=1 - _EPS)
         u = (strata + jitter) / num_samples
     return invert_cdf(u, t, w)
 
 
-def sample_intervals(key, t, w, num_samples: int, domain=(0.0, 1.0)) -> jnp.ndarray:
+def sample_intervals(jitter, t, w, num_samples: int, domain=(0.0, 1.0)) -> jnp.ndarray:
     """Draws `num_samples` intervals per ray: sample points, then cut halfway between neighbours.
 
     Args:
-      key: as in `sample`.
+      jitter: as in `sample`.
       t: [..., N+1]; w: [..., N].
       domain: (low, high) to which the outer breakpoints are clipped.
 
     Returns:
       [..., num_samples+1] sorted breakpoints.
     """
-    centers = sample(key, t, w, num_samples)
+    centers = sample(jitter, t, w, num_samples)
     mids = (centers[..., 1:] + centers[..., :-1]) / 2
     first = 2 * centers[..., :1] - mids[..., :1]
     last = 2 * centers[..., -1:] - mids[..., -1:]

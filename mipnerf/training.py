@@ -99,41 +99,78 @@ def make_optimizer(config: ml_collections.ConfigDict, params) -> optax.GradientT
     return optax.chain(zero_nonfinite(), clip, adam)
 
 
-def data_loss(rgb, target, config, lossmult=None) -> jnp.ndarray:
-    """Reconstruction loss: squared error, or Charbonnier sqrt(err^2 + pad^2), averaged over the batch.
+def data_weights(config, lossmult, shape) -> jnp.ndarray:
+    """The weight of each ray and channel in the data loss, [B, 3] (`shape`): the per-ray `lossmult`
+    [B, 1] with `config.multiscale_loss` (mip-NeRF's multiscale loss, in which a ray of an image
+    at 1/2^k resolution weighs 4^k, so that every scale weighs the same), else 1."""
+    if lossmult is None or not config.multiscale_loss:
+        return jnp.ones(shape, jnp.float32)
+    return jnp.broadcast_to(lossmult, shape)
 
-    With `config.multiscale_loss` and per-ray weights `lossmult` [B, 1], the average is weighted:
-    sum(lossmult * err) / sum(lossmult) over rays and channels (mip-NeRF's multiscale loss, in which
-    a ray of an image at 1/2^k resolution weighs 4^k, so that every scale weighs the same).
+
+def data_loss(rgb, target, config, lossmult=None, total_weight=None) -> jnp.ndarray:
+    """Reconstruction loss: squared error, or Charbonnier sqrt(err^2 + pad^2), as the weighted
+    average sum(weights * err) / sum(weights) over rays and channels (weights from `data_weights`).
+
+    total_weight: the sum of the weights over the whole batch when (rgb, target) [B, 3] are one
+    of its micro-batches, so that the micro-batches' losses add up to the batch's (default: the
+    sum over these rays).
     """
     if config.data_loss == "charbonnier":
         err = jnp.sqrt((rgb - target) ** 2 + config.charbonnier_padding**2)
     else:
         err = (rgb - target) ** 2
-    if lossmult is None or not config.multiscale_loss:
-        return jnp.mean(err)
-    weights = jnp.broadcast_to(lossmult, err.shape)
-    return jnp.sum(weights * err) / jnp.sum(weights)
+    weights = data_weights(config, lossmult, err.shape)
+    return jnp.sum(weights * err) / (jnp.sum(weights) if total_weight is None else total_weight)
 
 
-def compute_losses(rounds, rgb, target, config, lossmult=None):
-    """Every loss term of a batch.
+class BatchTotals(NamedTuple):
+    """What the loss terms of a whole batch divide by: its number of rays, and the sum of its
+    data-loss weights over rays and channels (see `data_weights`)."""
+
+    rays: int
+    data_weight: jnp.ndarray
+
+
+def batch_totals(batch: RayData, config) -> BatchTotals:
+    return BatchTotals(batch.rgb.shape[0], jnp.sum(data_weights(config, batch.lossmult, batch.rgb.shape)))
+
+
+def compute_losses(rounds, rgb, target, config, lossmult=None, totals: Optional[BatchTotals] = None):
+    """Every loss term of a batch, or a micro-batch's share of them.
+
+    Each term is a sum over rays divided by the whole batch's total, so that the terms of a
+    batch's micro-batches add up to the batch's averages.
 
     Args:
       rounds: the model's list of `Round`s, the NeRF round last.
       rgb, target: [B, 3] rendered and true colours.
-      lossmult: [B, 1] per-ray weights of the data loss (see `data_loss`), or None.
+      lossmult: [B, 1] per-ray weights of the data loss (see `data_weights`), or None.
+      totals: the whole batch's `BatchTotals` when these rays are one of its micro-batches
+        (default: these rays').
 
     Returns:
       dict with "loss" (the weighted total), "data", "interlevel", "distortion", "mse".
     """
     nerf = rounds[-1]
-    interlevel = sum(jnp.mean(stepfun.interlevel_loss(nerf.s, nerf.weights, r.s, r.weights)) for r in rounds[:-1])
-    distortion = jnp.mean(stepfun.distortion_loss(nerf.s, nerf.weights))
-    data = data_loss(rgb, target, config, lossmult)
+    rays = rgb.shape[0] if totals is None else totals.rays
+    per_ray_mean = lambda x: jnp.sum(x) / rays
+    interlevel = sum(per_ray_mean(stepfun.interlevel_loss(nerf.s, nerf.weights, r.s, r.weights)) for r in rounds[:-1])
+    distortion = per_ray_mean(stepfun.distortion_loss(nerf.s, nerf.weights))
+    data = data_loss(rgb, target, config, lossmult, None if totals is None else totals.data_weight)
     total = data + config.interlevel_loss_mult * interlevel + config.distortion_loss_mult * distortion
     return {"loss": total, "data": data, "interlevel": jnp.asarray(interlevel, jnp.float32),
-            "distortion": distortion, "mse": jnp.mean((rgb - target) ** 2)}
+            "distortion": distortion, "mse": per_ray_mean(jnp.mean((rgb - target) ** 2, axis=-1))}
+
+
+def split_micro_batches(x: jnp.ndarray, grad_accum: int) -> jnp.ndarray:
+    """[B, ...] -> [grad_accum, B / grad_accum, ...]: micro-batch m holds rows m, m + grad_accum, ...
+
+    Interleaved rather than contiguous, so that with the batch sharded in contiguous blocks over
+    the devices every micro-batch takes the same number of rays from every device's shard, and
+    stays sharded evenly with no communication.
+    """
+    return jnp.swapaxes(x.reshape((-1, grad_accum) + x.shape[1:]), 0, 1)
 
 
 def make_mesh(devices=None) -> Mesh:
@@ -141,9 +178,14 @@ def make_mesh(devices=None) -> Mesh:
     return Mesh(np.array(jax.devices() if devices is None else devices), ("data",))
 
 
-def check_batch_divides(batch_size: int, mesh: Mesh) -> None:
+def check_batch_divides(batch_size: int, mesh: Mesh, grad_accum: int = 1) -> None:
+    """Raises ConfigError unless every device gets the same number of rays of every micro-batch."""
     if batch_size % mesh.size:
         raise ConfigError(f"config.batch_size={batch_size}: expected a multiple of the number of devices ({mesh.size})")
+    per_device = batch_size // mesh.size
+    if per_device % grad_accum:
+        raise ConfigError(f"config.grad_accum={grad_accum}: expected a divisor of the rays per device "
+                          f"({per_device} = batch_size {batch_size} / {mesh.size} devices)")
 
 
 def background_color(config) -> jnp.ndarray:
@@ -160,14 +202,15 @@ def create_train_state(config, model: nn.Module, mesh: Mesh):
     dummy = dummy._replace(near=dummy.near + config.near, far=dummy.far + config.far,
                            directions=dummy.directions.at[:, 2].set(-1.0), viewdirs=dummy.viewdirs.at[:, 2].set(-1.0))
     init_key, sample_key = jax.random.split(jax.random.PRNGKey(config.seed))
+    sample_keys = jax.random.split(sample_key, 1)  # one per ray of `dummy`
     background = background_color(config)
     # Shapes first, so that the optimizer can be built; then one compiled initialisation, since
     # running `init` op by op dispatches hundreds of small kernels.
-    shapes = jax.eval_shape(model.init, init_key, sample_key, dummy, 0.0, background)
+    shapes = jax.eval_shape(model.init, init_key, sample_keys, dummy, 0.0, background)
     tx = make_optimizer(config, shapes)
 
     def init():
-        params = model.init(init_key, sample_key, dummy, 0.0, background)
+        params = model.init(init_key, sample_keys, dummy, 0.0, background)
         return TrainState(step=jnp.array(0, jnp.int32), params=params, opt_state=tx.init(params),
                           nonfinite_step=jnp.array(-1, jnp.int32))
 
@@ -219,24 +262,40 @@ def sample_batch(images: TrainImages, key, batch_size: int, mesh: Mesh) -> RayDa
 def make_update(config, model: nn.Module, tx: optax.GradientTransformation):
     """The update `(state, batch, key) -> (state, stats)` on a given batch (a `RayData` [B]), unjitted.
 
-    With the batch sharded over a mesh and the state replicated, XLA averages the gradients
-    over devices. A non-finite loss skips the update and is remembered in `nonfinite_step`.
+    The batch is rendered and differentiated in `config.grad_accum` micro-batches (see
+    `split_micro_batches`) whose gradients are summed in a scan, so that a step needs the
+    activations of one micro-batch only; the update and the stats are those of the whole batch.
+    Each ray's sampling jitter comes from its own key (`jax.random.split(key, B)`), so that it
+    does not depend on `grad_accum`. With the batch sharded over a mesh and the state
+    replicated, XLA averages the gradients over devices. A non-finite loss skips the update and
+    is remembered in `nonfinite_step`.
     """
     background = background_color(config)
     schedule = lr_schedule(config)
 
     def update(state: TrainState, batch: RayData, key):
         train_frac = state.step / config.max_steps
+        # The data loss divides by the whole batch's weights, which do not depend on the parameters.
+        totals = batch_totals(batch, config)
+        keys = jax.random.split(key, totals.rays)
+        micro_batches = jax.tree.map(lambda x: split_micro_batches(x, config.grad_accum), (batch, keys))
 
-        def loss_fn(params):
-            out, rounds = model.apply(params, key, batch.rays, train_frac, background)
-            losses = compute_losses(rounds, out.rgb, batch.rgb, config, batch.lossmult)
-            if config.field == "grid":
-                losses["grid_decay"] = models.grid_decay(model, params)
-                losses["loss"] = losses["loss"] + config.grid_decay_mult * losses["grid_decay"]
+        def micro_loss(params, micro):
+            micro_batch, micro_keys = micro
+            out, rounds = model.apply(params, micro_keys, micro_batch.rays, train_frac, background)
+            losses = compute_losses(rounds, out.rgb, micro_batch.rgb, config, micro_batch.lossmult, totals)
             return losses["loss"], losses
 
-        grads, losses = jax.grad(loss_fn, has_aux=True)(state.params)
+        def accumulate(grads, micro):
+            micro_grads, losses = jax.grad(micro_loss, has_aux=True)(state.params, micro)
+            return jax.tree.map(jnp.add, grads, micro_grads), losses
+
+        grads, losses = jax.lax.scan(accumulate, jax.tree.map(jnp.zeros_like, state.params), micro_batches)
+        losses = jax.tree.map(lambda x: jnp.sum(x, axis=0), losses)
+        if config.field == "grid":  # a term of the parameters alone: added once, not per micro-batch
+            losses["grid_decay"], decay_grads = jax.value_and_grad(lambda p: models.grid_decay(model, p))(state.params)
+            losses["loss"] = losses["loss"] + config.grid_decay_mult * losses["grid_decay"]
+            grads = jax.tree.map(lambda g, d: g + config.grid_decay_mult * d, grads, decay_grads)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         # A non-finite loss skips the update and is remembered, so that it never reaches a checkpoint.

@@ -48,7 +48,7 @@ def test_stratified_samples_one_per_stratum_and_deterministic_centres():
     rng = np.random.default_rng(2)
     t, w = random_stepfun(rng, 8, 10)
     m = 32
-    x = np.asarray(stepfun.sample(jax.random.PRNGKey(3), jnp.array(t), jnp.array(w), m))
+    x = np.asarray(stepfun.sample(jax.random.uniform(jax.random.PRNGKey(3), (8, 1)), jnp.array(t), jnp.array(w), m))
     for i in range(8):
         q = step_cdf(x[i], t[i], w[i])
         k = np.arange(m)
@@ -70,7 +70,8 @@ def test_sampling_a_single_interval_is_uniform():
 def test_sample_intervals_are_sorted_and_inside_the_domain():
     rng = np.random.default_rng(3)
     t, w = random_stepfun(rng, 8, 10, zero_frac=0.4)
-    s = np.asarray(stepfun.sample_intervals(jax.random.PRNGKey(0), jnp.array(t), jnp.array(w), 17, domain=(0.0, 1.0)))
+    s = np.asarray(stepfun.sample_intervals(jax.random.uniform(jax.random.PRNGKey(0), (8, 1)), jnp.array(t), jnp.array(w), 17,
+                                            domain=(0.0, 1.0)))
     assert s.shape == (8, 18)
     assert np.all(np.diff(s, axis=-1) >= 0) and s.min() >= 0 and s.max() <= 1
 
