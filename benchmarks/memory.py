@@ -1,6 +1,15 @@
-"""Device memory of the training step, from XLA's memory analysis of the compiled program.
+"""What a capture and a training step cost in memory.
 
+    python benchmarks/memory.py [--size=room] [--steps=10] [--capture=DIR]
     python benchmarks/memory.py --step
+
+Without `--step`: writes a large capture in the mip-NeRF 360 layout (`benchmarks/large_capture.py`:
+160 views of 1008x672 at factor 2 by default; `--size=room`, the dataset's room at factor 2, 311
+views of 1557x1038), then trains `--steps` steps of configs/demo360.py on it at factors 4 and 2,
+each in its own process so that their peaks do not mix, and prints per training pixel: the peak
+host memory (resident set) above the process's baseline, from the two factors' difference; the
+bytes the training set holds on the devices; the load time per megapixel; and the step time at
+factor 2 against factor 4's.
 
 With `--step`: compiles (does not run) the training update of configs/360.py and
 configs/blender.py at their batch of 16384 rays, with abstract inputs (no data, no parameters
@@ -15,7 +24,10 @@ Prints one line per figure as it is measured, then a last line of JSON.
 
 import json
 import pathlib
+import resource
+import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
@@ -26,6 +38,11 @@ from mipnerf.cli import run  # noqa: E402
 from mipnerf.errors import MipNerfError  # noqa: E402
 
 _STEP = flags.DEFINE_bool("step", False, "Measure the memory of the training step of configs/360.py and configs/blender.py.")
+_SIZE = flags.DEFINE_enum("size", "default", ["default", "room"], "The size of the capture written.")
+_STEPS = flags.DEFINE_integer("steps", 10, "Training steps at each factor.")
+_CAPTURE = flags.DEFINE_string("capture", "", "Where to write the capture (default: a temporary folder, removed after).")
+_FACTOR = flags.DEFINE_integer("factor", 0, "Internal: measure one factor of --capture in this process.")
+FACTORS = (4, 2)  # the small factor first: its figures are the baseline of the large one's
 
 # (config module, precisions) measured by --step.
 STEP_CONFIGS = (("360", ("f32", "bf16")), ("blender", ("f32", "bf16")))
@@ -105,17 +122,104 @@ def measure_step(figures) -> None:
             figures[f"{label}.compile_s"] = result["compile_s"]
 
 
+def rss_bytes() -> int:
+    """The process's resident set now (Linux)."""
+    for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def train_capture(capture: str, factor: int, steps: int) -> dict:
+    """Loads `capture` at `factor` with configs/demo360.py and trains `steps` steps, as train.py does
+    (without checkpoints); returns the figures of this process."""
+    import importlib
+
+    import jax
+
+    from mipnerf import datasets, models, train_images, training
+
+    config = importlib.import_module("configs.demo360").get_config()
+    config.update(dataset="colmap", data_dir=capture, factor=factor)
+    mesh = training.make_mesh()
+    model = models.build_model(config)
+    jax.block_until_ready(jax.numpy.zeros(1))
+    baseline = rss_bytes()
+    start = time.perf_counter()
+    splits = datasets.load_scales(config, "train")
+    load_s = time.perf_counter() - start
+    pixels = sum(s.images.shape[0] * s.height * s.width for s in splits)
+    images = train_images.put_train_images(splits, config, mesh)
+    jax.block_until_ready(images.pixels)
+    put_s = time.perf_counter() - start - load_s
+    del splits
+    device_bytes = sum(x.nbytes for x in jax.tree.leaves(images))
+    state, tx = training.create_train_state(config, model, mesh)
+    step = training.make_train_step(config, model, tx, mesh)
+    state, stats = step(state, images)  # compiles
+    jax.block_until_ready(stats)
+    start = time.perf_counter()
+    for _ in range(steps - 1):
+        state, stats = step(state, images)
+    jax.block_until_ready(stats)
+    step_s = (time.perf_counter() - start) / max(steps - 1, 1)
+    return {"factor": factor, "pixels": pixels, "baseline_rss_bytes": baseline,
+            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            "device_bytes": device_bytes, "load_s": load_s, "put_s": put_s, "step_s": step_s,
+            "psnr": float(stats["psnr"])}
+
+
+def measure_capture(figures, capture: str) -> None:
+    """The capture figures, into `figures`: one process per factor of `FACTORS`."""
+    runs = {}
+    for factor in FACTORS:
+        command = [sys.executable, __file__, f"--capture={capture}", f"--factor={factor}", f"--steps={_STEPS.value}"]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode:
+            raise MipNerfError(f"factor {factor} failed: {result.stderr.strip().splitlines()[-1:]}")
+        runs[factor] = json.loads(result.stdout.strip().splitlines()[-1])
+        run_ = runs[factor]
+        figures[f"f{factor}.training_mpixels"] = run_["pixels"] / 1e6
+        figures[f"f{factor}.load_s"] = run_["load_s"]
+        figures[f"f{factor}.put_on_device_s"] = run_["put_s"]
+        figures[f"f{factor}.peak_rss_gb"] = run_["peak_rss_bytes"] / 1e9
+        figures[f"f{factor}.peak_rss_above_baseline_gb"] = (run_["peak_rss_bytes"] - run_["baseline_rss_bytes"]) / 1e9
+        figures[f"f{factor}.device_bytes_per_pixel"] = run_["device_bytes"] / run_["pixels"]
+        figures[f"f{factor}.load_s_per_mpixel"] = run_["load_s"] / (run_["pixels"] / 1e6)
+        figures[f"f{factor}.step_s"] = run_["step_s"]
+    small, large = runs[FACTORS[0]], runs[FACTORS[1]]
+    extra = large["pixels"] - small["pixels"]
+    figures["host_bytes_per_pixel"] = ((large["peak_rss_bytes"] - large["baseline_rss_bytes"])
+                                       - (small["peak_rss_bytes"] - small["baseline_rss_bytes"])) / extra
+    figures["device_bytes_per_pixel"] = (large["device_bytes"] - small["device_bytes"]) / extra
+    figures["load_s_per_mpixel"] = large["load_s"] / (large["pixels"] / 1e6)
+    figures["step_time_ratio"] = large["step_s"] / small["step_s"]
+    figures["goals_met"] = figures["host_bytes_per_pixel"] <= 8 and figures["device_bytes_per_pixel"] <= 3.5
+
+
 def main(argv):
     del argv
     import jax
 
     from benchmarks.common import Figures
 
-    if not _STEP.value:
-        raise MipNerfError("nothing to measure: pass --step")
+    if _FACTOR.value:  # one factor, in a process of its own: its last line is its JSON
+        print(json.dumps(train_capture(_CAPTURE.value, _FACTOR.value, _STEPS.value)))
+        return
     figures = Figures()
     figures["device"] = jax.devices()[0].device_kind
-    measure_step(figures)
+    if _STEP.value:
+        measure_step(figures)
+    else:
+        from benchmarks.large_capture import SIZES, write_large_capture
+
+        count, width, height = SIZES[_SIZE.value]
+        figures.update(size=_SIZE.value, views=count, width=width, height=height)
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            capture = write_large_capture(_CAPTURE.value or tmp, count, width, height)
+            figures["write_s"] = time.perf_counter() - start
+            measure_capture(figures, str(capture))
     print(json.dumps(figures))
 
 

@@ -76,7 +76,7 @@ def main(argv):
     import jax
 
     from benchmarks.common import Figures, peak_memory_mb
-    from mipnerf import camera, datasets, models, rendering, training
+    from mipnerf import camera, datasets, models, rendering, train_images, training
 
     config = _CONFIG.value
     if not config.data_dir:  # the built-in scene of the config's kind: demo360 for captures
@@ -96,7 +96,7 @@ def main(argv):
 
     mesh = training.make_mesh()
     split = datasets.load_split(config, "train")
-    data = training.put_train_images([split], config, mesh)
+    data = train_images.put_train_images([split], config, mesh)
     model = models.build_model(config)
     state, tx = training.create_train_state(config, model, mesh)
     step, train_flops, train_bytes, figures["train_compile_s"] = compile_with_costs(

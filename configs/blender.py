@@ -75,7 +75,9 @@ def get_config() -> ml_collections.ConfigDict:
     # Optimisation.
     c.batch_size = 16384  # rays per step, over all devices
     # Memory of a step (see README, "The memory of a training step"); neither changes the update.
-    c.grad_accum = 1  # the batch in this many micro-batches whose gradients are summed: activations / grad_accum
+    # 2 micro-batches: the step at batch 16384 needs 13.5 GB of temporaries in bf16 (27.0 GB in one), so it
+    # fits a 24 GB GPU (benchmarks/memory.py --step).
+    c.grad_accum = 2  # the batch in this many micro-batches whose gradients are summed: activations / grad_accum
     c.remat = False  # the backward pass recomputes each field's encoding and activations from its matmuls' outputs
     c.max_steps = 250_000
     c.lr_init = 2e-3

@@ -25,6 +25,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.view_width = 64
 
     c.batch_size = 1024
+    c.grad_accum = 1  # a CPU batch's step is small: one micro-batch
     c.max_steps = 1000
     c.lr_init = 5e-3
     c.lr_final = 5e-4

@@ -12,7 +12,8 @@ import numpy as np
 import tqdm
 from tensorboardX import SummaryWriter
 
-from mipnerf import camera, datasets, distributed, metrics, models, rendering, run_config, run_lock, training, video
+from mipnerf import (camera, datasets, distributed, metrics, models, rendering, run_config, run_lock, train_images,
+                     training, video)
 from mipnerf.checkpoints import Checkpointer, checkpoint_dir
 from mipnerf.config_checks import check_config
 from mipnerf.datasets import scene_frame
@@ -43,7 +44,7 @@ class _StopRequests:
 
 
 def save_transform(transform, exp_dir: pathlib.Path) -> None:
-    """Writes `transform.json`: the 4x4 map from the capture's world frame to the model's, when there is one (not None)."""
+    """Writes `transform.json`: the 4x4 map from the capture's world frame to the model's, unless it is None."""
     if transform is None:
         return
     record = {"world_to_model": transform.tolist(),
@@ -83,7 +84,7 @@ def _train(config, log, primary: bool, ckpt: Checkpointer) -> training.TrainStat
     # Each process of a multi-host run loads only its share of the training images; once they are on
     # the devices, the host's copy is dropped.
     train_scales = datasets.load_scales(config, "train", share=(jax.process_index(), jax.process_count()))
-    data = training.put_train_images(train_scales, config, mesh)
+    data = train_images.put_train_images(train_scales, config, mesh)
     train_transform = train_scales[0].transform
     del train_scales
     val_split = None

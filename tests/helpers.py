@@ -50,14 +50,14 @@ class Training(NamedTuple):
 
 def setup_training(config) -> Training:
     """Loads the config's train split onto every device and initialises the model and optimizer."""
-    from mipnerf import datasets, models, training
+    from mipnerf import datasets, models, train_images, training
 
     mesh = training.make_mesh()
     split = datasets.load_split(config, "train")
     rays = datasets.split_rays(split, config)
     model = models.build_model(config)
     state, tx = training.create_train_state(config, model, mesh)
-    return Training(mesh, rays, training.put_train_images([split], config, mesh), model, state, tx)
+    return Training(mesh, rays, train_images.put_train_images([split], config, mesh), model, state, tx)
 
 
 def interrupt_after(monkeypatch, calls: int):

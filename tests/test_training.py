@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from helpers import interrupt_after, setup_training, tiny_config
-from mipnerf import models, stepfun, trainer, training
+from mipnerf import models, stepfun, train_images, trainer, training
 from mipnerf.checkpoints import Checkpointer
 
 
@@ -66,13 +66,13 @@ def test_bf16_and_f32_give_the_same_loss(tiny_scene, tmp_path):
 def test_nonfinite_loss_skips_the_update_and_is_reported(tiny_scene, tmp_path, monkeypatch):
     config = tiny_config(tiny_scene, tmp_path, max_steps=10, checkpoint_every=5)
     trainer.train(config, log=lambda s: None)
-    put = training.put_train_images
+    put = train_images.put_train_images
 
     def nan_cameras(*args):  # every ray's origin becomes NaN
         images = put(*args)
         return images.replace(cameras=images.cameras._replace(camtoworlds=images.cameras.camtoworlds * np.nan))
 
-    monkeypatch.setattr(training, "put_train_images", nan_cameras)
+    monkeypatch.setattr(train_images, "put_train_images", nan_cameras)
     with pytest.raises(trainer.NonFiniteLoss, match="step 11.*checkpoint \\(step 10\\) is intact"):
         trainer.train(tiny_config(tiny_scene, tmp_path, max_steps=20, checkpoint_every=5), log=lambda s: None)
     ckpt = Checkpointer(tmp_path / "checkpoints")

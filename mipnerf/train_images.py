@@ -1,0 +1,164 @@
+"""The training set on the devices: images as uint8 pixels with a camera each, placed in blocks of
+whole images (`put_train_images`), and the draw of a batch inside the jitted step (`draw_batch`):
+uniform pixels, their colours gathered and their rays cast there.
+
+A training pixel costs 3 bytes on the device (its colour); an image, its camera (about 90 bytes).
+"""
+
+from typing import NamedTuple, Optional
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from mipnerf import camera
+from mipnerf.camera import Cameras, Lens, Rays
+from mipnerf.errors import ConfigError
+
+
+class RayData(NamedTuple):
+    """A batch of rays with their true colours. Leading shape [N]."""
+
+    rays: Rays
+    rgb: jnp.ndarray  # [N, 3]
+    lossmult: Optional[jnp.ndarray] = None  # [N, 1] weight of each ray in the data loss; None for 1
+
+
+@flax.struct.dataclass
+class TrainImages:
+    """The training set resident on the devices: its images as uint8 pixels, and a camera per image.
+
+    Device d holds a block of whole images: rows [d * M, (d + 1) * M) of `pixels`, of which the
+    first `counts[d]` are its images' pixels, image after image, each in row-major order; and
+    entries [d * K, (d + 1) * K) of the per-image fields. `starts` gives each image's first row in
+    its device's block; padding entries start at `counts[d]`, so that no drawn row falls in them.
+    Arrays are sharded over the mesh's "data" axis; `lens` and `ndc` are static.
+    """
+
+    pixels: jnp.ndarray  # [D * M, 3] uint8
+    counts: jnp.ndarray  # [D] int32
+    cameras: Cameras  # fields [D * K, ...]
+    starts: jnp.ndarray  # [D * K] int32
+    ids: jnp.ndarray  # [D * K] int32: each entry's image among the process's, splits in order
+    lossmult: Optional[jnp.ndarray]  # [D * K] float32 weight of each image's rays in the data loss, or None
+    lens: Lens = flax.struct.field(pytree_node=False)
+    ndc: bool = flax.struct.field(pytree_node=False)
+
+
+class Draw(NamedTuple):
+    """A drawn batch and where it came from: `image` [B] is each ray's image among the process's
+    training images (the splits' images in order), `pixel` [B] its row-major index in that image."""
+
+    batch: RayData
+    image: jnp.ndarray
+    pixel: jnp.ndarray
+
+
+def draw_batch(images: TrainImages, key, batch_size: int, mesh: Mesh) -> Draw:
+    """Draws `batch_size` pixels, each device `batch_size / devices` uniformly from its own block of
+    images, gathers their colours and casts their rays.
+
+    Runs inside a jitted function with no communication: the batch comes out sharded over the
+    mesh's "data" axis, device d's part drawn with `fold_in(key, d)`.
+    """
+    per_device = batch_size // mesh.size
+    weighted = images.lossmult is not None
+
+    def draw(pixels, counts, cameras, starts, ids, *rest):
+        *lossmult, key = rest
+        rows = jax.random.randint(jax.random.fold_in(key, jax.lax.axis_index("data")), (per_device,), 0, counts[0])
+        image = jnp.searchsorted(starts, rows, side="right") - 1  # the image each row lies in
+        cams = jax.tree.map(lambda x: x[image], cameras)
+        pixel = rows - starts[image]
+        rays = camera.pixel_rays(cams, pixel, images.lens, images.ndc)
+        rgb = pixels[rows].astype(jnp.float32) / 255.0
+        batch = RayData(rays, rgb, lossmult[0][image][:, None] if weighted else None)
+        return Draw(batch, ids[image], pixel.astype(jnp.int32))
+
+    args = (images.pixels, images.counts, images.cameras, images.starts, images.ids)
+    args += (images.lossmult,) if weighted else ()
+    return jax.shard_map(draw, mesh=mesh, in_specs=(P("data"),) * len(args) + (P(),), out_specs=P("data"))(*args, key)
+
+
+def sample_batch(images: TrainImages, key, batch_size: int, mesh: Mesh) -> RayData:
+    """The rays, float32 colours and loss weights of `draw_batch`: leading shape [batch_size]."""
+    return draw_batch(images, key, batch_size, mesh).batch
+
+
+def image_blocks(pixel_counts: np.ndarray, parts: int) -> np.ndarray:
+    """Cuts images into `parts` contiguous blocks of nearly equal pixel counts, at least one image each.
+
+    Args:
+      pixel_counts: [N] pixels of each image, in order.
+
+    Returns:
+      [parts + 1] image indices: block p holds images [b[p], b[p + 1]).
+    """
+    count = len(pixel_counts)
+    if count < parts:
+        raise ConfigError(f"{count} training images cannot be shared by {parts} devices; expected at least one "
+                          f"image per device")
+    ends = np.cumsum(pixel_counts)
+    cuts = [0]
+    for p in range(1, parts):
+        nearest = int(np.argmin(np.abs(ends - ends[-1] * p / parts))) + 1  # the image boundary nearest the p-th share
+        cuts.append(min(max(nearest, cuts[-1] + 1), count - (parts - p)))
+    return np.array(cuts + [count])
+
+
+def put_train_images(splits: list, config, mesh: Mesh) -> TrainImages:
+    """Places this process's training images and cameras on its devices of the mesh.
+
+    Each local device gets a contiguous block of whole images (`image_blocks`). In a multi-host run
+    each process passes the splits of its own images; a single process passes them all. The
+    pixels are not copied on the host, except when there are several splits (the scales of a
+    multiscale scene, joined once) and for the padding of the last device's block.
+
+    Args:
+      splits: `datasets.Split`s (one per image size) with uint8 images.
+    """
+    pixels = [split.images.reshape(-1, 3) for split in splits]
+    pixels = pixels[0] if len(pixels) == 1 else np.concatenate(pixels)
+    join = lambda parts: np.concatenate(parts) if len(parts) > 1 else parts[0]
+    cameras = jax.tree.map(lambda *x: join(x), *(Cameras.of(s.camtoworlds, s.intrinsics, s.width, s.height,
+                                                            config.near, config.far) for s in splits))
+    lossmult = None
+    if any(split.lossmult is not None for split in splits):
+        lossmult = join([np.ones(len(s.images), np.float32) if s.lossmult is None else s.lossmult for s in splits])
+    sizes = np.concatenate([np.full(len(s.images), s.height * s.width, np.int64) for s in splits])
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    if starts[-1] >= 2**31:
+        raise ConfigError(f"{starts[-1]} training pixels on one process: expected fewer than 2^31; train on "
+                          f"more processes or a larger config.factor")
+
+    local_devices = [d for d in mesh.devices.flat if d.process_index == jax.process_index()]
+    cuts = image_blocks(sizes, len(local_devices))
+    rows, images = int(np.max(np.diff(starts[cuts]))), int(np.max(np.diff(cuts)))
+    if jax.process_count() > 1:
+        rows, images = (int(np.max(multihost_utils.process_allgather(v))) for v in (rows, images))
+
+    def block(d):
+        first, last = cuts[d], cuts[d + 1]
+        row0, count = starts[first], starts[last] - starts[first]
+        shard = pixels[row0:row0 + rows]  # a view; only a short last block is padded, by copying it
+        if len(shard) < rows:
+            shard = np.concatenate([shard, np.zeros((rows - len(shard), 3), np.uint8)])
+        take = np.minimum(np.arange(first, first + images), last - 1)  # pad with the last image's camera
+        local_starts = np.where(np.arange(first, first + images) < last, starts[take] - row0, count).astype(np.int32)
+        return dict(pixels=shard, counts=np.array([count], np.int32), starts=local_starts, ids=take.astype(np.int32),
+                    cameras=jax.tree.map(lambda x: x[take], cameras),
+                    lossmult=None if lossmult is None else lossmult[take])
+
+    blocks = [block(d) for d in range(len(local_devices))]
+    sharding = NamedSharding(mesh, P("data"))
+
+    def put(*shards):
+        arrays = [jax.device_put(x, device) for x, device in zip(shards, local_devices)]
+        return jax.make_array_from_single_device_arrays((mesh.size * len(shards[0]),) + shards[0].shape[1:],
+                                                        sharding, arrays)
+
+    placed = {key: jax.tree.map(put, *[b[key] for b in blocks]) for key in blocks[0]}
+    return TrainImages(lens=Lens.of(cameras.intrinsics), ndc=bool(config.forward_facing), **placed)

@@ -1,0 +1,158 @@
+"""The training set on the device: uint8 images with a camera each, pixels drawn uniformly inside the
+step, their colours gathered and their rays cast there exactly as the host casts a whole image's."""
+
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from captures import CAMERAS, write_capture
+from helpers import ROOT, tiny_config
+from mipnerf import datasets, train_images, training
+from mipnerf.datasets import multiscale
+from mipnerf.errors import ConfigError
+
+
+def capture_config(root, exp_dir, **overrides):
+    settings = dict(dataset="colmap", factor=1, llffhold=0, near=0.2, far=100.0)
+    return tiny_config(root, exp_dir, **{**settings, **overrides})
+
+
+@pytest.fixture(scope="module")
+def multiscale_scene(tiny_scene, tmp_path_factory):
+    """The tiny scene at 16, 8, 4 and 2 pixels."""
+    out = tmp_path_factory.mktemp("multiscale")
+    multiscale.convert(tiny_scene, out, scales=4)
+    return out
+
+
+def draw(config, splits, batch_size: int, key, mesh=None):
+    """`draw_batch` of the splits put on `mesh` (default: one device), jitted, on the host."""
+    mesh = mesh or training.make_mesh(jax.devices()[:1])
+    images = train_images.put_train_images(splits, config, mesh)
+    drawn = jax.jit(lambda images, key: train_images.draw_batch(images, key, batch_size, mesh))(images, key)
+    return jax.device_get(drawn)
+
+
+def check_draw(drawn, splits, config) -> None:
+    """Every drawn ray and colour is the host's ray and the image's colour at the drawn pixel."""
+    rays = [datasets.split_rays(s, config) for s in splits]
+    per_image = [(s, n, r) for s, r in zip(splits, rays) for n in range(len(s.images))]
+    image, pixel = drawn.image, drawn.pixel
+    assert image.min() >= 0 and image.max() < len(per_image)
+    expected = [[] for _ in range(6)]
+    colours, weights = [], []
+    for g, p in zip(image, pixel):
+        split, n, r = per_image[g]
+        assert 0 <= p < split.height * split.width
+        for field, x in zip(expected, r):
+            field.append(x[n].reshape(-1, x.shape[-1])[p])
+        colours.append(split.images[n].reshape(-1, 3)[p])
+        weights.append(1.0 if split.lossmult is None else split.lossmult[n])
+    batch = drawn.batch
+    for name, got, want in zip(batch.rays._fields, batch.rays, expected):
+        # Cast in float32 on the device against float64 on the host. Radii are differences of
+        # neighbouring unit-scale directions, so their error is float32's at scale 1, not at theirs.
+        atol = 2e-6 if name == "radii" else 1e-5
+        np.testing.assert_allclose(got, np.array(want), rtol=1e-5, atol=atol, err_msg=name)
+    # The same colour, up to the rounding of x / 255 (XLA multiplies by 1 / 255).
+    np.testing.assert_allclose(batch.rgb, np.array(colours, np.float32) / np.float32(255), rtol=2e-7, atol=0)
+    if batch.lossmult is not None:
+        np.testing.assert_array_equal(batch.lossmult[:, 0], weights)
+
+
+@pytest.mark.parametrize("model", list(CAMERAS))
+def test_rays_cast_in_the_step_are_the_hosts_for_every_camera_model(tmp_path, model):
+    write_capture(tmp_path, count=6, models=(model, "PINHOLE"), factors=())
+    config = capture_config(tmp_path, tmp_path / "exp")
+    splits = datasets.load_scales(config, "train")
+    check_draw(draw(config, splits, 512, jax.random.PRNGKey(0)), splits, config)
+
+
+def test_rays_cast_in_the_step_are_the_hosts_in_ndc(tmp_path):
+    write_capture(tmp_path, count=6, models=("OPENCV",), factors=(), forward=True)
+    config = capture_config(tmp_path, tmp_path / "exp", forward_facing=True, near=0.0, far=1.0)
+    splits = datasets.load_scales(config, "train")
+    drawn = draw(config, splits, 512, jax.random.PRNGKey(1))
+    check_draw(drawn, splits, config)
+    np.testing.assert_allclose(drawn.batch.rays.origins[:, 2], -1.0, atol=1e-5)  # NDC: on the near plane
+
+
+def test_multiscale_draws_are_uniform_over_pixels_and_match_their_images(multiscale_scene, tmp_path):
+    config = tiny_config(multiscale_scene, tmp_path, dataset="multiscale")
+    splits = datasets.load_scales(config, "train")
+    assert [s.width for s in splits] == [16, 8, 4, 2]
+    check_draw(draw(config, splits, 1024, jax.random.PRNGKey(2)), splits, config)
+    # Every image is hit in proportion to its pixel count: 256, 64, 16 and 4 pixels.
+    sizes = np.concatenate([np.full(len(s.images), s.height * s.width) for s in splits])
+    hits = np.zeros(len(sizes))
+    for k in range(20):
+        drawn = draw(config, splits, 16384, jax.random.PRNGKey(100 + k))
+        hits += np.bincount(drawn.image, minlength=len(sizes))
+    expected = hits.sum() * sizes / sizes.sum()
+    assert np.all(np.abs(hits - expected) < 5 * np.sqrt(expected) + 1), np.stack([hits, expected], -1)
+
+
+def test_every_pixel_is_reachable_and_none_out_of_range(tiny_scene, tmp_path):
+    config = tiny_config(tiny_scene, tmp_path)
+    split = datasets.load_split(config, "train")
+    seen = np.zeros((len(split.images), split.height * split.width), bool)
+    for k in range(8):
+        drawn = draw(config, [split], 16384, jax.random.PRNGKey(k))
+        assert drawn.pixel.min() >= 0 and drawn.pixel.max() < split.height * split.width
+        seen[drawn.image, drawn.pixel] = True
+    assert seen.all()  # 131k draws over 3072 pixels: each is expected 43 times
+
+
+def test_the_device_holds_uint8_images_and_no_per_pixel_floats(tiny_scene, tmp_path):
+    config = tiny_config(tiny_scene, tmp_path)
+    split = datasets.load_split(config, "train")
+    pixels = split.images.shape[0] * split.height * split.width
+    before = {id(a) for a in jax.live_arrays()}
+    images = train_images.put_train_images([split], config, training.make_mesh(jax.devices()[:1]))
+    new = [a for a in jax.live_arrays() if id(a) not in before]
+    assert images.pixels.dtype == np.uint8 and images.pixels.shape == (pixels, 3)
+    np.testing.assert_array_equal(np.asarray(images.pixels), split.images.reshape(-1, 3))
+    # Besides the pixels, a few numbers per image: nothing grows with the pixel count.
+    others = [a for a in new if a is not images.pixels and not (a.dtype == np.uint8 and a.size == pixels * 3)]
+    assert others and all(a.size <= 16 * len(split.images) for a in others), [(a.dtype, a.shape) for a in others]
+    assert sum(a.nbytes for a in new) < 3.5 * pixels
+
+
+def test_image_blocks_balance_pixels_with_whole_images():
+    np.testing.assert_array_equal(train_images.image_blocks(np.full(12, 256), 2), [0, 6, 12])
+    cuts = train_images.image_blocks(np.array([256] * 12 + [64] * 12 + [16] * 12 + [4] * 12), 4)
+    shares = np.add.reduceat(np.array([256] * 12 + [64] * 12 + [16] * 12 + [4] * 12), cuts[:-1])
+    assert np.all(np.diff(cuts) >= 1) and shares.max() - shares.min() <= 256
+    np.testing.assert_array_equal(train_images.image_blocks(np.array([1000, 1, 1]), 3), [0, 1, 2, 3])
+    with pytest.raises(ConfigError, match="2 training images cannot be shared by 4 devices"):
+        train_images.image_blocks(np.full(2, 10), 4)
+
+
+FOUR_DEVICES = """
+import sys
+sys.path.insert(0, {tests!r})
+import jax
+from helpers import tiny_config
+from mipnerf import datasets, training
+import test_train_images as t
+assert jax.device_count() == 4
+config = tiny_config({scene!r}, {exp!r}, dataset="multiscale")
+splits = datasets.load_scales(config, "train")
+drawn = t.draw(config, splits, 1024, jax.random.PRNGKey(3), training.make_mesh())
+t.check_draw(drawn, splits, config)
+print("checked", len(drawn.image))
+"""
+
+
+def test_four_devices_draw_from_their_own_blocks_of_images(multiscale_scene, tmp_path):
+    script = FOUR_DEVICES.format(tests=str(ROOT / "tests"), scene=str(multiscale_scene), exp=str(tmp_path))
+    env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    import os
+
+    result = subprocess.run([sys.executable, "-c", script], env=dict(os.environ, **env), cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "checked 1024" in result.stdout
