@@ -11,10 +11,10 @@ host memory (resident set) above the process's baseline, from the two factors' d
 bytes the training set holds on the devices; the load time per megapixel; and the step time at
 factor 2 against factor 4's.
 
-With `--step`: compiles (does not run) the training update of configs/360.py and
+With `--step`: compiles (does not run) the training step of configs/360.py and
 configs/blender.py at their batch of 16384 rays, with abstract inputs (no data, no parameters
 in memory), and prints for each the bytes of temporaries (the activations and everything else a
-step allocates), arguments (state and batch), outputs and generated code, the parameter count
+step allocates), arguments (state, and 8 images of 1000x1000 as uint8: 24 MB), outputs and generated code, the parameter count
 and the compile time. Each config is measured with its own `grad_accum` and `remat` and with
 the earlier setting (grad_accum=1, remat=False), 360.py in float32 and in bfloat16 (what
 `precision="auto"` gives on a GPU). On a CPU, XLA computes bf16 matmuls in float32, so a bf16
@@ -49,31 +49,37 @@ STEP_CONFIGS = (("360", ("f32", "bf16")), ("blender", ("f32", "bf16")))
 EARLIER = dict(grad_accum=1, remat=False)  # the step before micro-batches and rematerialisation
 
 
-def abstract_batch(config, mesh):
-    """A `RayData` of `jax.ShapeDtypeStruct`s: `config.batch_size` rays sharded over the mesh."""
+def abstract_images(mesh, views: int = 8, height: int = 1000, width: int = 1000):
+    """A `TrainImages` of `jax.ShapeDtypeStruct`s: `views` pinhole images per device, sharded over
+    the mesh. Their size is the data's, in the step's arguments; the step's temporaries do not
+    depend on it."""
     import jax
     import jax.numpy as jnp
     from jax.sharding import NamedSharding, PartitionSpec as P
 
-    from mipnerf import training
-    from mipnerf.camera import Rays
+    from mipnerf import camera, train_images
 
     sharding = NamedSharding(mesh, P("data"))
-    rows = lambda width: jax.ShapeDtypeStruct((config.batch_size, width), jnp.float32, sharding=sharding)
-    return training.RayData(Rays(rows(3), rows(3), rows(3), rows(1), rows(1), rows(1)), rows(3), None)
+    rows = lambda dtype, *shape: jax.ShapeDtypeStruct((mesh.size * shape[0],) + shape[1:], dtype, sharding=sharding)
+    per_image = lambda dtype, *shape: rows(dtype, views, *shape)
+    cameras = camera.Cameras(per_image(jnp.float32, 3, 4),
+                             camera.Intrinsics(*(per_image(jnp.float32) for _ in range(4)),
+                                               per_image(jnp.float32, 4), per_image(jnp.bool_)),
+                             per_image(jnp.int32), per_image(jnp.int32), per_image(jnp.float32), per_image(jnp.float32))
+    return train_images.TrainImages(pixels=rows(jnp.uint8, views * height * width, 3), counts=rows(jnp.int32, 1),
+                                    cameras=cameras, starts=per_image(jnp.int32), ids=per_image(jnp.int32),
+                                    lossmult=None, lens=camera.Lens(), ndc=False)
 
 
 def step_memory(config) -> dict:
-    """Compiles the training update of `config` for abstract inputs; returns its memory figures
-    (bytes), its parameter count and the compile time (s)."""
+    """Compiles the training step of `config` (draw, cast, render, differentiate, update) for
+    abstract inputs; returns its memory figures (bytes), its parameter count and the compile time (s)."""
     import jax
-    import jax.numpy as jnp
     import numpy as np
 
     from mipnerf import models, training
 
     mesh = training.make_mesh()
-    training.check_batch_divides(config.batch_size, mesh, config.grad_accum)
     model = models.build_model(config)
     made = {}
 
@@ -82,10 +88,9 @@ def step_memory(config) -> dict:
         return state
 
     state = jax.eval_shape(init)  # shapes only: nothing is initialised
-    key = jax.ShapeDtypeStruct((2,), jnp.uint32)
-    update = jax.jit(training.make_update(config, model, made["tx"]), donate_argnums=(0,))
+    step = training.make_train_step(config, model, made["tx"], mesh)
     start = time.perf_counter()
-    analysis = update.lower(state, abstract_batch(config, mesh), key).compile().memory_analysis()
+    analysis = step.lower(state, abstract_images(mesh)).compile().memory_analysis()
     return {"temp_bytes": analysis.temp_size_in_bytes, "argument_bytes": analysis.argument_size_in_bytes,
             "output_bytes": analysis.output_size_in_bytes, "code_bytes": analysis.generated_code_size_in_bytes,
             "params": int(sum(np.prod(x.shape) for x in jax.tree.leaves(state.params))),

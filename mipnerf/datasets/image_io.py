@@ -100,12 +100,6 @@ def check_same_size(sizes: list, paths: list) -> None:
             )
 
 
-def read_images(paths: list, read) -> list:
-    """`read(path)` of every path, decoded in a few threads; the first error raised stops it."""
-    with ThreadPoolExecutor(max(1, min(_DECODE_THREADS, len(paths)))) as pool:
-        return list(pool.map(read, paths))
-
-
 def read_images_into(items: list, paths: list, read) -> np.ndarray:
     """Decodes a split's images into one preallocated array, on a thread pool.
 
