@@ -130,15 +130,15 @@ def put_train_images(splits: list, config, mesh: Mesh) -> TrainImages:
         lossmult = join([np.ones(len(s.images), np.float32) if s.lossmult is None else s.lossmult for s in splits])
     sizes = np.concatenate([np.full(len(s.images), s.height * s.width, np.int64) for s in splits])
     starts = np.concatenate([[0], np.cumsum(sizes)])
-    if starts[-1] >= 2**31:
-        raise ConfigError(f"{starts[-1]} training pixels on one process: expected fewer than 2^31; train on "
-                          f"more processes or a larger config.factor")
 
     local_devices = [d for d in mesh.devices.flat if d.process_index == jax.process_index()]
     cuts = image_blocks(sizes, len(local_devices))
     rows, images = int(np.max(np.diff(starts[cuts]))), int(np.max(np.diff(cuts)))
     if jax.process_count() > 1:
         rows, images = (int(np.max(multihost_utils.process_allgather(v))) for v in (rows, images))
+    if rows >= 2**31:  # rows are indexed with int32 on the device
+        raise ConfigError(f"{rows} training pixels on one device: expected fewer than 2^31; train on more devices "
+                          f"or with a larger config.factor")
 
     def block(d):
         first, last = cuts[d], cuts[d + 1]
