@@ -182,16 +182,15 @@ def measure_capture(figures, capture: str) -> None:
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode:
             raise MipNerfError(f"factor {factor} failed: {result.stderr.strip().splitlines()[-1:]}")
-        runs[factor] = json.loads(result.stdout.strip().splitlines()[-1])
-        run_ = runs[factor]
-        figures[f"f{factor}.training_mpixels"] = run_["pixels"] / 1e6
-        figures[f"f{factor}.load_s"] = run_["load_s"]
-        figures[f"f{factor}.put_on_device_s"] = run_["put_s"]
-        figures[f"f{factor}.peak_rss_gb"] = run_["peak_rss_bytes"] / 1e9
-        figures[f"f{factor}.peak_rss_above_baseline_gb"] = (run_["peak_rss_bytes"] - run_["baseline_rss_bytes"]) / 1e9
-        figures[f"f{factor}.device_bytes_per_pixel"] = run_["device_bytes"] / run_["pixels"]
-        figures[f"f{factor}.load_s_per_mpixel"] = run_["load_s"] / (run_["pixels"] / 1e6)
-        figures[f"f{factor}.step_s"] = run_["step_s"]
+        one = runs[factor] = json.loads(result.stdout.strip().splitlines()[-1])
+        figures[f"f{factor}.training_mpixels"] = one["pixels"] / 1e6
+        figures[f"f{factor}.load_s"] = one["load_s"]
+        figures[f"f{factor}.put_on_device_s"] = one["put_s"]
+        figures[f"f{factor}.peak_rss_gb"] = one["peak_rss_bytes"] / 1e9
+        figures[f"f{factor}.peak_rss_above_baseline_gb"] = (one["peak_rss_bytes"] - one["baseline_rss_bytes"]) / 1e9
+        figures[f"f{factor}.device_bytes_per_pixel"] = one["device_bytes"] / one["pixels"]
+        figures[f"f{factor}.load_s_per_mpixel"] = one["load_s"] / (one["pixels"] / 1e6)
+        figures[f"f{factor}.step_s"] = one["step_s"]
     small, large = runs[FACTORS[0]], runs[FACTORS[1]]
     extra = large["pixels"] - small["pixels"]
     figures["host_bytes_per_pixel"] = ((large["peak_rss_bytes"] - large["baseline_rss_bytes"])
