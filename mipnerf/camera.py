@@ -267,12 +267,12 @@ def cast_rays(cameras: Cameras, u, v, lens: Lens, ndc: bool = False) -> Rays:
     # pixel's square footprint. For an ideal pinhole that distance is exactly 1 / fx.
     ideal = not (lens.radial or lens.fisheye)
     next_dirs = None if ideal and not ndc else camera_directions(u + 1.0, v, cam, lens)
-    origins = jnp.broadcast_to(centre, directions.shape)
+    centres = jnp.broadcast_to(centre, directions.shape)
+    origins = centres
     if ndc:
         size = (cam.fx, cam.fy, cameras.width.astype(directions.dtype), cameras.height.astype(directions.dtype))
-        origins, directions = to_ndc(origins, directions, *size)
-        dx = jnp.linalg.norm(origins - to_ndc(jnp.broadcast_to(centre, directions.shape), to_world(next_dirs), *size)[0],
-                             axis=-1)
+        origins, directions = to_ndc(centres, directions, *size)
+        dx = jnp.linalg.norm(origins - to_ndc(centres, to_world(next_dirs), *size)[0], axis=-1)
     elif ideal:
         dx = jnp.broadcast_to(1.0 / cam.fx, directions.shape[:-1])
     else:

@@ -14,7 +14,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from mipnerf import camera
+from mipnerf import camera, datasets
 from mipnerf.camera import Cameras, Lens, Rays
 from mipnerf.errors import ConfigError
 
@@ -123,8 +123,7 @@ def put_train_images(splits: list, config, mesh: Mesh) -> TrainImages:
     pixels = [split.images.reshape(-1, 3) for split in splits]
     pixels = pixels[0] if len(pixels) == 1 else np.concatenate(pixels)
     join = lambda parts: np.concatenate(parts) if len(parts) > 1 else parts[0]
-    cameras = jax.tree.map(lambda *x: join(x), *(Cameras.of(s.camtoworlds, s.intrinsics, s.width, s.height,
-                                                            config.near, config.far) for s in splits))
+    cameras = jax.tree.map(lambda *x: join(x), *(datasets.split_cameras(s, config) for s in splits))
     lossmult = None
     if any(split.lossmult is not None for split in splits):
         lossmult = join([np.ones(len(s.images), np.float32) if s.lossmult is None else s.lossmult for s in splits])

@@ -84,10 +84,8 @@ def downsample(image: np.ndarray, factor: int, path: Path, crop: bool = False) -
             )
         height, width = height - height % factor, width - width % factor
         image = image[:height, :width]
-    blocks = image.reshape(height // factor, factor, width // factor, factor, 3)
-    if image.dtype == np.uint8:
-        return to_uint8(blocks.mean(axis=(1, 3), dtype=np.float32) / np.float32(255))
-    return to_uint8(blocks.mean(axis=(1, 3), dtype=np.float32))
+    mean = image.reshape(height // factor, factor, width // factor, factor, 3).mean(axis=(1, 3), dtype=np.float32)
+    return to_uint8(mean / np.float32(255) if image.dtype == np.uint8 else mean)
 
 
 def check_same_size(sizes: list, paths: list) -> None:
@@ -122,6 +120,5 @@ def read_images_into(items: list, paths: list, read) -> np.ndarray:
         out[k] = pixels
 
     with ThreadPoolExecutor(max(1, min(_DECODE_THREADS, len(items) - 1))) as pool:
-        for _ in pool.map(read_into, range(1, len(items))):
-            pass
+        list(pool.map(read_into, range(1, len(items))))  # raises the first error
     return out

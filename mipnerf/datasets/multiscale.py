@@ -96,12 +96,13 @@ def load_scales(data_dir, split: str, white_background: bool = True, share: tupl
     if share[1] > 1:
         entries = entries[blender.process_frames(count, *share, path)]
     where = lambda k: f"{path}: split '{split}', entry {k}"
+    files = {k: data_dir / str(lists["file_path"][k]) for k in entries}
     groups = {}
     for k in entries:
         groups.setdefault((int(lists["label"][k]), (int(lists["height"][k]), int(lists["width"][k]))), []).append(k)
 
     def read(k):
-        path = data_dir / str(lists["file_path"][k])
+        path = files[k]
         image = read_image(path, white_background, "a PNG named by its entry's 'file_path'")
         size = (int(lists["height"][k]), int(lists["width"][k]))
         if image.shape[:2] != size:
@@ -113,13 +114,12 @@ def load_scales(data_dir, split: str, white_background: bool = True, share: tupl
     for (label, (height, width)), members in sorted(groups.items()):
         cams = [_entry_camera(lists, k, where(k)) for k in members]
         fx, fy, cx, cy = (np.array(v) for v in zip(*(c for _, c in cams)))
-        files = [data_dir / str(lists["file_path"][k]) for k in members]
         scales.append(Split(
-            images=read_images_into(members, files, read),
+            images=read_images_into(members, [files[k] for k in members], read),
             camtoworlds=np.stack([c2w for c2w, _ in cams]).astype(np.float32),
             intrinsics=Intrinsics(fx, fy, cx, cy, np.zeros((len(members), 4)), np.zeros(len(members), bool)),
             height=height, width=width,
-            files=[str(f) for f in files],
+            files=[str(files[k]) for k in members],
             bounds=np.array([[lists["near"][k], lists["far"][k]] for k in members], np.float32),
             lossmult=np.array([lists["lossmult"][k] for k in members], np.float32),
             scale=label,
