@@ -109,7 +109,10 @@ def get_config() -> ml_collections.ConfigDict:
 
     # Evaluation (eval.py) and videos (render.py).
     c.eval_step = 0  # checkpoint step to evaluate (0: the latest)
-    c.render_path = "spiral"  # "spiral" | "orbit": camera path around the training cameras' centre
+    # "spiral" | "orbit" | "ellipse" | "zoom": a camera path around the training cameras' centre;
+    # "file": the camera path file render_path_file.
+    c.render_path = "spiral"
+    c.render_path_file = ""  # render_path=file: a camera path JSON (the viewer's, or nerfstudio's camera_path.json)
     c.render_frames = 120
     c.render_fps = 30
     c.render_factor = 1  # extra downsampling of the video frames, for quick previews

@@ -14,7 +14,8 @@ DATA_LOSSES = ("mse", "charbonnier")
 DATASETS = ("blender", "demo", "colmap", "demo360", "multiscale")
 # Datasets that make their own scene when data_dir is empty: mipnerf.datasets.BUILT_IN.
 BUILT_IN_SCENES = ("demo", "demo360", "multiscale")
-RENDER_PATHS = ("spiral", "orbit", "ellipse", "zoom")  # camera paths of render.py: mipnerf.video_render.PATHS
+# Camera paths of render.py: mipnerf.video_render.PATHS, and "file" (config.render_path_file).
+RENDER_PATHS = ("spiral", "orbit", "ellipse", "zoom", "file")
 BASES = ("axes", "octahedron", "icosahedron")
 FIELDS = ("mlp", "grid")
 
@@ -46,6 +47,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     _require(c.precision in PRECISIONS, "precision", f"one of {PRECISIONS}", c.precision)
     _require(c.data_loss in DATA_LOSSES, "data_loss", f"one of {DATA_LOSSES}", c.data_loss)
     _require(c.render_path in RENDER_PATHS, "render_path", f"one of {RENDER_PATHS}", c.render_path)
+    _require(c.render_path != "file" or bool(c.render_path_file), "render_path_file",
+             "a camera path JSON file with render_path='file'", c.render_path_file)
     _require(c.ray_spacing in RAY_SPACINGS, "ray_spacing", f"one of {RAY_SPACINGS}", c.ray_spacing)
     _require(c.ray_spacing != "disparity" or c.near > 0, "near", "a distance > 0 with ray_spacing='disparity'", c.near)
     _require(c.basis in BASES, "basis", f"one of {BASES}", c.basis)

@@ -5,6 +5,7 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
+from helpers import run_config  # noqa: E402
 from mipnerf.datasets import demo  # noqa: E402
 
 
@@ -14,3 +15,13 @@ def tiny_scene(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny_scene")
     demo.render_demo_scene(out, size=16, n_train=12, n_val=2, n_test=3, spp=2)
     return out
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_scene, tmp_path_factory):
+    """The exp_dir of a tiny model trained on the tiny scene (`helpers.run_config`), with checkpoints every 50 steps."""
+    from mipnerf import trainer
+
+    exp_dir = tmp_path_factory.mktemp("trained")
+    trainer.train(run_config(tiny_scene, exp_dir), log=lambda s: None)
+    return exp_dir

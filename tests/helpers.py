@@ -36,6 +36,14 @@ def tiny_config(scene_dir, exp_dir, **overrides):
     return c
 
 
+TRAINED_STEPS, TRAINED_EVERY = 150, 50  # the trained run of conftest's `trained_run`
+
+
+def run_config(scene, exp_dir, **overrides):
+    """`tiny_config` of the trained run: TRAINED_STEPS steps, a checkpoint every TRAINED_EVERY."""
+    return tiny_config(scene, exp_dir, max_steps=TRAINED_STEPS, checkpoint_every=TRAINED_EVERY, **overrides)
+
+
 class Training(NamedTuple):
     """What a training test starts from: the train split's images on the device (`data`), its rays
     [N, H, W, C] cast on the host (`rays`), a fresh state."""

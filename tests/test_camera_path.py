@@ -1,13 +1,16 @@
-"""Camera path files: the path through keyframes, the JSON file (ours and nerfstudio's)."""
+"""Camera path files: the path through keyframes, the JSON file (ours and nerfstudio's), render_path=file."""
 
 import json
 import math
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from mipnerf import camera, camera_path
+from helpers import run_config, tiny_config
+from mipnerf import camera, camera_path, datasets, metrics, rendering, video, video_render
 from mipnerf.camera_path import Keyframe
+from mipnerf.config_checks import check_config
 from mipnerf.errors import ConfigError
 
 
@@ -135,6 +138,14 @@ def test_a_nerfstudio_camera_path_loads(tmp_path):
     np.testing.assert_allclose(loaded.fovs, np.radians([50.0, 52.5, 55.0, 57.5, 60.0]))
     assert (loaded.width, loaded.height, loaded.fps) == (640, 480, 24.0)
     assert loaded.keyframes == []  # nerfstudio's keyframes ("matrix") are in its viewer's frame, not read
+    # Rendered as nerfstudio renders it: focal length 0.5 H / tan(fov / 2) in both axes, centred.
+    config = tiny_config(tmp_path, tmp_path, render_factor=2)
+    views, intrinsics, height, width, fps = video_render.file_views(path, config)
+    assert (height, width, fps) == (240, 320, 24.0)
+    np.testing.assert_allclose(intrinsics.fy, 120 / np.tan(np.radians([25.0, 26.25, 27.5, 28.75, 30.0])))
+    np.testing.assert_array_equal(intrinsics.fx, intrinsics.fy)
+    np.testing.assert_array_equal(intrinsics.cx, 160.0)
+    np.testing.assert_array_equal(intrinsics.cy, 120.0)
 
 
 def _good() -> dict:
@@ -199,3 +210,76 @@ def test_unreadable_and_missing_files_are_named(tmp_path):
         camera_path.load(path)
     with pytest.raises(ConfigError, match=f"{tmp_path / 'gone.json'}: no such file"):
         camera_path.load(tmp_path / "gone.json")
+
+
+def test_render_path_file_needs_a_file(tmp_path):
+    with pytest.raises(ConfigError, match="config.render_path_file='': expected a camera path JSON file with render_path='file'"):
+        check_config(tiny_config(tmp_path, tmp_path, render_path="file"))
+    config = tiny_config(tmp_path, tmp_path / "run", render_path="file", render_path_file="camera_paths/none.json")
+    check_config(config)
+    missing = tmp_path / "run" / "camera_paths" / "none.json"
+    with pytest.raises(ConfigError, match="render_path_file='camera_paths/none.json': no such file "
+                                          f"\\(neither camera_paths/none.json nor {missing}\\)"):
+        video_render.render_video(config, log=lambda s: None)
+
+
+def vertical_fov(split: datasets.Split, index: int) -> float:
+    return 2 * math.atan(0.5 * split.height / float(split.intrinsics.fy[index]))
+
+
+@pytest.fixture
+def captured_frames(monkeypatch):
+    """The frames `video.write_video` is given, by stem name, as it writes them."""
+    frames, write = {}, video.write_video
+
+    def capture(stem, images, fps):
+        frames[stem.name] = (images, fps)
+        return write(stem, images, fps)
+
+    monkeypatch.setattr(video, "write_video", capture)
+    return frames
+
+
+def test_render_path_file_renders_the_keyframes_cameras(tiny_scene, trained_run, captured_frames):
+    config = run_config(tiny_scene, trained_run, render_path="file", render_path_file="camera_paths/two.json")
+    train = datasets.load_split(config, "train")
+    keyframes = [Keyframe(train.camtoworlds[i].astype(np.float64), vertical_fov(train, i)) for i in (0, 3)]
+    # Saved where the viewer saves, named relative to exp_dir; 20x16 pixels, 3 frames, the last the second keyframe.
+    camera_path.save(trained_run / "camera_paths" / "two.json", keyframes, seconds=0.5, fps=6, width=20, height=16)
+    messages = []
+    written = video_render.render_video(config, log=messages.append)
+    assert [p.name for p in written] == [f"two_{kind}.{ext}" for kind in ("color", "depth") for ext in ("mp4", "gif")]
+    for p in written:
+        assert p.parent == trained_run / "render"
+        assert iio.imread(p, index=None).shape == (3, 16, 20, 3), p
+    assert "3 frames of 20x16 at 6 fps" in messages[-1]
+    color, fps = captured_frames["two_color"]
+    assert fps == 6.0
+    # Frames 0 and 2 are the keyframes' cameras, rendered at that size with a pinhole of that fov.
+    renderer = rendering.load_renderer(config, log=lambda s: None)
+    for frame, (index, key) in zip((0, 2), zip((0, 3), keyframes)):
+        focal = 0.5 * 16 / math.tan(0.5 * key.fov)
+        np.testing.assert_allclose(focal, train.intrinsics.fy[index], rtol=1e-6)
+        expected, = rendering.render_views(renderer, train.camtoworlds[index][None], camera.Intrinsics.pinhole(focal, 20, 16),
+                                           16, 20, config, desc="test")
+        np.testing.assert_allclose(color[frame], video.to_uint8(expected.rgb), atol=1)
+
+
+def test_a_keyframe_at_a_training_camera_renders_its_image(tiny_scene, trained_run, captured_frames):
+    """The file's convention is the training cameras': the same pose and fov give the training image back."""
+    config = run_config(tiny_scene, trained_run, render_path="file")
+    train = datasets.load_split(config, "train")
+    index = 5
+    pose = train.camtoworlds[index].astype(np.float64)
+    shifted = pose.copy()
+    shifted[:3, 3] += 0.8 * pose[:3, 0]  # the same camera moved sideways
+    psnr = {}
+    for name, c2w in [("exact", pose), ("shifted", shifted)]:
+        path = camera_path.save(trained_run / "camera_paths" / f"{name}.json", [Keyframe(c2w, vertical_fov(train, index))],
+                                seconds=1.0, fps=1, width=train.width, height=train.height)
+        config.render_path_file = str(path)
+        video_render.render_video(config, log=lambda s: None)
+        frames, _ = captured_frames[f"{name}_color"]
+        assert frames.shape == (1, train.height, train.width, 3)
+        psnr[name] = metrics.psnr(frames[0] / 255.0, train.colors(index))
+    assert psnr["exact"] > 18 and psnr["exact"] > psnr["shifted"] + 3, psnr

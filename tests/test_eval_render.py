@@ -8,25 +8,11 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from helpers import ROOT, assert_one_line_error, tiny_config
-from mipnerf import camera, datasets, evaluation, metrics, rendering, trainer, video, video_render
+from helpers import ROOT, TRAINED_EVERY as EVERY, TRAINED_STEPS as STEPS, assert_one_line_error, run_config, tiny_config
+from mipnerf import camera, datasets, evaluation, metrics, rendering, video, video_render
 from mipnerf.config_checks import check_config
 from mipnerf.datasets import blender, demo
 from mipnerf.errors import CheckpointError, ConfigError
-
-STEPS, EVERY = 150, 50
-
-
-def run_config(scene, exp_dir, **overrides):
-    return tiny_config(scene, exp_dir, max_steps=STEPS, checkpoint_every=EVERY, **overrides)
-
-
-@pytest.fixture(scope="module")
-def trained_run(tiny_scene, tmp_path_factory):
-    """The exp_dir of a tiny model trained on the tiny scene, with checkpoints every 50 steps."""
-    exp_dir = tmp_path_factory.mktemp("trained")
-    trainer.train(run_config(tiny_scene, exp_dir), log=lambda s: None)
-    return exp_dir
 
 
 def numpy_ssim(a, b, size=11, sigma=1.5, k1=0.01, k2=0.03):
@@ -200,5 +186,5 @@ def test_rendering_is_deterministic_and_compiles_once(tiny_scene, trained_run):
 def test_every_render_path_and_built_in_scene_that_the_config_accepts_exists():
     from mipnerf.config_checks import BUILT_IN_SCENES, RENDER_PATHS
 
-    assert tuple(video_render.PATHS) == RENDER_PATHS
+    assert tuple(video_render.PATHS) + ("file",) == RENDER_PATHS
     assert tuple(datasets.BUILT_IN) == BUILT_IN_SCENES
