@@ -107,6 +107,11 @@ def get_config() -> ml_collections.ConfigDict:
     c.num_processes = 0  # 0: $JAX_NUM_PROCESSES, else a single process
     c.process_id = -1  # -1: $JAX_PROCESS_ID
 
+    # The web viewer (view.py, and train.py with viewer=True): http://localhost:viewer_port.
+    c.viewer = False  # train.py: serve the viewer while training (renders happen between steps)
+    c.viewer_port = 8080  # 0: any free port
+    c.viewer_host = "127.0.0.1"  # "0.0.0.0" to let other machines connect
+
     # Evaluation (eval.py) and videos (render.py).
     c.eval_step = 0  # checkpoint step to evaluate (0: the latest)
     # "spiral" | "orbit" | "ellipse" | "zoom": a camera path around the training cameras' centre;

@@ -49,6 +49,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     _require(c.render_path in RENDER_PATHS, "render_path", f"one of {RENDER_PATHS}", c.render_path)
     _require(c.render_path != "file" or bool(c.render_path_file), "render_path_file",
              "a camera path JSON file with render_path='file'", c.render_path_file)
+    _require(0 <= int(c.viewer_port) <= 65535, "viewer_port", "a TCP port in [0, 65535] (0: any free port)", c.viewer_port)
+    _require(bool(c.viewer_host), "viewer_host", "an address to listen on, e.g. 127.0.0.1 or 0.0.0.0", c.viewer_host)
     _require(c.ray_spacing in RAY_SPACINGS, "ray_spacing", f"one of {RAY_SPACINGS}", c.ray_spacing)
     _require(c.ray_spacing != "disparity" or c.near > 0, "near", "a distance > 0 with ray_spacing='disparity'", c.near)
     _require(c.basis in BASES, "basis", f"one of {BASES}", c.basis)

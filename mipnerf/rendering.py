@@ -37,6 +37,30 @@ def make_render_fn(config, model):
     return jax.jit(render_pixels, static_argnames="lens")
 
 
+def image_chunks(render_fn, params, cameras: camera.Cameras, lens: camera.Lens, chunk: int, mesh: Mesh) -> Iterator:
+    """Dispatches one view's chunks of pixels in turn, yielding each chunk's (device) `Composite`.
+
+    A caller that stops iterating abandons the rest of the view between chunks (the viewer does,
+    when its camera moves). Arguments as for `render_image`; `join_chunks` makes the image.
+    """
+    height, width = int(cameras.height), int(cameras.width)
+    chunk = -(-chunk // mesh.size) * mesh.size
+    num = height * width
+    sharding = NamedSharding(mesh, P("data"))
+    cameras = jax.device_put(jax.tree.map(np.asarray, cameras), NamedSharding(mesh, P()))
+    for i in range(0, num, chunk):  # the last chunk repeats the last pixel
+        pixels = np.minimum(np.arange(i, i + chunk), num - 1).astype(np.int32)
+        yield render_fn(params, cameras, jax.device_put(pixels, sharding), lens)
+
+
+def join_chunks(outs, height: int, width: int) -> Image:
+    """The `Image` of a view from all its chunks' outputs (`image_chunks`), read back to the host."""
+    outs = jax.device_get(list(outs))
+    join = lambda field: np.concatenate([getattr(o, field) for o in outs])[:height * width]
+    return Image(rgb=join("rgb").reshape(height, width, 3), depth=join("depth").reshape(height, width),
+                 acc=join("acc").reshape(height, width))
+
+
 def render_image(render_fn, params, cameras: camera.Cameras, lens: camera.Lens, chunk: int, mesh: Mesh) -> Image:
     """Renders one view.
 
@@ -47,20 +71,9 @@ def render_image(render_fn, params, cameras: camera.Cameras, lens: camera.Lens, 
       chunk: pixels per call; rounded up to a multiple of the device count.
       mesh: the device mesh; each chunk is sharded over its "data" axis.
     """
-    height, width = int(cameras.height), int(cameras.width)
-    chunk = -(-chunk // mesh.size) * mesh.size
-    num = height * width
-    sharding = NamedSharding(mesh, P("data"))
-    cameras = jax.device_put(jax.tree.map(np.asarray, cameras), NamedSharding(mesh, P()))
-    # Dispatch every chunk before reading any back, so the device never waits on the host. The
-    # last chunk repeats the last pixel.
-    outs = [render_fn(params, cameras, jax.device_put(np.minimum(np.arange(i, i + chunk), num - 1).astype(np.int32),
-                                                      sharding), lens)
-            for i in range(0, num, chunk)]
-    outs = jax.device_get(outs)
-    join = lambda field: np.concatenate([getattr(o, field) for o in outs])[:num]
-    return Image(rgb=join("rgb").reshape(height, width, 3), depth=join("depth").reshape(height, width),
-                 acc=join("acc").reshape(height, width))
+    # Every chunk is dispatched before any is read back, so the device never waits on the host.
+    outs = list(image_chunks(render_fn, params, cameras, lens, chunk, mesh))
+    return join_chunks(outs, int(cameras.height), int(cameras.width))
 
 
 class Renderer(NamedTuple):

@@ -70,11 +70,12 @@ def train(config, log=print) -> training.TrainState:
     primary = distributed.is_primary()
     log = log if primary else (lambda message: None)
     with run_lock.hold(config.exp_dir, log) if primary else contextlib.nullcontext():
-        with contextlib.closing(Checkpointer(checkpoint_dir(config.exp_dir), keep=config.keep_checkpoints)) as ckpt:
-            return _train(config, log, primary, ckpt)
+        with contextlib.closing(Checkpointer(checkpoint_dir(config.exp_dir), keep=config.keep_checkpoints)) as ckpt, \
+                contextlib.ExitStack() as cleanup:
+            return _train(config, log, primary, ckpt, cleanup)
 
 
-def _train(config, log, primary: bool, ckpt: Checkpointer) -> training.TrainState:
+def _train(config, log, primary: bool, ckpt: Checkpointer, cleanup: contextlib.ExitStack) -> training.TrainState:
     exp_dir = pathlib.Path(config.exp_dir)
     mesh = training.make_mesh()
     training.check_batch_divides(config.batch_size, mesh, config.grad_accum)
@@ -86,6 +87,10 @@ def _train(config, log, primary: bool, ckpt: Checkpointer) -> training.TrainStat
     train_scales = datasets.load_scales(config, "train", share=(jax.process_index(), jax.process_count()))
     data = train_images.put_train_images(train_scales, config, mesh)
     train_transform = train_scales[0].transform
+    model = models.build_model(config)
+    viewer = start_viewer(config, train_scales[0], model, mesh, log) if primary else None
+    if viewer is not None:
+        cleanup.callback(viewer.close)
     del train_scales
     val_split = None
     if config.val_every and jax.process_count() > 1:
@@ -93,7 +98,6 @@ def _train(config, log, primary: bool, ckpt: Checkpointer) -> training.TrainStat
     elif config.val_every:
         val_split = datasets.load_split(config, "val")
 
-    model = models.build_model(config)
     state, tx = training.create_train_state(config, model, mesh)
     if primary:
         run_config.save(config, exp_dir)
@@ -117,6 +121,8 @@ def _train(config, log, primary: bool, ckpt: Checkpointer) -> training.TrainStat
             tic, tic_step = time.time(), start
             in_flight = None  # the previous step's stats: the bar counts finished steps, not dispatched ones
             for step in range(start + 1, config.max_steps + 1):
+                if viewer is not None:  # before the step, which donates the parameters the viewer may copy
+                    viewer.training_step(state.params, step - 1)
                 state, stats = train_step(state, data)
                 if in_flight is not None:
                     jax.block_until_ready(in_flight)
@@ -155,6 +161,20 @@ def _train(config, log, primary: bool, ckpt: Checkpointer) -> training.TrainStat
         raise Interrupted(f"{name}: saved checkpoint at step {int(state.step)}; run the same command to resume",
                           stop.requested, state)
     return state
+
+
+def start_viewer(config, train: datasets.Split, model, mesh, log):
+    """The web viewer of `config.viewer` (None when off, or in a multi-host run), with its address logged."""
+    if not config.viewer:
+        return None
+    if jax.process_count() > 1:
+        log("the viewer is off in multi-host runs; view checkpoints with view.py")
+        return None
+    from mipnerf import viewer as viewer_lib  # viser starts threads: import only when serving
+
+    viewer = viewer_lib.Viewer(config, train, rendering.make_render_fn(config, model), mesh, training=True)
+    log(f"viewer: {viewer.url}")
+    return viewer
 
 
 def check_finite(state: training.TrainState, last_saved: int) -> None:

@@ -25,3 +25,11 @@ def trained_run(tiny_scene, tmp_path_factory):
     exp_dir = tmp_path_factory.mktemp("trained")
     trainer.train(run_config(tiny_scene, exp_dir), log=lambda s: None)
     return exp_dir
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keeps each phase's report on the test item (`item.rep_call`), so fixtures can act on a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

@@ -1,0 +1,245 @@
+"""view.py in a real browser: headless Chromium (Debian's, software WebGL) driven by Playwright.
+
+The page must show the render of the camera the viewer was asked for (compared with the package's
+own render of that camera), follow mouse drags, fly to a clicked training camera and save a
+keyframed path that render.py renders. On a failure the page's screenshot is kept.
+"""
+
+import io
+import pathlib
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from configs import demo as demo_config
+from helpers import ROOT
+from mipnerf import camera, camera_path, datasets, metrics, rendering, run_config, video_render, viewer, viewer_camera
+
+# Debian's package where there is one (tests/install_browser.sh installs it), else Playwright's own download.
+CHROMIUM = shutil.which("chromium")
+CHROMIUM_ARGS = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--no-sandbox"]
+VIEWPORT = {"width": 640, "height": 260}  # the controls dock to the right; the view is the rest
+WAIT_S = 120.0
+
+
+@pytest.fixture(scope="module")
+def served(trained_run):
+    """view.py serving the tiny trained run on a free port: (url, config of the run)."""
+    proc = subprocess.Popen([sys.executable, "view.py", f"--config.exp_dir={trained_run}", "--config.viewer_port=0"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    try:
+        line = lines.get(timeout=WAIT_S)
+    except queue.Empty:
+        proc.kill()
+        pytest.fail(f"view.py printed no address within {WAIT_S} s: {proc.stderr.read()}")
+    url = re.search(r"http://\S+", line)
+    assert url, line
+    config = demo_config.get_config()
+    config.exp_dir = str(trained_run)
+    yield url.group(0), run_config.for_restore(config, explicit=("exp_dir",))
+    proc.terminate()
+    proc.wait(timeout=30)
+    assert proc.returncode == 143, proc.stderr.read()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, served, request, tmp_path):
+    page = browser.new_page(viewport=VIEWPORT, device_scale_factor=1)
+    page.goto(served[0])
+    yield page
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        shot = tmp_path / "page.png"
+        page.screenshot(path=shot)
+        print(f"screenshot of the page: {shot}")
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def reference(served):
+    """The package's own renderer and training split for the served run."""
+    config = served[1]
+    return rendering.load_renderer(config, log=lambda s: None), datasets.load_split(config, "train"), config
+
+
+def wait_for(page, pattern: str) -> re.Match:
+    """Waits until the page's text matches `pattern`."""
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        text = page.inner_text("body")
+        match = re.search(pattern, text)
+        if match:
+            return match
+        time.sleep(0.2)
+    pytest.fail(f"the page never showed {pattern!r}; it shows: {page.inner_text('body')[:500]}")
+
+
+STILL = r"Frame (\d+): step \d+, still (\d+)×(\d+)"
+
+
+def frame_number(page) -> int:
+    return int(wait_for(page, r"Frame (\d+):").group(1))
+
+
+def wait_for_still(page, after: int = 0) -> re.Match:
+    """Waits for a still frame numbered above `after`."""
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        match = wait_for(page, STILL)
+        if int(match.group(1)) > after:
+            return match
+        time.sleep(0.2)
+    pytest.fail(f"no still frame after frame {after}")
+
+
+def view_pixels(page) -> np.ndarray:
+    """The 3D view's pixels, [H, W, 3] in [0, 1], without the controls."""
+    box = page.locator("canvas").first.bounding_box()
+    shot = page.screenshot(clip=box)
+    return np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"), np.float32) / 255
+
+
+def settle(page, hide_cameras: bool = True) -> tuple[int, int]:
+    """Waits for a still frame, closes the software-WebGL notice and shows or hides the frustums; returns (width, height)."""
+    match = wait_for_still(page)
+    notice = page.locator(".mantine-Notification-closeButton")
+    if notice.count():
+        notice.first.click()
+    page.get_by_label("Training cameras").set_checked(not hide_cameras)  # the controls are shared by all pages
+    time.sleep(0.5)
+    return int(match.group(2)), int(match.group(3))
+
+
+def package_render(reference, c2w, fov, width, height) -> np.ndarray:
+    renderer, _, config = reference
+    intrinsics = camera.Intrinsics.pinhole(camera.focal_from_fov(height, fov), width, height)
+    image, = rendering.render_views(renderer, np.asarray(c2w)[None], intrinsics, height, width, config, desc="reference")
+    return image.rgb
+
+
+def test_the_page_shows_the_render_of_the_first_training_camera(page, reference):
+    _, train, _ = reference
+    width, height = settle(page)
+    shown = view_pixels(page)
+    assert shown.shape == (height, width, 3)  # the still frame is the view's own size
+    fov = viewer_camera.vertical_fov(float(train.intrinsics.fy[0]), train.height)
+    expected = package_render(reference, train.camtoworlds[0], fov, width, height)
+    assert metrics.psnr(shown, expected) >= 30.0
+    # Not just any render: the second training camera's view is far from it.
+    other = package_render(reference, train.camtoworlds[1], fov, width, height)
+    assert metrics.psnr(shown, other) < 25.0
+
+
+def test_dragging_the_mouse_changes_the_view(page):
+    settle(page, hide_cameras=False)
+    before = view_pixels(page)
+    first = frame_number(page)
+    box = page.locator("canvas").first.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.75
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 60, y + 10, steps=10)
+    page.mouse.up()
+    wait_for(page, r"moving \d+×\d+")
+    wait_for_still(page, after=first)
+    time.sleep(0.5)
+    assert np.mean(np.abs(view_pixels(page) - before)) > 0.02
+
+
+def frustum_centre_on_screen(train, k, c2w0, fov, width, height, scale):
+    """Where the image of training camera k's frustum (at `scale` along its view) appears from camera 0."""
+    c2w = np.asarray(train.camtoworlds[k], np.float64)
+    point = c2w[:3, 3] - scale * c2w[:3, 2]
+    intrinsics = camera.Intrinsics.pinhole(camera.focal_from_fov(height, fov), width, height)
+    return camera.project(point[None], np.asarray(c2w0, np.float64), intrinsics)[0]
+
+
+def test_clicking_a_training_camera_flies_to_it_and_scores_it(page, reference):
+    renderer, train, config = reference
+    width, height = settle(page, hide_cameras=False)
+    fov = viewer_camera.vertical_fov(float(train.intrinsics.fy[0]), train.height)
+    c2ws = np.asarray(train.camtoworlds, np.float64)
+    centre = camera.scene_center(c2ws)
+    scale = viewer.FRUSTUM_SCALE * float(np.median(np.linalg.norm(c2ws[:, :3, 3] - centre, axis=-1)))
+    box = page.locator("canvas").first.bounding_box()
+    targets = []
+    for k in range(1, len(c2ws)):
+        u, v = frustum_centre_on_screen(train, k, c2ws[0], fov, width, height, scale)
+        in_front = (c2ws[k, :3, 3] - c2ws[0, :3, 3]) @ -c2ws[0, :3, 2] > 0
+        if in_front and 15 < u < width - 15 and 15 < v < height - 15:
+            targets.append((np.linalg.norm(c2ws[k, :3, 3] - c2ws[0, :3, 3]), k, u, v))
+    assert targets, "no training camera in view of the first"
+    _, k, u, v = min(targets)  # the nearest, which no other frustum hides
+    clicked = frame_number(page)
+    page.mouse.click(box["x"] + u, box["y"] + v)
+    match = wait_for(page, rf"Training camera {k}: PSNR ([\d.]+) dB")
+    # The score is the PSNR of the render of that camera against its image.
+    image, = rendering.render_views(renderer, c2ws[k][None], train.intrinsics.take([k]), train.height, train.width,
+                                    config, desc="score")
+    assert float(match.group(1)) == pytest.approx(metrics.psnr(image.rgb, train.colors(k)), abs=0.01)
+    # And the view is now that camera's.
+    wait_for_still(page, after=clicked)
+    settle(page)
+    fov_k = viewer_camera.vertical_fov(float(train.intrinsics.fy[k]), train.height)
+    assert metrics.psnr(view_pixels(page), package_render(reference, c2ws[k], fov_k, width, height)) >= 30.0
+
+
+def test_a_keyframed_path_saved_from_the_page_renders_with_render_py(page, reference, served, tmp_path):
+    _, _, config = reference
+    width, height = settle(page)
+    first_view = view_pixels(page)
+    page.get_by_text("Camera path").click()  # open the folder
+    page.get_by_role("button", name="Add keyframe").click()
+    wait_for(page, r"1 keyframe\(s\)")
+    box = page.locator("canvas").first.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 40, y, steps=8)
+    page.mouse.up()
+    time.sleep(0.5)
+    page.get_by_role("button", name="Add keyframe").click()
+    wait_for(page, r"2 keyframe\(s\)")
+    page.get_by_role("button", name="Save path").click()
+    saved = wait_for(page, r"Saved (\S+\.json)")
+    path = camera_path.load(saved.group(1).strip("`"))
+    assert (path.width, path.height) == (width, height) and len(path.keyframes) == 2
+    # The path starts at the view the page showed.
+    config = config.copy_and_resolve_references()
+    config.render_path_file = saved.group(1).strip("`")
+    c2ws, intrinsics, h, w, _ = video_render.file_views(video_render.path_file(config), config)
+    frame, = rendering.render_views(reference[0], c2ws[:1], intrinsics.take(0), h, w, config, desc="path")
+    assert metrics.psnr(first_view, frame.rgb) >= 30.0
+    # And render.py renders the file to videos.
+    result = subprocess.run([sys.executable, "render.py", f"--config.exp_dir={config.exp_dir}", "--config.render_path=file",
+                             f"--config.render_path_file=camera_paths/{path_name(saved)}", "--config.render_factor=4"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    stem = path_name(saved).removesuffix(".json")
+    for name in (f"{stem}_color.mp4", f"{stem}_color.gif", f"{stem}_depth.mp4", f"{stem}_depth.gif"):
+        assert (pathlib.Path(config.exp_dir) / "render" / name).stat().st_size > 0
+
+
+def path_name(saved: re.Match) -> str:
+    return saved.group(1).strip("`").rsplit("/", 1)[-1]
+

@@ -1,0 +1,26 @@
+"""Serves a trained run in the browser: fly through the scene, click the training cameras, make
+camera paths for render.py.
+
+    python view.py --config.exp_dir=exp/demo
+    python view.py --config=configs/blender.py --config.exp_dir=exp/lego --config.viewer_port=8081
+
+Restores the newest whole checkpoint; the model and scene come from the run's exp_dir/config.json,
+as for eval.py. Prints the address to open (http://localhost:8080) and serves until Ctrl-C.
+"""
+
+import sys
+
+from mipnerf.cli import define_config, explicit_fields, run
+
+_CONFIG = define_config()
+
+
+def main(argv):
+    del argv
+    from mipnerf import viewing
+
+    viewing.serve(_CONFIG.value, explicit=explicit_fields(sys.argv))
+
+
+if __name__ == "__main__":
+    run(main)
