@@ -4,6 +4,7 @@ import contextlib
 import json
 import pathlib
 import signal
+import sys
 import time
 
 import jax
@@ -174,6 +175,7 @@ def start_viewer(config, train: datasets.Split, model, mesh, log):
 
     viewer = viewer_lib.Viewer(config, train, rendering.make_render_fn(config, model), mesh, training=True)
     log(f"viewer: {viewer.url}")
+    sys.stdout.flush()  # the address is wanted now, not when the buffer fills
     return viewer
 
 

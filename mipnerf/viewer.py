@@ -160,6 +160,7 @@ class Viewer:
         c2ws = np.asarray(train.camtoworlds, np.float64)
         self.camtoworlds = c2ws
         self.center = camera.scene_center(c2ws)
+        # The training cameras' median distance from the centre: the scale of frustums and ray bounds.
         self.scene_size = float(np.median(np.linalg.norm(c2ws[:, :3, 3] - self.center, axis=-1))) or 1.0
         self.fovs = [viewer_camera.vertical_fov(float(fy), train.height) for fy in np.asarray(train.intrinsics.fy)]
         self.start_pose, self.start_fov = c2ws[0], self.fovs[0]
@@ -178,6 +179,7 @@ class Viewer:
             frustum = state.handle.scene.add_camera_frustum(
                 f"/training_cameras/{i}", fov=self.fovs[i], aspect=self.aspect, scale=FRUSTUM_SCALE * self.scene_size,
                 image=self.thumbnails[i], format="jpeg", wxyz=wxyz, position=position, color=(40, 90, 200),
+                thickness=1.5, thickness_units="screen",
                 visible=self.show_cameras.value)
             frustum.on_click(lambda event, i=i: self._clicked_training_camera(event.client, i))
             state.frustums.append(frustum)
@@ -233,9 +235,6 @@ class Viewer:
         """Shows the model with `params` (trained to `step`) from now on; the browsers' views are rendered again."""
         self.params, self.step = params, int(step)
         self.params_version += 1
-
-    def has_clients(self) -> bool:
-        return bool(self.clients)
 
     def training_step(self, params, step: int) -> None:
         """Called after each training step: without a browser, returns at once. With one, takes a
@@ -323,7 +322,7 @@ class Viewer:
         width, height = frame_size(cam.image_width, cam.image_height, max_pixels, int(self.max_side.value))
         c2w, intrinsics = viewer_camera.browser_camera(cam.position, cam.wxyz, cam.fov, width, height)
         cameras = jax.tree.map(lambda x: x[0], camera.Cameras.of(c2w[None], intrinsics, width, height,
-                                                                self.config.near, self.config.far))
+                                                                *self.ray_bounds(c2w[:3, 3])))
         chunk = max(self.mesh.size, self.config.render_chunk // 8) if low else self.config.render_chunk
         tic = time.perf_counter()
         state.image = yield from self._render(cameras, chunk)
@@ -332,6 +331,16 @@ class Viewer:
         self.frames += 1
         self.status.content = (f"Frame {self.frames}: step {self.step}, {'moving' if low else 'still'} {width}×{height} "
                                f"in {time.perf_counter() - tic:.2f} s, {self.rays_per_s or 0:,.0f} rays/s")
+
+    def ray_bounds(self, position) -> tuple[float, float]:
+        """`near` and `far` of the rays of a camera at `position`. In a bounded scene they move with the
+        camera's distance from the centre beyond the training cameras' (as on render.py's zoom path),
+        so that flying out does not cut the scene off; unbounded and forward-facing scenes keep them."""
+        near, far = self.config.near, self.config.far
+        if self.config.contraction or self.config.forward_facing:
+            return near, far
+        offset = float(np.linalg.norm(np.asarray(position) - self.center)) - self.scene_size
+        return max(near + offset, 0.0), far + offset
 
     def _score(self, index: int):
         """Renders training camera `index` at the size of its downsampled image and shows the PSNR."""

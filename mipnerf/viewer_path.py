@@ -106,7 +106,8 @@ class PathPanel:
         for k, key in enumerate(keyframes):
             position, wxyz = viewer_camera.browser_pose(key.camtoworld)
             frustum = self.server.scene.add_camera_frustum(f"/camera_path/keyframe_{k}", fov=key.fov, aspect=aspect,
-                                                           scale=size, wxyz=wxyz, position=position, color=KEYFRAME_COLOR)
+                                                           scale=size, wxyz=wxyz, position=position, color=KEYFRAME_COLOR,
+                                                           thickness=2.0, thickness_units="screen")
             frustum.on_click(lambda event, k=k: self._select(event.client, k))
             self.drawn.append(frustum)
         if len(keyframes) >= 2:

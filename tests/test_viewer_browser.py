@@ -243,3 +243,32 @@ def test_a_keyframed_path_saved_from_the_page_renders_with_render_py(page, refer
 def path_name(saved: re.Match) -> str:
     return saved.group(1).strip("`").rsplit("/", 1)[-1]
 
+
+
+def test_training_with_the_viewer_shows_newer_steps(browser, tiny_scene, tmp_path):
+    proc = subprocess.Popen([sys.executable, "train.py", "--config=tests/helpers.py", f"--config.data_dir={tiny_scene}",
+                             f"--config.exp_dir={tmp_path}", "--config.viewer=True", "--config.viewer_port=0",
+                             "--config.max_steps=1000000", "--config.checkpoint_every=1000000"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    page = browser.new_page(viewport=VIEWPORT, device_scale_factor=1)
+    try:
+        url = re.search(r"viewer: (http://\S+)", lines.get(timeout=WAIT_S))
+        assert url
+        page.goto(url.group(1))
+        first = int(wait_for(page, r"Frame \d+: step (\d+)").group(1))
+        deadline = time.monotonic() + WAIT_S
+        while int(wait_for(page, r"Frame \d+: step (\d+)").group(1)) <= first:  # the view follows training
+            assert time.monotonic() < deadline, "the view never showed a newer step"
+            time.sleep(0.5)
+    except BaseException:
+        page.screenshot(path=tmp_path / "page.png")
+        print(f"screenshot of the page: {tmp_path / 'page.png'}")
+        raise
+    finally:
+        page.close()
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr  # SIGTERM: saved and stopped
+    assert "saved checkpoint" in stderr
