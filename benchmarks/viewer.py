@@ -7,7 +7,9 @@ and on with a browser flying (the mouse dragging all the time).
 The browser is headless Chromium driven by Playwright (tests/install_browser.sh installs it),
 with WebGL in software, so on a CPU-only machine it also takes CPU time from training, as a
 browser on the same machine would. Every figure is over the same number of steps after a warm-up,
-and each mode's ratio is to "off" measured in the same run. Prints one line per figure, then JSON.
+and each mode's ratio is to "off" measured in the same run; `*_viewer_time_share` is the share of
+the wall time the viewer spent rendering (the rest of the slowdown is the browser's own CPU use).
+Prints one line per figure, then JSON.
 """
 
 import json
@@ -73,15 +75,19 @@ def main(argv):
     train_step = training.make_train_step(config, model, tx, mesh)
     viewer = viewer_lib.Viewer(config, split, rendering.make_render_fn(config, model), mesh, training=True)
 
-    def timed(with_viewer: bool, steps: int) -> float:
+    def timed(with_viewer: bool, steps: int, mode: str = "") -> float:
+        """Training rays/s over `steps` steps; with a `mode`, also the share of the time the viewer rendered."""
         nonlocal state
-        start = time.perf_counter()
+        start, viewer_start = time.perf_counter(), viewer.seconds
         for step in range(steps):
             if with_viewer:
                 viewer.training_step(state.params, step)
             state, _ = train_step(state, data)
         jax.block_until_ready(state)
-        return steps * config.batch_size / (time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        if mode:
+            figures[f"{mode}_viewer_time_share"] = (viewer.seconds - viewer_start) / seconds
+        return steps * config.batch_size / seconds
 
     figures = Figures()
     figures.update(device=jax.devices()[0].device_kind, batch_size=config.batch_size, steps=_STEPS.value)
@@ -96,7 +102,7 @@ def main(argv):
             viewer.training_step(state.params, 0)
             state, _ = train_step(state, data)
         timed(True, 10)
-        figures[f"{mode}_rays_per_s"] = timed(True, _STEPS.value)
+        figures[f"{mode}_rays_per_s"] = timed(True, _STEPS.value, mode)
         figures[f"{mode}_viewer_rays_per_s"] = viewer.rays_per_s or 0.0
         stop.set()
         thread.join()

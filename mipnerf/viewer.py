@@ -100,7 +100,7 @@ class Viewer:
     """
 
     def __init__(self, config, train: datasets.Split, render_fn, mesh, training: bool = False):
-        self.config, self.render_fn, self.mesh = config, render_fn, mesh
+        self.config, self.render_fn, self.mesh, self.training = config, render_fn, mesh, training
         self.disparity = config.ray_spacing == "disparity"
         self.server = start_server(config.viewer_host, config.viewer_port)
         self.url = url(config.viewer_host, self.server.get_port())
@@ -111,6 +111,7 @@ class Viewer:
         self.rays_per_s: Optional[float] = None  # measured while rendering for the browsers
         self.compiled = set()  # (chunk, lens) of the render calls compiled so far
         self.frames = 0  # frames sent to browsers
+        self.seconds = 0.0  # spent rendering between training steps
         self.refreshed = -np.inf
         self.last_poll_end = time.perf_counter()
         self.score_request = None  # (training camera index, params version) to score
@@ -240,16 +241,21 @@ class Viewer:
         """Called after each training step: without a browser, returns at once. With one, takes a
         copy of `params` every `REFRESH_S` seconds (training donates its buffers) and renders for
         as long as the "Training share" control leaves to the viewer."""
-        now = time.perf_counter()
-        train_time, self.last_poll_end = now - self.last_poll_end, now
         if not self.clients:
+            self.last_poll_end = time.perf_counter()
             return
+        # Wait for the step in flight: its time is training's, and renders queued behind it would
+        # count it as theirs.
+        jax.block_until_ready(params)
+        now = time.perf_counter()
+        train_time = now - self.last_poll_end
         if now - self.refreshed >= REFRESH_S:
             self.set_params(jax.tree.map(jnp.copy, params), step)
             self.refreshed = now
         share = float(self.train_share.value)
         self.poll(train_time * (1 - share) / share)
         self.last_poll_end = time.perf_counter()
+        self.seconds += self.last_poll_end - now
 
     def poll(self, budget_s: float) -> bool:
         """Renders chunks for the browsers for about `budget_s` seconds (at least one chunk when any
@@ -302,8 +308,12 @@ class Viewer:
         """Renders one camera a chunk per iteration (a generator); its value is the `Image`."""
         outs, elapsed, timed = [], 0.0, 0
         lens = camera.Lens.of(cameras.intrinsics)
-        for out in rendering.image_chunks(self.render_fn, self.params, cameras, lens, chunk, self.mesh):
-            tic = time.perf_counter()
+        chunks = rendering.image_chunks(self.render_fn, self.params, cameras, lens, chunk, self.mesh)
+        while True:
+            tic = time.perf_counter()  # from the dispatch, which may run the call itself
+            out = next(chunks, None)
+            if out is None:
+                break
             jax.block_until_ready(out)
             if (chunk, lens) in self.compiled:  # the rate leaves out the call that compiled
                 elapsed, timed = elapsed + time.perf_counter() - tic, timed + chunk
@@ -323,7 +333,9 @@ class Viewer:
         c2w, intrinsics = viewer_camera.browser_camera(cam.position, cam.wxyz, cam.fov, width, height)
         cameras = jax.tree.map(lambda x: x[0], camera.Cameras.of(c2w[None], intrinsics, width, height,
                                                                 *self.ray_bounds(c2w[:3, 3])))
-        chunk = max(self.mesh.size, self.config.render_chunk // 8) if low else self.config.render_chunk
+        # Small chunks for moving frames, and between training steps, where a chunk must fit the time left.
+        small = low or self.training
+        chunk = max(self.mesh.size, self.config.render_chunk // 8) if small else self.config.render_chunk
         tic = time.perf_counter()
         state.image = yield from self._render(cameras, chunk)
         state.shown, state.job = key, None
