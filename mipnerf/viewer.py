@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import viser
 
-from mipnerf import camera, datasets, metrics, rendering, video, viewer_camera
+from mipnerf import camera, datasets, metrics, rendering, video, viewer_camera, viewer_path
 from mipnerf.datasets.image_io import downsample
 from mipnerf.errors import ConfigError
 
@@ -114,10 +114,9 @@ class Viewer:
         self.seconds = 0.0  # spent rendering between training steps
         self.refreshed = -np.inf
         self.last_poll_end = time.perf_counter()
-        self.score_request = None  # (training camera index, params version) to score
+        self.score_request = None  # (clicked training camera, its scoring generator once started)
         self._add_training_cameras(train)
         self._add_controls(training)
-        from mipnerf import viewer_path  # the camera path panel
         self.path = viewer_path.PathPanel(self, config.exp_dir)
         self.server.on_client_connect(self._connect)
         self.server.on_client_disconnect(self._disconnect)
@@ -365,7 +364,6 @@ class Viewer:
         psnr = metrics.psnr(rendered.rgb, image.astype(np.float32) / 255)
         self.score_text.content = (f"Training camera {index}: PSNR **{psnr:.2f} dB** against its image "
                                    f"({width}×{height}), step {step}")
-        self.last_score = (index, psnr)
         if self.score_request is not None and self.score_request[0] == index:
             self.score_request = None
 
