@@ -112,6 +112,15 @@ def get_config() -> ml_collections.ConfigDict:
     c.viewer_port = 8080  # 0: any free port
     c.viewer_host = "127.0.0.1"  # "0.0.0.0" to let other machines connect
 
+    # Geometry out (export.py): exp_dir/export/pointcloud.ply or mesh.ply, in the model's frame.
+    c.export = "pointcloud"  # "pointcloud" | "mesh"
+    c.export_points = 1_000_000  # at most this many points (a random subset beyond)
+    c.export_views = 0  # training views rendered for the point cloud, evenly spread (0: all)
+    c.export_bound = 0.0  # half-width of the cube kept, about the cameras' centre (0: the region they look at)
+    c.export_resolution = 256  # mesh: density grid cells per side
+    c.export_level = 10.0  # mesh: the density of the surface (per unit length of the model's frame)
+    c.export_obj = False  # mesh: also write mesh.obj
+
     # Evaluation (eval.py) and videos (render.py).
     c.eval_step = 0  # checkpoint step to evaluate (0: the latest)
     # "spiral" | "orbit" | "ellipse" | "zoom": a camera path around the training cameras' centre;

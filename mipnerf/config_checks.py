@@ -18,6 +18,7 @@ BUILT_IN_SCENES = ("demo", "demo360", "multiscale")
 RENDER_PATHS = ("spiral", "orbit", "ellipse", "zoom", "file")
 BASES = ("axes", "octahedron", "icosahedron")
 FIELDS = ("mlp", "grid")
+EXPORTS = ("pointcloud", "mesh")  # export.py: mipnerf.exporting
 
 
 def _require(ok: bool, field: str, expected: str, value) -> None:
@@ -49,6 +50,11 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     _require(c.render_path in RENDER_PATHS, "render_path", f"one of {RENDER_PATHS}", c.render_path)
     _require(c.render_path != "file" or bool(c.render_path_file), "render_path_file",
              "a camera path JSON file with render_path='file'", c.render_path_file)
+    _require(c.export in EXPORTS, "export", f"one of {EXPORTS}", c.export)
+    for field in ("export_points", "export_resolution"):
+        _require(int(c[field]) >= 1, field, "an integer >= 1", c[field])
+    _require(int(c.export_views) >= 0, "export_views", "an integer >= 0 (0: every training view)", c.export_views)
+    _require(c.export_bound >= 0, "export_bound", "a half-width >= 0 (0: the region the cameras look at)", c.export_bound)
     _require(0 <= int(c.viewer_port) <= 65535, "viewer_port", "a TCP port in [0, 65535] (0: any free port)", c.viewer_port)
     _require(bool(c.viewer_host), "viewer_host", "an address to listen on, e.g. 127.0.0.1 or 0.0.0.0", c.viewer_host)
     _require(c.ray_spacing in RAY_SPACINGS, "ray_spacing", f"one of {RAY_SPACINGS}", c.ray_spacing)

@@ -238,6 +238,21 @@ class MipNerf360(nn.Module):
         return volume.composite(w, rgb, t, background), rounds
 
 
+    def nerf_density(self, points: jnp.ndarray, size: jnp.ndarray) -> jnp.ndarray:
+        """The NeRF round's density [...] at world points [..., 3], each seen as a cell of about
+        `size` [...] a side: a short, narrow frustum along +z centred on the point, encoded as any
+        interval is (IPE, contraction, or a grid's multisamples). For meshes (`mesh.py`); call
+        with `model.apply(params, points, size, method=MipNerf360.nerf_density)`."""
+        far = 1e3 * size  # so far back that the cone is a cylinder of radius `size` / 2 across the cell
+        direction = jnp.broadcast_to(jnp.array([0.0, 0.0, 1.0]), points.shape)
+        rays = Rays(origins=points - far[..., None] * direction, directions=direction, viewdirs=direction,
+                    radii=(0.5 * size / far)[..., None], near=far[..., None], far=far[..., None])
+        t = jnp.stack([far - 0.5 * size, far + 0.5 * size], axis=-1)
+        field = self.nerf_grid if self.nerf_grid is not None else self.nerf_mlp
+        density, _ = field(*self.field_inputs(rays, t, field), direction)
+        return density[..., 0]
+
+
 def grid_decay(model: MipNerf360, params) -> jnp.ndarray:
     """Zip-NeRF's weight decay of the hash grids: for each grid, the sum over its levels of the mean
     squared table entry (so that small coarse levels weigh as much as large fine ones)."""

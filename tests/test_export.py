@@ -1,0 +1,116 @@
+"""export.py: point clouds and meshes against the demo scene's exact geometry, and files that load back."""
+
+import subprocess
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import trimesh
+
+from configs import demo_grid
+from helpers import ROOT, assert_one_line_error
+from mipnerf import camera, datasets, exporting, mesh, point_cloud, trainer
+from mipnerf.datasets import demo
+
+SCENE_SIZE = 2 * demo.SCENE_RADIUS  # the diameter of the sphere that bounds the demo's shapes
+
+
+def surface_distance(points: np.ndarray) -> np.ndarray:
+    """[P] distance from each point to the nearest surface of the demo scene (disc, spheres, box)."""
+    p = np.asarray(points, np.float64)
+    outside_disc = np.maximum(np.linalg.norm(p[:, :2], axis=-1) - demo.DISC_RADIUS, 0.0)
+    disc = np.hypot(p[:, 2] - demo.DISC_Z, outside_disc)
+    big = np.abs(np.linalg.norm(p - demo.BIG_CENTRE, axis=-1) - demo.BIG_RADIUS)
+    small = np.abs(np.linalg.norm(p - demo.SMALL_CENTRE, axis=-1) - demo.SMALL_RADIUS)
+    lo, hi = demo.BOX_LO.astype(np.float64), demo.BOX_HI.astype(np.float64)
+    q = np.abs(p - (lo + hi) / 2) - (hi - lo) / 2
+    box = np.abs(np.linalg.norm(np.maximum(q, 0.0), axis=-1) + np.minimum(np.max(q, axis=-1), 0.0))
+    return np.min([disc, big, small, box], axis=0)
+
+
+def test_median_depth_matches_a_brute_force_search():
+    rng = np.random.default_rng(0)
+    weights = rng.uniform(0, 1, (50, 12)) * (rng.uniform(size=(50, 12)) < 0.6)
+    weights[:, 3] += 0.01  # no ray without weight
+    t = np.cumsum(rng.uniform(0.1, 1.0, (50, 13)), axis=-1)
+    got = np.asarray(point_cloud.median_depth(jnp.asarray(weights), jnp.asarray(t)))
+    for w, ti, m in zip(weights, t, got):
+        # The weight is spread evenly over each interval: the median is where half the mass lies before.
+        grid = np.linspace(ti[0], ti[-1], 200001)
+        density = (w / np.diff(ti))[np.clip(np.searchsorted(ti, grid, side="right") - 1, 0, len(w) - 1)]
+        mass = np.cumsum(density) * (grid[1] - grid[0])
+        assert m == pytest.approx(grid[np.searchsorted(mass, 0.5 * w.sum())], abs=1e-3)
+
+
+def test_the_camera_chosen_for_a_vertex_sees_it():
+    """Two cameras on +x and -x looking at the origin: a vertex on the +x side facing +x takes the
+    +x camera even when the other is nearer; one facing away from both takes none."""
+    c2ws = np.stack([camera.look_at(np.array([4.0, 0, 0])), camera.look_at(np.array([-2.0, 0, 0]))])
+    split = datasets.Split(images=np.zeros((2, 40, 40, 3), np.uint8), camtoworlds=c2ws.astype(np.float32),
+                           intrinsics=camera.Intrinsics.pinhole(40.0, 40, 40, count=2), height=40, width=40,
+                           files=["a", "b"])
+    vertices = np.array([[0.5, 0, 0], [0.5, 0, 0], [0.0, 0, 0], [0.0, 30.0, 0]])
+    normals = np.array([[1.0, 0, 0], [-1.0, 0, 0], [0, 0, 1.0], [1.0, 0, 0]])
+    np.testing.assert_array_equal(mesh.choose_cameras(vertices, normals, split), [0, 1, -1, -1])
+
+
+@pytest.fixture(scope="module")
+def trained_demo(tmp_path_factory):
+    """The demo scene trained for the demo's 1000 steps, with hash grids (configs/demo_grid.py:
+    about 90 s on 2 cores, a third of the MLP's time to the same quality)."""
+    config = demo_grid.get_config()
+    config.exp_dir = str(tmp_path_factory.mktemp("demo_grid"))
+    config.val_every = 0
+    trainer.train(config, log=lambda s: None)
+    return config
+
+
+def test_the_point_cloud_lies_on_the_scene_and_the_red_checks_are_red(trained_demo):
+    config = trained_demo.copy_and_resolve_references()
+    config.export, config.export_views, config.export_points = "pointcloud", 12, 20_000
+    path, = exporting.export(config, log=lambda s: None)
+    cloud = trimesh.load(path)
+    assert isinstance(cloud, trimesh.PointCloud) and 5_000 <= len(cloud.vertices) <= 20_000
+    points, colors = np.asarray(cloud.vertices), np.asarray(cloud.colors)[:, :3] / 255.0
+    assert np.median(surface_distance(points)) < 0.02 * SCENE_SIZE
+    # Points on the large sphere, away from its checks' borders, coloured as the checks are.
+    offset = points - demo.BIG_CENTRE
+    radius = np.linalg.norm(offset, axis=-1)
+    on_sphere = np.abs(radius - demo.BIG_RADIUS) < 0.02 * SCENE_SIZE
+    unit = offset / radius[:, None]
+    lon = np.arctan2(unit[:, 1], unit[:, 0]) / (2 * np.pi) * 12.0
+    lat = np.arccos(np.clip(unit[:, 2], -1, 1)) / np.pi * 6.0
+    inside = (np.abs(lon - np.round(lon)) > 0.2) & (np.abs(lat - np.round(lat)) > 0.2)
+    red = demo._surface(1, demo.BIG_CENTRE[:, None] + demo.BIG_RADIUS * unit.T.astype(np.float32))[1][1] < 0.5
+    red_points, yellow_points = colors[on_sphere & inside & red], colors[on_sphere & inside & ~red]
+    assert len(red_points) > 100 and len(yellow_points) > 100
+    assert np.median(red_points[:, 0] - red_points[:, 1]) > 0.3  # red: much more red than green
+    assert np.median(yellow_points[:, 1]) > np.median(red_points[:, 1]) + 0.3  # yellow: green too
+
+
+def test_the_mesh_lies_on_the_scene_and_loads_as_ply_and_obj(trained_demo):
+    config = trained_demo.copy_and_resolve_references()
+    config.export, config.export_resolution, config.export_obj = "mesh", 96, True
+    ply, obj = exporting.export(config, log=lambda s: None)
+    for path in (ply, obj):
+        loaded = trimesh.load(path, process=False)
+        assert isinstance(loaded, trimesh.Trimesh) and len(loaded.faces) > 5_000
+        assert np.median(surface_distance(loaded.vertices)) < 0.02 * SCENE_SIZE
+    colors = np.asarray(trimesh.load(ply, process=False).visual.vertex_colors)[:, :3]
+    assert colors.std() > 20  # coloured by the scene, not one grey
+
+
+def run_export(*flags):
+    return subprocess.run([sys.executable, "export.py", *flags], cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_export_py_writes_a_point_cloud_of_a_trained_run_and_refuses_bad_levels(trained_run):
+    result = run_export(f"--config.exp_dir={trained_run}", "--config.export_views=3")
+    assert result.returncode == 0, result.stderr
+    cloud = trimesh.load(trained_run / "export" / "pointcloud.ply")
+    assert len(cloud.vertices) > 0 and np.all(np.abs(cloud.vertices) < 4.0)
+    result = run_export(f"--config.exp_dir={trained_run}", "--config.export=mesh", "--config.export_resolution=16",
+                        "--config.export_level=1e9")
+    assert_one_line_error(result, "config.export_level=1000000000.0", "no surface")
+    assert_one_line_error(run_export(f"--config.exp_dir={trained_run}", "--config.export=voxels"), "config.export")
