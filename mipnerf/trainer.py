@@ -192,7 +192,7 @@ def log_val_view(writer, step, render_fn, params, val_split, config, mesh) -> No
     image = rendering.render_image(render_fn, params, cameras, camera.Lens.of(val_split.intrinsics), config.render_chunk,
                                    mesh)
     gt = val_split.colors(0)
-    psnr = metrics.psnr(image.rgb, gt)
+    psnr = metrics.psnr(image.rgb, gt, val_split.mask(0))
     depth = video.depth_image(image.depth, image.acc, disparity=config.ray_spacing == "disparity")
     writer.add_scalar("val/psnr", psnr, step)
     writer.add_image("val/rgb", np.clip(np.concatenate([image.rgb, gt], axis=1), 0, 1), step, dataformats="HWC")

@@ -88,6 +88,14 @@ def downsample(image: np.ndarray, factor: int, path: Path, crop: bool = False) -
     return to_uint8(mean / np.float32(255) if image.dtype == np.uint8 else mean)
 
 
+def downsample_mask(mask: np.ndarray, factor: int) -> np.ndarray:
+    """[H, W] bool (True where kept) -> [H // factor, W // factor]: a pixel of the smaller image is
+    kept only where every pixel of its block is, since the others blend in masked-out content. The
+    last rows and columns that `factor` does not divide are dropped, as `downsample` crops."""
+    height, width = (side - side % factor for side in mask.shape)
+    return mask[:height, :width].reshape(height // factor, factor, width // factor, factor).all(axis=(1, 3))
+
+
 def check_same_size(sizes: list, paths: list) -> None:
     """Raises `DatasetError` naming the first image whose size (height, width) differs from the first's."""
     for path, (height, width) in zip(paths, sizes):
