@@ -2,9 +2,9 @@
 whole images (`put_train_images`), and the draw of a batch inside the jitted step (`draw_batch`):
 uniform pixels, their colours gathered and their rays cast there.
 
-A training pixel costs 3 bytes on the device (its colour); an image, its camera (about 100 bytes).
+A training pixel costs 3 bytes on the device (its colour); an image, its camera (about 120 bytes).
 Pixels that a mask excludes (`Split.masks`) are not placed at all: each image's kept pixels are
-stored in runs (maximal stretches of consecutive kept pixels in row-major order, 8 bytes each;
+stored in runs (maximal stretches of consecutive kept pixels in row-major order, 12 bytes each;
 an image without a mask is one run), so that draws are uniform over the kept pixels and a
 masked pixel can never be drawn.
 """

@@ -59,6 +59,17 @@ def read_image(path: Path, white_background: bool = True, expected: str = "a PNG
     return rgb * alpha + (1.0 - alpha) * background
 
 
+def image_size(path: Path, expected: str = "an image") -> tuple[int, int]:
+    """(width, height) of an image file, from its header alone; errors as `read_image`'s."""
+    if not path.is_file():
+        raise DatasetError(f"image file {path} is missing; expected {expected}")
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except _DECODE_ERRORS as e:
+        raise DatasetError(f"image file {path} cannot be decoded ({e}); expected {expected}") from None
+
+
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """Colours in [0, 1] (float) rounded to uint8; uint8 input is returned as it is."""
     if image.dtype == np.uint8:

@@ -25,6 +25,9 @@ class Split(NamedTuple):
     scale: the image scale (0: full resolution, 1: half, ...) of a multiscale scene.
     masks: [N, H, W] bool, True where a pixel is kept: masked-out pixels (False) are never drawn
       for training and never scored; None where every pixel is kept.
+    applied_transform: [4, 4] float64 map from the frame the capture's poses were made in to the
+      format's world frame, already applied to them (nerfstudio's `applied_transform`); None
+      where there is none.
     """
 
     images: np.ndarray
@@ -38,6 +41,7 @@ class Split(NamedTuple):
     lossmult: Optional[np.ndarray] = None
     scale: int = 0
     masks: Optional[np.ndarray] = None
+    applied_transform: Optional[np.ndarray] = None
 
     def mask(self, index) -> Optional[np.ndarray]:
         """Image `index`'s [H, W] mask (True where kept), or None where every pixel is kept."""
