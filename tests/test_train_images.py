@@ -194,15 +194,24 @@ splits = datasets.load_scales(config, "train")
 drawn = t.draw(config, splits, 1024, jax.random.PRNGKey(3), training.make_mesh())
 t.check_draw(drawn, splits, config)
 print("checked", len(drawn.image))
+# Masked images: each device draws from its block's kept pixels only.
+config = tiny_config({tiny!r}, {exp!r})
+split = t.with_masks(datasets.load_split(config, "train"))
+drawn = t.draw(config, [split], 1024, jax.random.PRNGKey(4), training.make_mesh())
+t.check_draw(drawn, [split], config)
+j, i = divmod(drawn.pixel, split.width)
+assert split.masks[drawn.image, j, i].all() and len(set(drawn.image.tolist())) > 4
+print("checked masked", len(drawn.image))
 """
 
 
-def test_four_devices_draw_from_their_own_blocks_of_images(multiscale_scene, tmp_path):
-    script = FOUR_DEVICES.format(tests=str(ROOT / "tests"), scene=str(multiscale_scene), exp=str(tmp_path))
+def test_four_devices_draw_from_their_own_blocks_of_images(multiscale_scene, tiny_scene, tmp_path):
+    script = FOUR_DEVICES.format(tests=str(ROOT / "tests"), scene=str(multiscale_scene), tiny=str(tiny_scene),
+                                 exp=str(tmp_path))
     env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
     import os
 
     result = subprocess.run([sys.executable, "-c", script], env=dict(os.environ, **env), cwd=ROOT, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "checked 1024" in result.stdout
+    assert "checked 1024" in result.stdout and "checked masked 1024" in result.stdout
