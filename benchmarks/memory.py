@@ -64,11 +64,12 @@ def abstract_images(mesh, views: int = 8, height: int = 1000, width: int = 1000)
     per_image = lambda dtype, *shape: rows(dtype, views, *shape)
     cameras = camera.Cameras(per_image(jnp.float32, 3, 4),
                              camera.Intrinsics(*(per_image(jnp.float32) for _ in range(4)),
-                                               per_image(jnp.float32, 4), per_image(jnp.bool_)),
+                                               per_image(jnp.float32, camera.DISTORTION_COEFFICIENTS), per_image(jnp.bool_)),
                              per_image(jnp.int32), per_image(jnp.int32), per_image(jnp.float32), per_image(jnp.float32))
     return train_images.TrainImages(pixels=rows(jnp.uint8, views * height * width, 3), counts=rows(jnp.int32, 1),
-                                    cameras=cameras, starts=per_image(jnp.int32), ids=per_image(jnp.int32),
-                                    lossmult=None, lens=camera.Lens(), ndc=False)
+                                    cameras=cameras, ids=per_image(jnp.int32), lossmult=None, starts=per_image(jnp.int32),
+                                    run_images=per_image(jnp.int32), run_pixels=per_image(jnp.int32), lens=camera.Lens(),
+                                    ndc=False)
 
 
 def step_memory(config) -> dict:

@@ -11,10 +11,12 @@ def get_config() -> ml_collections.ConfigDict:
 
     # Data.
     # "blender": a nerf_synthetic folder; "colmap": a capture posed by COLMAP (mip-NeRF 360 / LLFF layout);
+    # "transforms": a capture described by a transforms.json (nerfstudio, Instant-NGP);
     # "multiscale": mip-NeRF's multiscale Blender format;
-    # "demo", "demo360", "multiscale": the built-in scenes in those formats, used when data_dir is empty.
+    # "demo", "demo360", "transforms", "multiscale": the built-in scenes in those formats, used when data_dir is empty.
     c.dataset = "blender"
-    c.data_dir = ""  # the scene folder: transforms_{train,val,test}.json, or images/ with sparse/0/ or poses_bounds.npy
+    # The scene folder: transforms_{train,val,test}.json, images/ with sparse/0/ or poses_bounds.npy, or transforms.json.
+    c.data_dir = ""
     c.exp_dir = "exp/blender"  # everything a run writes: config.json, checkpoints/, tb/, eval/, render/
     c.factor = 1  # integer image downsampling by area averaging (2 = the usual half resolution)
     c.near = 2.0

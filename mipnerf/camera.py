@@ -43,13 +43,18 @@ def focal_from_fov(width: int, camera_angle_x: float) -> float:
     return 0.5 * width / np.tan(0.5 * camera_angle_x)
 
 
+DISTORTION_COEFFICIENTS = 6  # the length of `Intrinsics.distortion`'s last axis
+
+
 class Intrinsics(NamedTuple):
     """Cameras' intrinsics in pixels of the loaded images; every field has the leading shape [N]
     (or none, for a single camera).
 
     fx, fy: focal lengths; cx, cy: principal point, with pixel (i, j) centred at (i + 0.5, j + 0.5).
-    distortion: [N, 4] lens distortion: (k1, k2, p1, p2) of the radial-tangential (OpenCV) model,
-      or (k1, k2, k3, k4) of the equidistant fisheye model; zeros for an ideal pinhole.
+    distortion: [N, 6] lens distortion: (k1, k2, p1, p2, k3, k4) of the radial-tangential (OpenCV)
+      model, whose radial factor is 1 + k1 r^2 + k2 r^4 + k3 r^6 + k4 r^8 (k3 as OpenCV's, k4 as
+      nerfstudio's fourth radial term), or (k1, k2, k3, k4, 0, 0) of the equidistant fisheye
+      model; zeros for an ideal pinhole.
     fisheye: [N] bool, which of the two models `distortion` belongs to.
     """
 
@@ -67,7 +72,7 @@ class Intrinsics(NamedTuple):
         shape = () if count is None else (count,)
         full = lambda v: np.full(shape, v, np.float64)
         return cls(full(focal), full(focal), full(0.5 * width), full(0.5 * height),
-                   np.zeros(shape + (4,)), np.zeros(shape, bool))
+                   np.zeros(shape + (DISTORTION_COEFFICIENTS,)), np.zeros(shape, bool))
 
     def scaled(self, factor: float) -> "Intrinsics":
         """The intrinsics of the images downsampled by `factor` (distortion is unitless and stays)."""
@@ -82,15 +87,16 @@ class Intrinsics(NamedTuple):
         return self._replace(distortion=np.zeros_like(self.distortion), fisheye=np.zeros_like(self.fisheye))
 
 
-def _radial_tangential(x, y, k1, k2, p1, p2):
-    """OpenCV's radial-tangential distortion of normalised image coordinates and its Jacobian.
+def _radial_tangential(x, y, k1, k2, p1, p2, k3, k4):
+    """OpenCV's radial-tangential distortion of normalised image coordinates and its Jacobian,
+    with radial terms up to r^8 (see `Intrinsics`).
 
     Returns:
       (xd, yd, dxd/dx, dxd/dy, dyd/dx, dyd/dy), each shaped like `x`.
     """
     r2 = x * x + y * y
-    radial = 1 + r2 * (k1 + r2 * k2)
-    d_radial = 2 * k1 + 4 * k2 * r2  # d radial / d (r2) times 2
+    radial = 1 + r2 * (k1 + r2 * (k2 + r2 * (k3 + r2 * k4)))
+    d_radial = 2 * (k1 + r2 * (2 * k2 + r2 * (3 * k3 + r2 * 4 * k4)))  # d radial / d (r2) times 2
     xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
     yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
     dxd_dx = radial + x * x * d_radial + 2 * p1 * y + 6 * p2 * x
@@ -100,8 +106,9 @@ def _radial_tangential(x, y, k1, k2, p1, p2):
     return xd, yd, dxd_dx, dxd_dy, dyd_dx, dyd_dy
 
 
-def _fisheye_theta_d(theta, k1, k2, k3, k4):
-    """The equidistant fisheye model's distorted angle theta_d(theta) and its derivative."""
+def _fisheye_theta_d(theta, k1, k2, k3, k4, *unused):
+    """The equidistant fisheye model's distorted angle theta_d(theta) and its derivative (the
+    coefficients past k4, zero for a fisheye, are ignored)."""
     t2 = theta * theta
     poly = 1 + t2 * (k1 + t2 * (k2 + t2 * (k3 + t2 * k4)))
     d_poly = 1 + t2 * (3 * k1 + t2 * (5 * k2 + t2 * (7 * k3 + t2 * 9 * k4)))
@@ -125,7 +132,7 @@ class Lens(NamedTuple):
     @classmethod
     def of(cls, intrinsics: Intrinsics) -> "Lens":
         fisheye = np.asarray(intrinsics.fisheye, bool).reshape(-1)
-        distortion = np.asarray(intrinsics.distortion).reshape(-1, 4)
+        distortion = np.asarray(intrinsics.distortion).reshape(-1, DISTORTION_COEFFICIENTS)
         return cls(radial=bool(np.any(distortion[~fisheye] != 0)), fisheye=bool(fisheye.any()))
 
 
@@ -151,7 +158,8 @@ class Cameras(NamedTuple):
         c2w = np.asarray(camtoworlds, dtype)[:, :3, :4]
         full = lambda v, t=dtype: np.broadcast_to(np.asarray(v, t), (len(c2w),)).copy()
         return cls(c2w, Intrinsics(*(full(x) for x in intrinsics[:4]),
-                                   np.broadcast_to(np.asarray(intrinsics.distortion, dtype), (len(c2w), 4)).copy(),
+                                   np.broadcast_to(np.asarray(intrinsics.distortion, dtype),
+                                                   (len(c2w), DISTORTION_COEFFICIENTS)).copy(),
                                    full(intrinsics.fisheye, bool)),
                    full(width, np.int32), full(height, np.int32), full(near), full(far))
 
@@ -164,7 +172,7 @@ def undistort(xd, yd, distortion, fisheye, lens: Lens):
 
     Args:
       xd, yd: [...] distorted normalised image coordinates, ((u - cx) / fx, (v - cy) / fy).
-      distortion: [..., 4] the coefficients; fisheye: [...] which model (see `Intrinsics`).
+      distortion: [..., 6] the coefficients; fisheye: [...] which model (see `Intrinsics`).
       lens: which models can occur (`Lens`).
 
     Returns:

@@ -11,9 +11,11 @@ from mipnerf.errors import ConfigError
 
 PRECISIONS = ("bf16", "f32", "auto")
 DATA_LOSSES = ("mse", "charbonnier")
-DATASETS = ("blender", "demo", "colmap", "demo360", "multiscale")
+DATASETS = ("blender", "demo", "colmap", "demo360", "transforms", "multiscale")
 # Datasets that make their own scene when data_dir is empty: mipnerf.datasets.BUILT_IN.
-BUILT_IN_SCENES = ("demo", "demo360", "multiscale")
+BUILT_IN_SCENES = ("demo", "demo360", "transforms", "multiscale")
+# What a scene folder holds, for the message of a missing data_dir.
+SCENE_FOLDERS = {"colmap": "holding images/ and sparse/0/ or poses_bounds.npy", "transforms": "holding transforms.json"}
 # Camera paths of render.py: mipnerf.video_render.PATHS, and "file" (config.render_path_file).
 RENDER_PATHS = ("spiral", "orbit", "ellipse", "zoom", "file")
 BASES = ("axes", "octahedron", "icosahedron")
@@ -30,7 +32,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     """Raises ConfigError naming the first field whose value is impossible."""
     c = config
     _require(c.dataset in DATASETS, "dataset", f"one of {DATASETS}", c.dataset)
-    scene = "holding images/ and sparse/0/ or poses_bounds.npy" if c.dataset == "colmap" else "holding transforms_train.json"
+    scene = SCENE_FOLDERS.get(c.dataset, "holding transforms_train.json")
     _require(c.dataset in BUILT_IN_SCENES or bool(c.data_dir), "data_dir", f"the folder of a scene ({scene})", c.data_dir)
     _require(bool(c.exp_dir), "exp_dir", "a folder for the run's outputs", c.exp_dir)
     for field in ("factor", "batch_size", "grad_accum", "max_steps", "checkpoint_every", "keep_checkpoints", "log_every",
@@ -72,7 +74,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         _require(int(c[field]) in (1, 6), field, "1 or 6", c[field])
     _require(c.grid_bound > 0, "grid_bound", "a half-width > 0", c.grid_bound)
     _require(not c.forward_facing or c.dataset in ("colmap", "demo360"), "forward_facing",
-             "False unless the dataset is a capture ('colmap')", c.forward_facing)
+             "False unless the dataset is a COLMAP capture ('colmap'; a transforms.json holds no depth bounds "
+             "for the forward-facing frame)", c.forward_facing)
     for field in ("lr_init", "lr_final"):
         _require(c[field] > 0, field, "a learning rate > 0", c[field])
     _require(0 < c.lr_delay_mult <= 1, "lr_delay_mult", "a factor in (0, 1]", c.lr_delay_mult)

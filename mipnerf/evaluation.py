@@ -11,8 +11,10 @@ from mipnerf import datasets, metrics, rendering, run_config, video
 from mipnerf.config_checks import check_config
 
 
-def score_and_save(index: int, image: rendering.Image, gt: np.ndarray, out_dir: pathlib.Path, disparity: bool) -> dict:
-    """Writes color_NNN.png and depth_NNN.png of one view and scores its colour against `gt` [H, W, 3].
+def score_and_save(index: int, image: rendering.Image, gt: np.ndarray, out_dir: pathlib.Path, disparity: bool,
+                   mask=None) -> dict:
+    """Writes color_NNN.png and depth_NNN.png of one view and scores its colour against `gt` [H, W, 3],
+    ignoring the pixels that `mask` ([H, W] bool, True where kept; None: none) masks out.
 
     Returns:
       {"color", "depth": the file names written, "psnr", "ssim": of the colour clipped to [0, 1],
@@ -22,17 +24,19 @@ def score_and_save(index: int, image: rendering.Image, gt: np.ndarray, out_dir: 
     color, depth = f"color_{index:03d}.png", f"depth_{index:03d}.png"
     iio.imwrite(out_dir / color, video.to_uint8(rgb))
     iio.imwrite(out_dir / depth, video.depth_image(image.depth, image.acc, disparity))
-    scores = {"color": color, "depth": depth, "psnr": metrics.psnr(rgb, gt), "ssim": metrics.ssim(rgb, gt)}
+    scores = {"color": color, "depth": depth, "psnr": metrics.psnr(rgb, gt, mask), "ssim": metrics.ssim(rgb, gt, mask)}
     window = metrics.ssim_window(*rgb.shape[:2])
     return scores if window == metrics.SSIM_WINDOW else dict(scores, ssim_window=window)
 
 
 def mean_psnr(renderer: rendering.Renderer, split, config, views=None) -> float:
-    """Mean PSNR of the first `views` (default: every) view of `split` rendered by `renderer`."""
+    """Mean PSNR of the first `views` (default: every) view of `split` rendered by `renderer`, over
+    each view's kept pixels."""
     count = len(split.images) if views is None else min(views, len(split.images))
     images = rendering.render_views(renderer, split.camtoworlds[:count], split.intrinsics.take(slice(count)),
                                     split.height, split.width, config, desc="psnr")
-    return float(np.mean([metrics.psnr(np.clip(image.rgb, 0, 1), split.colors(i)) for i, image in enumerate(images)]))
+    return float(np.mean([metrics.psnr(np.clip(image.rgb, 0, 1), split.colors(i), split.mask(i))
+                          for i, image in enumerate(images)]))
 
 
 def evaluate(config, log=print, explicit=None) -> dict:
@@ -65,7 +69,7 @@ def evaluate(config, log=print, explicit=None) -> dict:
         views = rendering.render_views(renderer, split.camtoworlds, split.intrinsics, split.height, split.width, config,
                                        desc="eval" if not multiscale else f"eval scale {split.scale}")
         for i, image in enumerate(views):
-            scores = score_and_save(len(images), image, split.colors(i), out_dir, disparity)
+            scores = score_and_save(len(images), image, split.colors(i), out_dir, disparity, split.mask(i))
             images.append(dict(scores, ground_truth=split.files[i], **({"scale": split.scale} if multiscale else {})))
     result = {"step": renderer.step, "psnr": float(np.mean([m["psnr"] for m in images])),
               "ssim": float(np.mean([m["ssim"] for m in images])), "images": images}

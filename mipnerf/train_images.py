@@ -2,7 +2,11 @@
 whole images (`put_train_images`), and the draw of a batch inside the jitted step (`draw_batch`):
 uniform pixels, their colours gathered and their rays cast there.
 
-A training pixel costs 3 bytes on the device (its colour); an image, its camera (about 90 bytes).
+A training pixel costs 3 bytes on the device (its colour); an image, its camera (about 120 bytes).
+Pixels that a mask excludes (`Split.masks`) are not placed at all: each image's kept pixels are
+stored in runs (maximal stretches of consecutive kept pixels in row-major order, 12 bytes each;
+an image without a mask is one run), so that draws are uniform over the kept pixels and a
+masked pixel can never be drawn.
 """
 
 from typing import NamedTuple, Optional
@@ -29,21 +33,26 @@ class RayData(NamedTuple):
 
 @flax.struct.dataclass
 class TrainImages:
-    """The training set resident on the devices: its images as uint8 pixels, and a camera per image.
+    """The training set resident on the devices: its images' kept pixels as uint8, and a camera per image.
 
     Device d holds a block of whole images: rows [d * M, (d + 1) * M) of `pixels`, of which the
-    first `counts[d]` are its images' pixels, image after image, each in row-major order; and
-    entries [d * K, (d + 1) * K) of the per-image fields. `starts` gives each image's first row in
-    its device's block; padding entries start at `counts[d]`, so that no drawn row falls in them.
-    Arrays are sharded over the mesh's "data" axis; `lens` and `ndc` are static.
+    first `counts[d]` are its images' kept pixels (all of an image without a mask), image after
+    image, each in row-major order; entries [d * K, (d + 1) * K) of the per-image fields; and
+    entries [d * R, (d + 1) * R) of the per-run fields. A run is a stretch of consecutive kept
+    pixels of one image: `starts` gives its first row in its device's block, `run_images` its
+    image (an entry of the device's K), `run_pixels` the row-major index of its first pixel in
+    that image. Padding runs start at `counts[d]`, so that no drawn row falls in them. Arrays are
+    sharded over the mesh's "data" axis; `lens` and `ndc` are static.
     """
 
     pixels: jnp.ndarray  # [D * M, 3] uint8
     counts: jnp.ndarray  # [D] int32
     cameras: Cameras  # fields [D * K, ...]
-    starts: jnp.ndarray  # [D * K] int32
     ids: jnp.ndarray  # [D * K] int32: each entry's image among the process's, splits in order
     lossmult: Optional[jnp.ndarray]  # [D * K] float32 weight of each image's rays in the data loss, or None
+    starts: jnp.ndarray  # [D * R] int32
+    run_images: jnp.ndarray  # [D * R] int32
+    run_pixels: jnp.ndarray  # [D * R] int32
     lens: Lens = flax.struct.field(pytree_node=False)
     ndc: bool = flax.struct.field(pytree_node=False)
 
@@ -58,8 +67,8 @@ class Draw(NamedTuple):
 
 
 def draw_batch(images: TrainImages, key, batch_size: int, mesh: Mesh) -> Draw:
-    """Draws `batch_size` pixels, each device `batch_size / devices` uniformly from its own block of
-    images, gathers their colours and casts their rays.
+    """Draws `batch_size` pixels, each device `batch_size / devices` uniformly from the kept pixels
+    of its own block of images, gathers their colours and casts their rays.
 
     Runs inside a jitted function with no communication: the batch comes out sharded over the
     mesh's "data" axis, device d's part drawn with `fold_in(key, d)`.
@@ -67,18 +76,20 @@ def draw_batch(images: TrainImages, key, batch_size: int, mesh: Mesh) -> Draw:
     per_device = batch_size // mesh.size
     weighted = images.lossmult is not None
 
-    def draw(pixels, counts, cameras, starts, ids, *rest):
+    def draw(pixels, counts, cameras, ids, starts, run_images, run_pixels, *rest):
         *lossmult, key = rest
         rows = jax.random.randint(jax.random.fold_in(key, jax.lax.axis_index("data")), (per_device,), 0, counts[0])
-        image = jnp.searchsorted(starts, rows, side="right") - 1  # the image each row lies in
+        run = jnp.searchsorted(starts, rows, side="right") - 1  # the run each row lies in
+        image = run_images[run]
         cams = jax.tree.map(lambda x: x[image], cameras)
-        pixel = rows - starts[image]
+        pixel = run_pixels[run] + rows - starts[run]
         rays = camera.pixel_rays(cams, pixel, images.lens, images.ndc)
         rgb = pixels[rows].astype(jnp.float32) / 255.0
         batch = RayData(rays, rgb, lossmult[0][image][:, None] if weighted else None)
         return Draw(batch, ids[image], pixel.astype(jnp.int32))
 
-    args = (images.pixels, images.counts, images.cameras, images.starts, images.ids)
+    args = (images.pixels, images.counts, images.cameras, images.ids, images.starts, images.run_images,
+            images.run_pixels)
     args += (images.lossmult,) if weighted else ()
     return jax.shard_map(draw, mesh=mesh, in_specs=(P("data"),) * len(args) + (P(),), out_specs=P("data"))(*args, key)
 
@@ -109,32 +120,53 @@ def image_blocks(pixel_counts: np.ndarray, parts: int) -> np.ndarray:
     return np.array(cuts + [count])
 
 
+def pixel_runs(mask: Optional[np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The runs of kept pixels of an image of `size` pixels: maximal stretches of consecutive kept
+    pixels in row-major order, as (first pixel [R], length [R]) int64; one run of every pixel
+    without a mask ([H, W] bool, True where kept)."""
+    if mask is None:
+        return np.zeros(1, np.int64), np.full(1, size, np.int64)
+    edges = np.diff(mask.reshape(-1).astype(np.int8), prepend=np.int8(0), append=np.int8(0))
+    first, end = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    return first, end - first
+
+
 def put_train_images(splits: list, config, mesh: Mesh) -> TrainImages:
     """Places this process's training images and cameras on its devices of the mesh.
 
-    Each local device gets a contiguous block of whole images (`image_blocks`). In a multi-host run
-    each process passes the splits of its own images; a single process passes them all. The
-    pixels are not copied on the host, except when there are several splits (the scales of a
-    multiscale scene, joined once) and for the padding of the last device's block.
+    Each local device gets a contiguous block of whole images (`image_blocks`, by kept pixels). In a
+    multi-host run each process passes the splits of its own images; a single process passes them
+    all. The pixels are not copied on the host, except when there are several splits (the scales
+    of a multiscale scene, joined once), when a split has masks (its kept pixels are gathered),
+    and for the padding of the last device's block.
 
     Args:
-      splits: `datasets.Split`s (one per image size) with uint8 images.
+      splits: `datasets.Split`s (one per image size) with uint8 images, and masks or None.
     """
-    pixels = [split.images.reshape(-1, 3) for split in splits]
-    pixels = pixels[0] if len(pixels) == 1 else np.concatenate(pixels)
     join = lambda parts: np.concatenate(parts) if len(parts) > 1 else parts[0]
+    pixels = join([s.images.reshape(-1, 3) if s.masks is None else s.images[s.masks] for s in splits])
     cameras = jax.tree.map(lambda *x: join(x), *(datasets.split_cameras(s, config) for s in splits))
     lossmult = None
     if any(split.lossmult is not None for split in splits):
         lossmult = join([np.ones(len(s.images), np.float32) if s.lossmult is None else s.lossmult for s in splits])
-    sizes = np.concatenate([np.full(len(s.images), s.height * s.width, np.int64) for s in splits])
+    runs = [pixel_runs(None if s.masks is None else s.masks[n], s.height * s.width)
+            for s in splits for n in range(len(s.images))]
+    run_pixels, run_lengths = (np.concatenate(field) for field in zip(*runs))
+    run_images = np.repeat(np.arange(len(runs)), [len(first) for first, _ in runs])
+    sizes = np.array([np.sum(lengths) for _, lengths in runs], np.int64)  # each image's kept pixels
     starts = np.concatenate([[0], np.cumsum(sizes)])
+    run_starts = np.concatenate([[0], np.cumsum(run_lengths)])[:-1]
+    run_cuts = np.searchsorted(run_images, np.arange(len(runs) + 1))  # each image's first run
 
     local_devices = [d for d in mesh.devices.flat if d.process_index == jax.process_index()]
     cuts = image_blocks(sizes, len(local_devices))
-    rows, images = int(np.max(np.diff(starts[cuts]))), int(np.max(np.diff(cuts)))
+    counts = np.diff(starts[cuts])
+    if not counts.all():
+        raise ConfigError(f"the training images of device {int(np.argmin(counts))} keep no pixel after their masks; "
+                          f"expected kept pixels in every device's block of images")
+    rows, images, num_runs = int(np.max(counts)), int(np.max(np.diff(cuts))), int(np.max(np.diff(run_cuts[cuts])))
     if jax.process_count() > 1:
-        rows, images = (int(np.max(multihost_utils.process_allgather(v))) for v in (rows, images))
+        rows, images, num_runs = (int(np.max(multihost_utils.process_allgather(v))) for v in (rows, images, num_runs))
     if rows >= 2**31:  # rows are indexed with int32 on the device
         raise ConfigError(f"{rows} training pixels on one device: expected fewer than 2^31; train on more devices "
                           f"or with a larger config.factor")
@@ -146,10 +178,15 @@ def put_train_images(splits: list, config, mesh: Mesh) -> TrainImages:
         if len(shard) < rows:
             shard = np.concatenate([shard, np.zeros((rows - len(shard), 3), np.uint8)])
         take = np.minimum(np.arange(first, first + images), last - 1)  # pad with the last image's camera
-        local_starts = np.where(np.arange(first, first + images) < last, starts[take] - row0, count).astype(np.int32)
-        return dict(pixels=shard, counts=np.array([count], np.int32), starts=local_starts, ids=take.astype(np.int32),
+        run_first, run_last = run_cuts[first], run_cuts[last]
+        runs = np.minimum(np.arange(run_first, run_first + num_runs), run_last - 1)  # padding runs start at count
+        padding = np.arange(run_first, run_first + num_runs) >= run_last
+        return dict(pixels=shard, counts=np.array([count], np.int32), ids=take.astype(np.int32),
                     cameras=jax.tree.map(lambda x: x[take], cameras),
-                    lossmult=None if lossmult is None else lossmult[take])
+                    lossmult=None if lossmult is None else lossmult[take],
+                    starts=np.where(padding, count, run_starts[runs] - row0).astype(np.int32),
+                    run_images=(run_images[runs] - first).astype(np.int32),
+                    run_pixels=np.where(padding, 0, run_pixels[runs]).astype(np.int32))
 
     blocks = [block(d) for d in range(len(local_devices))]
     sharding = NamedSharding(mesh, P("data"))

@@ -44,14 +44,20 @@ class _StopRequests:
                 signal.signal(s, handler)
 
 
-def save_transform(transform, exp_dir: pathlib.Path) -> None:
-    """Writes `transform.json`: the 4x4 map from the capture's world frame to the model's, unless it is None."""
+def save_transform(transform, exp_dir: pathlib.Path, applied=None) -> None:
+    """Writes `transform.json`: the 4x4 map from the capture's world frame to the model's, unless it is None;
+    with `applied` (nerfstudio's applied_transform, [4, 4]), that too and the map from the frame before it."""
     if transform is None:
         return
     record = {"world_to_model": transform.tolist(),
               "scale": scene_frame.similarity_scale(transform),
               "about": "4x4 similarity taking homogeneous points of the capture's world frame (COLMAP's, "
-                       "or poses_bounds.npy's) to the frame of the model, cameras and renders"}
+                       "poses_bounds.npy's or transforms.json's) to the frame of the model, cameras and renders"}
+    if applied is not None:
+        record.update(applied_transform=applied.tolist(), original_to_model=(transform @ applied).tolist(),
+                      about_applied="applied_transform: transforms.json's map from the frame its poses were made in "
+                                    "(COLMAP's, for ns-process-data) to its world frame, already in its poses; "
+                                    "original_to_model = world_to_model @ applied_transform")
     (exp_dir / "transform.json").write_text(json.dumps(record, indent=2))
 
 
@@ -87,7 +93,7 @@ def _train(config, log, primary: bool, ckpt: Checkpointer, cleanup: contextlib.E
     # the devices, the host's copy is dropped.
     train_scales = datasets.load_scales(config, "train", share=(jax.process_index(), jax.process_count()))
     data = train_images.put_train_images(train_scales, config, mesh)
-    train_transform = train_scales[0].transform
+    train_transform, applied = train_scales[0].transform, train_scales[0].applied_transform
     model = models.build_model(config)
     viewer = start_viewer(config, train_scales[0], model, mesh, log) if primary else None
     if viewer is not None:
@@ -102,7 +108,7 @@ def _train(config, log, primary: bool, ckpt: Checkpointer, cleanup: contextlib.E
     state, tx = training.create_train_state(config, model, mesh)
     if primary:
         run_config.save(config, exp_dir)
-        save_transform(train_transform, exp_dir)
+        save_transform(train_transform, exp_dir, applied)
     if ckpt.steps():
         state = ckpt.restore(state, log=log)
         log(f"resuming from step {int(state.step)} ({ckpt.directory})")
@@ -192,7 +198,7 @@ def log_val_view(writer, step, render_fn, params, val_split, config, mesh) -> No
     image = rendering.render_image(render_fn, params, cameras, camera.Lens.of(val_split.intrinsics), config.render_chunk,
                                    mesh)
     gt = val_split.colors(0)
-    psnr = metrics.psnr(image.rgb, gt)
+    psnr = metrics.psnr(image.rgb, gt, val_split.mask(0))
     depth = video.depth_image(image.depth, image.acc, disparity=config.ray_spacing == "disparity")
     writer.add_scalar("val/psnr", psnr, step)
     writer.add_image("val/rgb", np.clip(np.concatenate([image.rgb, gt], axis=1), 0, 1), step, dataformats="HWC")

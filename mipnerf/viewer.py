@@ -24,7 +24,7 @@ import numpy as np
 import viser
 
 from mipnerf import camera, datasets, metrics, rendering, video, viewer_camera, viewer_path
-from mipnerf.datasets.image_io import downsample
+from mipnerf.datasets.image_io import downsample, downsample_mask
 from mipnerf.errors import ConfigError
 
 REFRESH_S = 3.0  # while training, the view is rendered again with the newest parameters this often
@@ -167,6 +167,8 @@ class Viewer:
         thumb = -(-max(train.height, train.width) // THUMBNAIL_PIXELS)
         score = -(-max(train.height, train.width) // SCORE_PIXELS)
         self.score_images = [downsample(image, score, path, crop=True) for image, path in zip(train.images, train.files)]
+        masks = [train.mask(i) for i in range(len(train.images))]  # scored over the kept pixels
+        self.score_masks = [None if mask is None else downsample_mask(mask, score) for mask in masks]
         self.score_intrinsics = train.intrinsics.scaled(score)
         self.thumbnails = [downsample(image, thumb, path, crop=True) for image, path in zip(train.images, train.files)]
         self.aspect = train.width / train.height
@@ -361,7 +363,7 @@ class Viewer:
                                     self.config.near, self.config.far)
         step = self.step
         rendered = yield from self._render(jax.tree.map(lambda x: x[0], cameras), self.config.render_chunk)
-        psnr = metrics.psnr(rendered.rgb, image.astype(np.float32) / 255)
+        psnr = metrics.psnr(rendered.rgb, image.astype(np.float32) / 255, self.score_masks[index])
         self.score_text.content = (f"Training camera {index}: PSNR **{psnr:.2f} dB** against its image "
                                    f"({width}×{height}), step {step}")
         if self.score_request is not None and self.score_request[0] == index:

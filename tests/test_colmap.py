@@ -82,7 +82,7 @@ def test_rays_of_each_camera_model_hit_their_projections(tmp_path, model):
 
 
 def test_fisheye_rays_reach_past_ninety_degrees():
-    cam = camera.Intrinsics(np.array(10.0), np.array(10.0), np.array(0.0), np.array(0.0), np.zeros(4), np.array(True))
+    cam = camera.Intrinsics(np.array(10.0), np.array(10.0), np.array(0.0), np.array(0.0), np.zeros(6), np.array(True))
     dirs = camera.image_point_directions(np.array([0.5 * np.pi * 10 * 1.2]), np.array([0.0]), cam)
     np.testing.assert_allclose(np.linalg.norm(dirs, axis=-1), 1.0)
     assert dirs[0, 2] > 0  # OpenGL -Z is forward: this ray looks backwards, 108 degrees off axis

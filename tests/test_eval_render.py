@@ -15,21 +15,28 @@ from mipnerf.datasets import blender, demo
 from mipnerf.errors import CheckpointError, ConfigError
 
 
-def numpy_ssim(a, b, size=11, sigma=1.5, k1=0.01, k2=0.03):
-    """Gaussian-window SSIM of [H, W, C] images in [0, 1] (Wang et al. 2004), averaged over the valid region."""
+def numpy_ssim(a, b, size=11, sigma=1.5, k1=0.01, k2=0.03, mask=None):
+    """Gaussian-window SSIM of [H, W, C] images in [0, 1] (Wang et al. 2004), averaged over the valid region.
+
+    With `mask` ([H, W] bool): each window's statistics over its kept pixels, weighted by the window
+    (normalised convolution), and the windows averaged with weights equal to their kept pixels' weight.
+    """
     x = np.arange(size) - (size - 1) / 2
     g = np.exp(-0.5 * (x / sigma) ** 2)
     window = np.outer(g, g) / np.sum(g) ** 2
+    kept = np.ones(a.shape[:2] + (1,)) if mask is None else np.asarray(mask, np.float64)[..., None]
 
-    def blur(z):
+    def sums(z):
         patches = np.lib.stride_tricks.sliding_window_view(z, (size, size), axis=(0, 1))
         return np.einsum("hwcij,ij->hwc", patches, window)
 
+    weight = sums(kept)
+    blur = lambda z: sums(z * kept) / np.maximum(weight, 1e-30)
     mu_a, mu_b = blur(a), blur(b)
     var_a, var_b, cov = blur(a * a) - mu_a**2, blur(b * b) - mu_b**2, blur(a * b) - mu_a * mu_b
     c1, c2 = k1**2, k2**2
     ssim_map = (2 * mu_a * mu_b + c1) * (2 * cov + c2) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-    return float(np.mean(ssim_map))
+    return float(np.sum(weight * ssim_map) / (np.sum(weight) * a.shape[-1]))
 
 
 def test_ssim_matches_a_reference_implementation_and_closed_forms():
@@ -51,6 +58,29 @@ def test_psnr_matches_the_formula():
     a, b = rng.uniform(0, 1, (2, 8, 9, 3))
     np.testing.assert_allclose(metrics.psnr(a, b), 10 * np.log10(1 / np.mean((a - b) ** 2)), rtol=1e-6)
     np.testing.assert_allclose(metrics.psnr(a * 0.5, a * 0.5 + 0.1), 20.0, rtol=1e-6)
+
+
+def test_masked_pixels_do_not_score(tmp_path):
+    rng = np.random.default_rng(2)
+    truth = rng.uniform(0, 1, (24, 30, 3))
+    render = np.clip(truth + rng.normal(0, 0.1, truth.shape), 0, 1)
+    mask = np.ones((24, 30), bool)
+    mask[4:15, 6:20] = False  # a person who walked through: its pixels are neither trained nor scored
+    mask[20, 3] = False
+    painted = render.copy()
+    painted[~mask] = [1.0, 0.0, 1.0]  # an impossible colour where the mask is out
+    err = (render - truth)[mask]
+    np.testing.assert_allclose(metrics.psnr(painted, truth, mask), 10 * np.log10(1 / np.mean(err**2)), rtol=1e-6)
+    np.testing.assert_allclose(metrics.ssim(painted, truth, mask), numpy_ssim(render, truth, mask=mask), atol=1e-4)
+    assert metrics.ssim(painted, truth, mask) == metrics.ssim(render, truth, mask)
+    assert metrics.ssim(painted, truth) < metrics.ssim(render, truth) - 0.05  # unmasked, the paint would count
+    # Every pixel kept: the usual SSIM.
+    np.testing.assert_allclose(metrics.ssim(render, truth, np.ones_like(mask)), metrics.ssim(render, truth), atol=1e-6)
+    # eval.py's scores of a view go through the same functions.
+    view = rendering.Image(painted.astype(np.float32), np.ones((24, 30), np.float32), np.ones((24, 30), np.float32))
+    scores = evaluation.score_and_save(0, view, truth, tmp_path, disparity=False, mask=mask)
+    kept = render.astype(np.float32)
+    assert (scores["psnr"], scores["ssim"]) == (metrics.psnr(kept, truth, mask), metrics.ssim(kept, truth, mask))
 
 
 def test_bad_render_and_eval_fields_are_rejected(tmp_path):

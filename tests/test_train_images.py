@@ -10,7 +10,7 @@ import pytest
 
 from captures import CAMERAS, write_capture
 from helpers import ROOT, tiny_config
-from mipnerf import datasets, train_images, training
+from mipnerf import datasets, models, train_images, training
 from mipnerf.datasets import multiscale
 from mipnerf.errors import ConfigError
 
@@ -106,6 +106,56 @@ def test_every_pixel_is_reachable_and_none_out_of_range(tiny_scene, tmp_path):
     assert seen.all()  # 131k draws over 3072 pixels: each is expected 43 times
 
 
+def with_masks(split, seed=0):
+    """The split with masks: a random rectangle out of each image, a few scattered pixels, and the
+    whole of image 1 but one row."""
+    rng = np.random.default_rng(seed)
+    masks = rng.uniform(size=split.images.shape[:3]) > 0.05
+    for mask in masks:
+        top, left = rng.integers(0, split.height // 2), rng.integers(0, split.width // 2)
+        mask[top:top + split.height // 3, left:left + split.width // 2] = False
+    masks[1] = False
+    masks[1, 7] = True
+    return split._replace(masks=masks)
+
+
+def test_masked_pixels_are_never_drawn_and_kept_ones_all_are(tiny_scene, tmp_path):
+    config = tiny_config(tiny_scene, tmp_path)
+    split = with_masks(datasets.load_split(config, "train"))
+    seen = np.zeros(split.masks.shape, bool)
+    for k in range(4):
+        drawn = draw(config, [split], 16384, jax.random.PRNGKey(k))
+        j, i = np.divmod(drawn.pixel, split.width)
+        assert split.masks[drawn.image, j, i].all()
+        seen[drawn.image, j, i] = True
+    check_draw(drawn, [split], config)
+    np.testing.assert_array_equal(seen, split.masks)  # 65k draws over 2.4k kept pixels: each about 27 times
+    # The device holds the kept pixels only.
+    images = train_images.put_train_images([split], config, training.make_mesh(jax.devices()[:1]))
+    assert int(images.counts[0]) == split.masks.sum() == len(images.pixels)
+
+
+def test_masked_colours_never_reach_training(tiny_scene, tmp_path):
+    """Training on images whose masked-out pixels are painted two impossible colours gives the same
+    parameters, bit for bit: masked pixels never contribute to any loss term."""
+    config = tiny_config(tiny_scene, tmp_path)
+    split = with_masks(datasets.load_split(config, "train"), seed=1)
+    mesh = training.make_mesh()
+    model = models.build_model(config)
+    step = None
+    params = []
+    for colour in ([255, 0, 255], [0, 255, 0]):
+        painted = split._replace(images=np.where(split.masks[..., None], split.images, np.uint8(colour)))
+        state, tx = training.create_train_state(config, model, mesh)
+        step = step or training.make_train_step(config, model, tx, mesh)
+        data = train_images.put_train_images([painted], config, mesh)
+        for _ in range(3):
+            state, stats = step(state, data)
+        assert np.isfinite(float(stats["loss"]))
+        params.append(jax.device_get(state.params))
+    jax.tree.map(np.testing.assert_array_equal, *params)
+
+
 def test_the_device_holds_uint8_images_and_no_per_pixel_floats(tiny_scene, tmp_path):
     config = tiny_config(tiny_scene, tmp_path)
     split = datasets.load_split(config, "train")
@@ -144,15 +194,24 @@ splits = datasets.load_scales(config, "train")
 drawn = t.draw(config, splits, 1024, jax.random.PRNGKey(3), training.make_mesh())
 t.check_draw(drawn, splits, config)
 print("checked", len(drawn.image))
+# Masked images: each device draws from its block's kept pixels only.
+config = tiny_config({tiny!r}, {exp!r})
+split = t.with_masks(datasets.load_split(config, "train"))
+drawn = t.draw(config, [split], 1024, jax.random.PRNGKey(4), training.make_mesh())
+t.check_draw(drawn, [split], config)
+j, i = divmod(drawn.pixel, split.width)
+assert split.masks[drawn.image, j, i].all() and len(set(drawn.image.tolist())) > 4
+print("checked masked", len(drawn.image))
 """
 
 
-def test_four_devices_draw_from_their_own_blocks_of_images(multiscale_scene, tmp_path):
-    script = FOUR_DEVICES.format(tests=str(ROOT / "tests"), scene=str(multiscale_scene), exp=str(tmp_path))
+def test_four_devices_draw_from_their_own_blocks_of_images(multiscale_scene, tiny_scene, tmp_path):
+    script = FOUR_DEVICES.format(tests=str(ROOT / "tests"), scene=str(multiscale_scene), tiny=str(tiny_scene),
+                                 exp=str(tmp_path))
     env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
     import os
 
     result = subprocess.run([sys.executable, "-c", script], env=dict(os.environ, **env), cwd=ROOT, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "checked 1024" in result.stdout
+    assert "checked 1024" in result.stdout and "checked masked 1024" in result.stdout

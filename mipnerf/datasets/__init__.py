@@ -3,6 +3,8 @@
 - "blender": a nerf_synthetic folder (`blender`); "demo": the built-in scene in that format.
 - "colmap": a capture posed by COLMAP, as the mip-NeRF 360 and LLFF releases (`colmap`);
   "demo360": the built-in unbounded scene in that layout.
+- "transforms": a capture described by a transforms.json, nerfstudio's or Instant-NGP's
+  (`transforms`); without a data_dir, the built-in unbounded scene written in that format too.
 - "multiscale": mip-NeRF's multiscale Blender format (`multiscale`), images at several sizes;
   without a data_dir, the built-in demo scene converted to it.
 
@@ -13,7 +15,7 @@ where a scene came from.
 import pathlib
 
 from mipnerf import camera
-from mipnerf.datasets import blender, colmap, demo, demo360
+from mipnerf.datasets import blender, colmap, demo, demo360, transforms
 from mipnerf.datasets.split import Split
 
 
@@ -27,6 +29,7 @@ def _multiscale():
 
 # The built-in scenes: dataset name -> the function that returns their (cached) folder.
 BUILT_IN = {"demo": demo.demo_scene_dir, "demo360": demo360.demo360_scene_dir,
+            "transforms": lambda: demo360.demo360_scene_dir(transforms=True),
             "multiscale": lambda: _multiscale().demo_multiscale_dir()}
 
 
@@ -38,8 +41,8 @@ def scene_dir(config) -> pathlib.Path:
 
 
 def is_capture(config) -> bool:
-    """Whether the config's scene is a real capture (COLMAP layout) rather than a Blender scene."""
-    return config.dataset in ("colmap", "demo360")
+    """Whether the config's scene is a real capture (COLMAP layout or transforms.json) rather than a Blender scene."""
+    return config.dataset in ("colmap", "demo360", "transforms")
 
 
 def load_scales(config, split: str, share: tuple[int, int] = (0, 1)) -> list:
@@ -63,6 +66,9 @@ def load_split(config, split: str, share: tuple[int, int] = (0, 1)) -> Split:
     """
     if config.dataset == "multiscale":
         return load_scales(config, split, share)[0]
+    if config.dataset == "transforms":
+        return transforms.load_split(scene_dir(config), split, factor=config.factor, llffhold=config.llffhold,
+                                     white_background=config.white_background, share=share)
     if is_capture(config):
         return colmap.load_split(scene_dir(config), split, factor=config.factor, llffhold=config.llffhold,
                                  forward_facing=config.forward_facing, share=share)

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mipnerf.camera import Intrinsics
+from mipnerf.camera import DISTORTION_COEFFICIENTS, Intrinsics
 from mipnerf.datasets import colmap_model, scene_frame
 from mipnerf.datasets.blender import process_frames
 from mipnerf.datasets.image_io import downsample, read_image, read_images_into
@@ -58,18 +58,19 @@ def colmap_to_camtoworld(qvec: np.ndarray, tvec: np.ndarray) -> np.ndarray:
 
 
 def camera_intrinsics(cam: colmap_model.Camera, where: str) -> tuple:
-    """(fx, fy, cx, cy, [k1, k2, p1, p2] or [k1..k4], fisheye) of a COLMAP camera."""
+    """(fx, fy, cx, cy, [k1, k2, p1, p2, 0, 0] or [k1..k4, 0, 0], fisheye) of a COLMAP camera
+    (`camera.Intrinsics` gives the order)."""
     p = list(cam.params)
     if cam.model == "SIMPLE_PINHOLE":
-        return p[0], p[0], p[1], p[2], [0.0] * 4, False
+        return p[0], p[0], p[1], p[2], [0.0] * 6, False
     if cam.model == "PINHOLE":
-        return p[0], p[1], p[2], p[3], [0.0] * 4, False
+        return p[0], p[1], p[2], p[3], [0.0] * 6, False
     if cam.model == "SIMPLE_RADIAL":
-        return p[0], p[0], p[1], p[2], [p[3], 0.0, 0.0, 0.0], False
+        return p[0], p[0], p[1], p[2], [p[3]] + [0.0] * 5, False
     if cam.model == "RADIAL":
-        return p[0], p[0], p[1], p[2], [p[3], p[4], 0.0, 0.0], False
+        return p[0], p[0], p[1], p[2], [p[3], p[4]] + [0.0] * 4, False
     if cam.model in ("OPENCV", "OPENCV_FISHEYE"):
-        return p[0], p[1], p[2], p[3], p[4:8], cam.model == "OPENCV_FISHEYE"
+        return p[0], p[1], p[2], p[3], p[4:8] + [0.0, 0.0], cam.model == "OPENCV_FISHEYE"
     raise DatasetError(f"{where}: camera {cam.id} is a {cam.model} camera; expected one of "
                        f"{', '.join(colmap_model.CAMERA_MODELS)} (undistort the images with COLMAP otherwise)")
 
@@ -151,7 +152,8 @@ def _frames_from_poses_bounds(data_dir: Path, path: Path, factor: int) -> Frames
     camtoworlds[:, :3, 0], camtoworlds[:, :3, 1], camtoworlds[:, :3, 2] = poses[:, :, 1], -poses[:, :, 0], poses[:, :, 2]
     camtoworlds[:, :3, 3] = poses[:, :, 3]
     height, width, focal = poses[:, 0, 4], poses[:, 1, 4], poses[:, 2, 4]
-    intrinsics = Intrinsics(focal, focal.copy(), width / 2, height / 2, np.zeros((len(data), 4)), np.zeros(len(data), bool))
+    intrinsics = Intrinsics(focal, focal.copy(), width / 2, height / 2, np.zeros((len(data), DISTORTION_COEFFICIENTS)),
+                            np.zeros(len(data), bool))
     return Frames(names, camtoworlds, intrinsics, np.stack([width, height], -1), data[:, 15:17])
 
 

@@ -24,6 +24,7 @@ images/IMG_0000.png ...     [height, width] 8-bit RGB, in capture order
 images_2/IMG_0000.png ...   the same views at half size: 2x2 block means of the float render
 sparse/0/cameras.bin images.bin points3D.bin
 poses_bounds.npy            [N, 17] LLFF poses and near/far bounds, rows in image-name order
+transforms.json             with `transforms`: the same cameras as ns-process-data writes them
 ```
 Like a real reconstruction, the COLMAP model is in its own arbitrary frame: every pose and point
 is mapped from the scene frame by the similarity `COLMAP_FROM_SCENE` (rotation `COLMAP_ROTATION`,
@@ -31,8 +32,13 @@ which tilts "up" away from every axis, scale `COLMAP_SCALE`, translation `COLMAP
 The model holds one PINHOLE camera and, per image, the 2D projections of the surface points it
 sees unoccluded: points sampled over the shapes and the ground (`POINT_DENSITY` per unit area),
 of which those seen by at least `MIN_TRACK` views are kept, coloured as the scene shades them.
+
+transforms.json (nerfstudio's dialect) holds the camera as an OPENCV camera with zero
+distortion and each view's OpenGL camera-to-world matrix in the COLMAP frame moved by
+nerfstudio's `applied_transform` (`NERFSTUDIO_APPLIED`), which the file records, in capture order.
 """
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
@@ -74,6 +80,8 @@ def _axis_angle(axis, angle: float) -> np.ndarray:
 COLMAP_ROTATION = _axis_angle([0.42, -0.61, 0.67], 1.1)
 COLMAP_FROM_SCENE = np.eye(4)
 COLMAP_FROM_SCENE[:3, :3], COLMAP_FROM_SCENE[:3, 3] = COLMAP_SCALE * COLMAP_ROTATION, COLMAP_TRANSLATION
+# What ns-process-data applies to COLMAP's world (y and z swapped, z negated) and records in transforms.json.
+NERFSTUDIO_APPLIED = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, -1.0, 0.0, 0.0]])
 
 # Light: the sun, towards which LIGHT points.
 LIGHT = (np.array([0.5, -0.45, 0.75]) / np.linalg.norm([0.5, -0.45, 0.75])).astype(F32)
@@ -149,9 +157,12 @@ NEAR_GROUND, FAR_GROUND = 4.5, 16.0
 MIN_TRACK = 2  # views that must see a point for it to be kept
 
 
-def demo360_scene_dir(cache_dir: str | None = None) -> Path:
+def demo360_scene_dir(cache_dir: str | None = None, transforms: bool = False) -> Path:
     """The folder holding the unbounded demo scene in the mip-NeRF 360 layout, rendered on first use
-    (see `scene_cache.cached_scene`)."""
+    (see `scene_cache.cached_scene`); with `transforms`, a folder that also holds its transforms.json."""
+    if transforms:
+        return cached_scene(f"demo360_transforms_{VERSION}", lambda out: render_demo360_scene(out, transforms=True),
+                            cache_dir, "the unbounded demo scene")
     return cached_scene(f"demo360_{VERSION}", render_demo360_scene, cache_dir, "the unbounded demo scene")
 
 
@@ -161,10 +172,11 @@ def focal_length(height: int) -> float:
 
 
 def render_demo360_scene(out_dir, width: int = WIDTH, height: int = HEIGHT, n_images: int = N_IMAGES,
-                         spp: int = SPP) -> None:
+                         spp: int = SPP, transforms: bool = False) -> None:
     """Renders the scene into `out_dir` in the mip-NeRF 360 layout (see the module docstring).
 
     `width` and `height` (even) are those of images/; `spp` x `spp` stratified rays are averaged per pixel.
+    With `transforms`, also writes transforms.json, as ns-process-data would from the COLMAP model.
     """
     if width % 2 or height % 2:
         raise ValueError(f"image size {width}x{height} must be even, for images_2/")
@@ -186,6 +198,9 @@ def render_demo360_scene(out_dir, width: int = WIDTH, height: int = HEIGHT, n_im
     model, bounds = colmap_reconstruction(c2ws, names, width, height, focal)
     colmap_model.write_model(model, out_dir / "sparse" / "0")
     np.save(out_dir / "poses_bounds.npy", poses_bounds(model, bounds))
+    if transforms:
+        meta = transforms_json(scene_frame.transform_poses(COLMAP_FROM_SCENE, c2ws), names, width, height, focal)
+        (out_dir / "transforms.json").write_text(json.dumps(meta, indent=1))
 
 
 def _to_8bit(rgb: np.ndarray) -> np.ndarray:
@@ -509,6 +524,17 @@ def colmap_reconstruction(c2ws: np.ndarray, names: list, width: int, height: int
                                  np.zeros(len(kept)), [np.array(t, np.int64).reshape(-1, 2) for t in tracks])
     camera = colmap_model.Camera(1, "PINHOLE", width, height, np.array([focal, focal, 0.5 * width, 0.5 * height]))
     return colmap_model.Model({1: camera}, images, points), bounds
+
+
+def transforms_json(c2ws: np.ndarray, names: list, width: int, height: int, focal: float) -> dict:
+    """nerfstudio's transforms.json of the views: [N, 4, 4] OpenGL camera-to-worlds in the COLMAP frame,
+    moved by `NERFSTUDIO_APPLIED`, with the pinhole camera at the top level."""
+    applied = np.concatenate([NERFSTUDIO_APPLIED, [[0.0, 0.0, 0.0, 1.0]]])
+    frames = [{"file_path": f"images/{name}", "transform_matrix": (applied @ c2w).tolist(), "colmap_im_id": k + 1}
+              for k, (name, c2w) in enumerate(zip(names, c2ws))]
+    return {"w": width, "h": height, "fl_x": focal, "fl_y": focal, "cx": 0.5 * width, "cy": 0.5 * height,
+            "k1": 0.0, "k2": 0.0, "p1": 0.0, "p2": 0.0, "camera_model": "OPENCV", "frames": frames,
+            "applied_transform": NERFSTUDIO_APPLIED.tolist()}
 
 
 def poses_bounds(model: colmap_model.Model, bounds: np.ndarray) -> np.ndarray:

@@ -59,6 +59,17 @@ def read_image(path: Path, white_background: bool = True, expected: str = "a PNG
     return rgb * alpha + (1.0 - alpha) * background
 
 
+def image_size(path: Path, expected: str = "an image") -> tuple[int, int]:
+    """(width, height) of an image file, from its header alone; errors as `read_image`'s."""
+    if not path.is_file():
+        raise DatasetError(f"image file {path} is missing; expected {expected}")
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except _DECODE_ERRORS as e:
+        raise DatasetError(f"image file {path} cannot be decoded ({e}); expected {expected}") from None
+
+
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """Colours in [0, 1] (float) rounded to uint8; uint8 input is returned as it is."""
     if image.dtype == np.uint8:
@@ -86,6 +97,14 @@ def downsample(image: np.ndarray, factor: int, path: Path, crop: bool = False) -
         image = image[:height, :width]
     mean = image.reshape(height // factor, factor, width // factor, factor, 3).mean(axis=(1, 3), dtype=np.float32)
     return to_uint8(mean / np.float32(255) if image.dtype == np.uint8 else mean)
+
+
+def downsample_mask(mask: np.ndarray, factor: int) -> np.ndarray:
+    """[H, W] bool (True where kept) -> [H // factor, W // factor]: a pixel of the smaller image is
+    kept only where every pixel of its block is, since the others blend in masked-out content. The
+    last rows and columns that `factor` does not divide are dropped, as `downsample` crops."""
+    height, width = (side - side % factor for side in mask.shape)
+    return mask[:height, :width].reshape(height // factor, factor, width // factor, factor).all(axis=(1, 3))
 
 
 def check_same_size(sizes: list, paths: list) -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mipnerf.camera import Intrinsics
+from mipnerf.camera import DISTORTION_COEFFICIENTS, Intrinsics
 from mipnerf.datasets import blender, demo
 from mipnerf.datasets.image_io import read_image, read_images_into, to_uint8
 from mipnerf.datasets.scene_cache import cached_scene
@@ -117,7 +117,8 @@ def load_scales(data_dir, split: str, white_background: bool = True, share: tupl
         scales.append(Split(
             images=read_images_into(members, [files[k] for k in members], read),
             camtoworlds=np.stack([c2w for c2w, _ in cams]).astype(np.float32),
-            intrinsics=Intrinsics(fx, fy, cx, cy, np.zeros((len(members), 4)), np.zeros(len(members), bool)),
+            intrinsics=Intrinsics(fx, fy, cx, cy, np.zeros((len(members), DISTORTION_COEFFICIENTS)),
+                                   np.zeros(len(members), bool)),
             height=height, width=width,
             files=[str(files[k]) for k in members],
             bounds=np.array([[lists["near"][k], lists["far"][k]] for k in members], np.float32),

@@ -23,6 +23,11 @@ class Split(NamedTuple):
       similarity: rotation, translation, uniform scale); None where they are the same.
     lossmult: [N] float32 weight of each image's pixels in the data loss; None for 1.
     scale: the image scale (0: full resolution, 1: half, ...) of a multiscale scene.
+    masks: [N, H, W] bool, True where a pixel is kept: masked-out pixels (False) are never drawn
+      for training and never scored; None where every pixel is kept.
+    applied_transform: [4, 4] float64 map from the frame the capture's poses were made in to the
+      format's world frame, already applied to them (nerfstudio's `applied_transform`); None
+      where there is none.
     """
 
     images: np.ndarray
@@ -35,6 +40,12 @@ class Split(NamedTuple):
     transform: Optional[np.ndarray] = None
     lossmult: Optional[np.ndarray] = None
     scale: int = 0
+    masks: Optional[np.ndarray] = None
+    applied_transform: Optional[np.ndarray] = None
+
+    def mask(self, index) -> Optional[np.ndarray]:
+        """Image `index`'s [H, W] mask (True where kept), or None where every pixel is kept."""
+        return None if self.masks is None else self.masks[index]
 
     def colors(self, index) -> np.ndarray:
         """Image(s) `index` as float32 colours in [0, 1]: [H, W, 3] for an int index."""
