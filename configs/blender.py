@@ -96,6 +96,15 @@ def get_config() -> ml_collections.ConfigDict:
     c.interlevel_loss_mult = 1.0
     c.distortion_loss_mult = 0.0
 
+    # Camera pose refinement (captures): a learned rotation and translation per training camera,
+    # applied in the camera's frame before its rays are cast (see README, "Pose refinement"). Focal
+    # lengths and distortion stay as loaded; test and val views are rendered with their given poses.
+    c.pose_refine = False
+    c.pose_lr_init = 1e-3  # Adam; log-linear decay to pose_lr_final at max_steps (nerfacto starts at 1e-3)
+    c.pose_lr_final = 1e-5
+    c.pose_warmup_steps = 1000  # the corrections stay frozen (learning rate 0) until the field has settled
+    c.pose_decay = 1e-2  # decoupled weight decay towards the loaded pose (AdamW's, scaled by the learning rate)
+
     # Run.
     c.seed = 0
     c.checkpoint_every = 5000

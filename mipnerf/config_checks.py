@@ -40,7 +40,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                   "bottleneck_width", "view_width", "render_frames", "render_fps", "render_factor"):
         _require(int(c[field]) >= 1, field, "an integer >= 1", c[field])
     _require(c.batch_size % c.grad_accum == 0, "grad_accum", f"a divisor of batch_size ({c.batch_size})", c.grad_accum)
-    for field in ("llffhold", "view_depth", "val_every", "lr_delay_steps", "min_deg_point", "deg_view", "eval_step"):
+    for field in ("llffhold", "view_depth", "val_every", "lr_delay_steps", "pose_warmup_steps", "min_deg_point", "deg_view", "eval_step"):
         _require(int(c[field]) >= 0, field, "an integer >= 0", c[field])
     _require(c.max_deg_point > c.min_deg_point, "max_deg_point", f"an integer > min_deg_point ({c.min_deg_point})", c.max_deg_point)
     _require(c.near >= 0, "near", "a distance >= 0", c.near)
@@ -76,12 +76,12 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     _require(not c.forward_facing or c.dataset in ("colmap", "demo360"), "forward_facing",
              "False unless the dataset is a COLMAP capture ('colmap'; a transforms.json holds no depth bounds "
              "for the forward-facing frame)", c.forward_facing)
-    for field in ("lr_init", "lr_final"):
+    for field in ("lr_init", "lr_final", "pose_lr_init", "pose_lr_final"):
         _require(c[field] > 0, field, "a learning rate > 0", c[field])
     _require(0 < c.lr_delay_mult <= 1, "lr_delay_mult", "a factor in (0, 1]", c.lr_delay_mult)
     for field in ("adam_beta1", "adam_beta2"):
         _require(0 <= c[field] < 1, field, "a value in [0, 1)", c[field])
     for field in ("adam_eps", "grad_max_norm", "interlevel_loss_mult", "distortion_loss_mult", "charbonnier_padding",
                   "resample_padding", "dilation_multiplier", "dilation_bias", "rgb_padding", "anneal_slope",
-                  "grid_decay_mult"):
+                  "grid_decay_mult", "pose_decay"):
         _require(c[field] >= 0, field, "a value >= 0", c[field])
