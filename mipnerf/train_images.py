@@ -18,7 +18,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from mipnerf import camera, datasets
+from mipnerf import camera, datasets, pose_refine
 from mipnerf.camera import Cameras, Lens, Rays
 from mipnerf.errors import ConfigError
 
@@ -66,22 +66,30 @@ class Draw(NamedTuple):
     pixel: jnp.ndarray
 
 
-def draw_batch(images: TrainImages, key, batch_size: int, mesh: Mesh) -> Draw:
+def draw_batch(images: TrainImages, key, batch_size: int, mesh: Mesh, poses=None) -> Draw:
     """Draws `batch_size` pixels, each device `batch_size / devices` uniformly from the kept pixels
     of its own block of images, gathers their colours and casts their rays.
 
     Runs inside a jitted function with no communication: the batch comes out sharded over the
     mesh's "data" axis, device d's part drawn with `fold_in(key, d)`.
+
+    poses: [N, 6] float32 corrections of the training cameras (`pose_refine`), indexed by `ids`
+      and replicated; each ray's camera is corrected before its ray is cast, so that the rays
+      are differentiable in them. None: the cameras as loaded.
     """
     per_device = batch_size // mesh.size
     weighted = images.lossmult is not None
+    refined = poses is not None
 
     def draw(pixels, counts, cameras, ids, starts, run_images, run_pixels, *rest):
-        *lossmult, key = rest
+        *rest, key = rest
+        lossmult, rest = (rest[:1], rest[1:]) if weighted else ([], rest)
         rows = jax.random.randint(jax.random.fold_in(key, jax.lax.axis_index("data")), (per_device,), 0, counts[0])
         run = jnp.searchsorted(starts, rows, side="right") - 1  # the run each row lies in
         image = run_images[run]
         cams = jax.tree.map(lambda x: x[image], cameras)
+        if refined:
+            cams = cams._replace(camtoworlds=pose_refine.apply(rest[0][ids[image]], cams.camtoworlds))
         pixel = run_pixels[run] + rows - starts[run]
         rays = camera.pixel_rays(cams, pixel, images.lens, images.ndc)
         rgb = pixels[rows].astype(jnp.float32) / 255.0
@@ -91,12 +99,14 @@ def draw_batch(images: TrainImages, key, batch_size: int, mesh: Mesh) -> Draw:
     args = (images.pixels, images.counts, images.cameras, images.ids, images.starts, images.run_images,
             images.run_pixels)
     args += (images.lossmult,) if weighted else ()
-    return jax.shard_map(draw, mesh=mesh, in_specs=(P("data"),) * len(args) + (P(),), out_specs=P("data"))(*args, key)
+    replicated = (poses,) if refined else ()
+    specs = (P("data"),) * len(args) + (P(),) * (len(replicated) + 1)
+    return jax.shard_map(draw, mesh=mesh, in_specs=specs, out_specs=P("data"))(*args, *replicated, key)
 
 
-def sample_batch(images: TrainImages, key, batch_size: int, mesh: Mesh) -> RayData:
+def sample_batch(images: TrainImages, key, batch_size: int, mesh: Mesh, poses=None) -> RayData:
     """The rays, float32 colours and loss weights of `draw_batch`: leading shape [batch_size]."""
-    return draw_batch(images, key, batch_size, mesh).batch
+    return draw_batch(images, key, batch_size, mesh, poses).batch
 
 
 def image_blocks(pixel_counts: np.ndarray, parts: int) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from mipnerf import models, stepfun
+from mipnerf import models, pose_refine, stepfun
 from mipnerf.camera import Rays
 from mipnerf.train_images import RayData, TrainImages, sample_batch
 from mipnerf.checkpoints import Checkpointer, checkpoint_dir
@@ -25,13 +25,17 @@ class TrainState:
     """Everything a training run carries from step to step; a checkpoint holds exactly this.
 
     step: number of completed steps. nonfinite_step: the first step whose loss was not finite
-    (its update was skipped), or -1.
+    (its update was skipped), or -1. poses: [N, 6] float32 corrections of the N training cameras
+    (`pose_refine`, indexed as `TrainImages.ids`) and pose_opt_state their optimizer's state;
+    both None without pose refinement, so that such a state (and checkpoint) is as it always was.
     """
 
     step: jnp.ndarray
     params: flax.core.FrozenDict
     opt_state: optax.OptState
     nonfinite_step: jnp.ndarray
+    poses: Optional[jnp.ndarray] = None
+    pose_opt_state: Optional[optax.OptState] = None
 
 
 def lr_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
@@ -164,12 +168,18 @@ def background_color(config) -> jnp.ndarray:
     return jnp.ones(3) if config.white_background else jnp.zeros(3)
 
 
-def create_train_state(config, model: nn.Module, mesh: Mesh):
+def create_train_state(config, model: nn.Module, mesh: Mesh, num_images: Optional[int] = None):
     """Initialises parameters and optimizer state, replicated over the mesh.
 
+    num_images: the number of training cameras, whose pose corrections start at zero; needed
+      with `config.pose_refine` only.
+
     Returns:
-      (TrainState, optax.GradientTransformation).
+      (TrainState, optax.GradientTransformation): the state, and the model's optimizer (the
+      poses' is `pose_refine.make_optimizer`).
     """
+    if config.pose_refine and not num_images:
+        raise ConfigError("config.pose_refine=True: expected the number of training cameras to refine")
     dummy = Rays(*(jnp.zeros((1, 3 if i < 3 else 1)) for i in range(6)))
     dummy = dummy._replace(near=dummy.near + config.near, far=dummy.far + config.far,
                            directions=dummy.directions.at[:, 2].set(-1.0), viewdirs=dummy.viewdirs.at[:, 2].set(-1.0))
@@ -183,8 +193,10 @@ def create_train_state(config, model: nn.Module, mesh: Mesh):
 
     def init():
         params = model.init(init_key, sample_keys, dummy, 0.0, background)
+        poses = pose_refine.zeros(num_images) if config.pose_refine else None
+        pose_opt_state = pose_refine.make_optimizer(config).init(poses) if config.pose_refine else None
         return TrainState(step=jnp.array(0, jnp.int32), params=params, opt_state=tx.init(params),
-                          nonfinite_step=jnp.array(-1, jnp.int32))
+                          nonfinite_step=jnp.array(-1, jnp.int32), poses=poses, pose_opt_state=pose_opt_state)
 
     return jax.jit(init, out_shardings=NamedSharding(mesh, P()))(), tx
 
@@ -196,9 +208,10 @@ def restore_train_state(config, model: nn.Module, mesh: Mesh, step: Optional[int
     naming the step when an explicit `step` is damaged. Damaged newer checkpoints are moved
     aside with a line to `log` (see `Checkpointer.restore`).
     """
-    state, _ = create_train_state(config, model, mesh)
     ckpt = Checkpointer(checkpoint_dir(config.exp_dir), create=False)
     try:
+        num_images = ckpt.saved_shape("poses", step)[0] if config.pose_refine else None
+        state, _ = create_train_state(config, model, mesh, num_images)
         return ckpt.restore(state, step, log=log)
     finally:
         ckpt.close()
@@ -214,28 +227,38 @@ def make_update(config, model: nn.Module, tx: optax.GradientTransformation):
     does not depend on `grad_accum`. With the batch sharded over a mesh and the state
     replicated, XLA averages the gradients over devices. A non-finite loss skips the update and
     is remembered in `nonfinite_step`.
+
+    With `pose_vjp` (pose refinement: the rays' vector-Jacobian product in the pose corrections,
+    [B] ray cotangents -> ([N, 6],)), the gradient of the loss in each micro-batch's rays is
+    kept too, and carried back to the corrections, which take a step of their own optimizer.
     """
     background = background_color(config)
     schedule = lr_schedule(config)
+    pose_tx = pose_refine.make_optimizer(config) if config.pose_refine else None
 
-    def update(state: TrainState, batch: RayData, key):
+    def update(state: TrainState, batch: RayData, key, pose_vjp=None):
         train_frac = state.step / config.max_steps
         # The data loss divides by the whole batch's weights, which do not depend on the parameters.
         totals = batch_totals(batch, config)
         keys = jax.random.split(key, totals.rays)
         micro_batches = jax.tree.map(lambda x: split_micro_batches(x, config.grad_accum), (batch, keys))
 
-        def micro_loss(params, micro):
+        def micro_loss(params, rays, micro):
             micro_batch, micro_keys = micro
-            out, rounds = model.apply(params, micro_keys, micro_batch.rays, train_frac, background)
+            out, rounds = model.apply(params, micro_keys, rays, train_frac, background)
             losses = compute_losses(rounds, out.rgb, micro_batch.rgb, config, micro_batch.lossmult, totals)
             return losses["loss"], losses
 
         def accumulate(grads, micro):
-            micro_grads, losses = jax.grad(micro_loss, has_aux=True)(state.params, micro)
-            return jax.tree.map(jnp.add, grads, micro_grads), losses
+            if pose_vjp is None:
+                micro_grads, losses = jax.grad(micro_loss, has_aux=True)(state.params, micro[0].rays, micro)
+                return jax.tree.map(jnp.add, grads, micro_grads), (losses, None)
+            (micro_grads, ray_grads), losses = jax.grad(micro_loss, argnums=(0, 1), has_aux=True)(
+                state.params, micro[0].rays, micro)
+            return jax.tree.map(jnp.add, grads, micro_grads), (losses, ray_grads)
 
-        grads, losses = jax.lax.scan(accumulate, jax.tree.map(jnp.zeros_like, state.params), micro_batches)
+        grads, (losses, ray_grads) = jax.lax.scan(accumulate, jax.tree.map(jnp.zeros_like, state.params),
+                                                  micro_batches)
         losses = jax.tree.map(lambda x: jnp.sum(x, axis=0), losses)
         if config.field == "grid":  # a term of the parameters alone: added once, not per micro-batch
             losses["grid_decay"], decay_grads = jax.value_and_grad(lambda p: models.grid_decay(model, p))(state.params)
@@ -247,9 +270,20 @@ def make_update(config, model: nn.Module, tx: optax.GradientTransformation):
         ok = jnp.isfinite(losses["loss"])
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
         nonfinite_step = jnp.where((state.nonfinite_step < 0) & ~ok, state.step + 1, state.nonfinite_step)
+        poses, pose_opt_state = state.poses, state.pose_opt_state
+        stats = {}
+        if pose_vjp is not None:
+            # The micro-batches' ray gradients back in the batch's order (undoing `split_micro_batches`).
+            ray_grads = jax.tree.map(lambda g: jnp.swapaxes(g, 0, 1).reshape((-1,) + g.shape[2:]), ray_grads)
+            (pose_grads,) = pose_vjp(ray_grads)
+            pose_updates, pose_opt_state = pose_tx.update(pose_grads, state.pose_opt_state, state.poses)
+            poses = keep(optax.apply_updates(state.poses, pose_updates), state.poses)
+            pose_opt_state = keep(pose_opt_state, state.pose_opt_state)
+            stats["pose_lr"] = pose_refine.lr_schedule(config)(state.step)
         new_state = TrainState(step=state.step + 1, params=keep(params, state.params),
-                               opt_state=keep(opt_state, state.opt_state), nonfinite_step=nonfinite_step)
-        stats = dict(losses, psnr=psnr_from_mse(losses["mse"]), lr=schedule(state.step))
+                               opt_state=keep(opt_state, state.opt_state), nonfinite_step=nonfinite_step,
+                               poses=poses, pose_opt_state=pose_opt_state)
+        stats = dict(losses, psnr=psnr_from_mse(losses["mse"]), lr=schedule(state.step), **stats)
         return new_state, stats
 
     return update
@@ -260,6 +294,7 @@ def make_train_step(config, model: nn.Module, tx: optax.GradientTransformation, 
 
     Each step draws `config.batch_size` pixels from the device-resident `images` and casts their
     rays (see `sample_batch`), then renders, differentiates and updates, all in one XLA program.
+    With pose refinement (`state.poses`) the rays are cast from the corrected training cameras.
     Randomness comes from the seed and the step number alone, so a resumed run repeats an
     uninterrupted one.
     """
@@ -269,7 +304,12 @@ def make_train_step(config, model: nn.Module, tx: optax.GradientTransformation, 
 
     def train_step(state: TrainState, images: TrainImages):
         batch_key, model_key = jax.random.split(jax.random.fold_in(base_key, state.step))
-        return update(state, sample_batch(images, batch_key, config.batch_size, mesh), model_key)
+        if state.poses is None:
+            return update(state, sample_batch(images, batch_key, config.batch_size, mesh), model_key)
+        # Pose refinement: the rays are cast from the corrected cameras, differentiably in the corrections.
+        draw = lambda poses: (lambda b: (b.rays, b))(sample_batch(images, batch_key, config.batch_size, mesh, poses))
+        _, pose_vjp, batch = jax.vjp(draw, state.poses, has_aux=True)
+        return update(state, batch, model_key, pose_vjp)
 
     return jax.jit(train_step, donate_argnums=(0,))
 

@@ -1,0 +1,116 @@
+"""Camera pose refinement: a learned correction of each training camera's pose (`config.pose_refine`).
+
+Camera n's correction is 6 numbers, [N, 6] for the training set: an axis-angle rotation r
+(radians; its direction the axis, its length the angle, so that zero is the identity) and a
+translation t. It is applied in the camera's own frame, right-multiplying the camera-to-world
+matrix as nerfstudio does:
+
+    camtoworld' = camtoworld @ [[R(r), t], [0, 1]]
+
+so that r turns the camera about its own centre and axes (OpenGL: +X right, +Y up, looking down
+-Z) and t moves it along them, in the units of the model's frame. Only the pose is refined:
+focal lengths, principal points and distortion stay as loaded. The corrections start at zero, are
+frozen (learning rate 0) for `pose_warmup_steps`, then follow Adam with their own log-linear
+schedule from `pose_lr_init` to `pose_lr_final` and a decoupled weight decay (`pose_decay`)
+towards zero, i.e. towards the loaded pose. Everything is float32.
+"""
+
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+SIZE = 6  # numbers per camera: axis-angle rotation (3), then translation (3)
+_EPS = 1e-15  # Adam's epsilon: pose gradients are small, and 1e-8 would shrink their steps (nerfstudio's too)
+_SMALL_ANGLE2 = 1e-4  # below this squared angle (radians^2) Rodrigues' factors use their Taylor series
+
+
+def zeros(count: int) -> jnp.ndarray:
+    """The corrections of `count` cameras that leave them as loaded: [count, 6] float32 zeros."""
+    return jnp.zeros((count, SIZE), jnp.float32)
+
+
+def rotation_matrices(rotvec: jnp.ndarray) -> jnp.ndarray:
+    """Rodrigues' formula: [..., 3] axis-angle vectors (radians) -> [..., 3, 3] rotation matrices.
+
+    R = I + a K + b K^2 with K the cross-product matrix of r, a = sin(theta) / theta and
+    b = (1 - cos(theta)) / theta^2; below a squared angle of 1e-4 the factors are their Taylor
+    series, so that R and its gradient are exact and finite at zero (R(0) is exactly I).
+    """
+    x, y, z = rotvec[..., 0], rotvec[..., 1], rotvec[..., 2]
+    theta2 = x * x + y * y + z * z
+    small = theta2 < _SMALL_ANGLE2
+    safe2 = jnp.where(small, 1.0, theta2)
+    theta = jnp.sqrt(safe2)
+    a = jnp.where(small, 1.0 - theta2 / 6.0, jnp.sin(theta) / theta)
+    b = jnp.where(small, 0.5 - theta2 / 24.0, (1.0 - jnp.cos(theta)) / safe2)
+    o = jnp.zeros_like(x)
+    k = jnp.stack([jnp.stack([o, -z, y], -1), jnp.stack([z, o, -x], -1), jnp.stack([-y, x, o], -1)], -2)
+    eye = jnp.eye(3, dtype=rotvec.dtype)
+    return eye + a[..., None, None] * k + b[..., None, None] * (k @ k)
+
+
+def apply(corrections: jnp.ndarray, camtoworlds: jnp.ndarray) -> jnp.ndarray:
+    """The corrected cameras: camtoworld @ [[R(r), t], [0, 1]] (in the camera's frame).
+
+    Args:
+      corrections: [..., 6] (axis-angle r, translation t).
+      camtoworlds: [..., 3 or 4, 4].
+
+    Returns:
+      [..., 3, 4] camera-to-world matrices; exactly `camtoworlds[..., :3, :4]` where the correction is zero.
+    """
+    rotation, centre = camtoworlds[..., :3, :3], camtoworlds[..., :3, 3]
+    delta, shift = rotation_matrices(corrections[..., :3]), corrections[..., 3:]
+    new_rotation = jnp.einsum("...ij,...jk->...ik", rotation, delta)
+    new_centre = centre + jnp.einsum("...ij,...j->...i", rotation, shift)
+    return jnp.concatenate([new_rotation, new_centre[..., None]], axis=-1)
+
+
+def apply_numpy(corrections: np.ndarray, camtoworlds: np.ndarray) -> np.ndarray:
+    """`apply` on the host in float64: [N, 6] and [N, 3 or 4, 4] -> [N, 4, 4] camera-to-world matrices."""
+    out = np.tile(np.eye(4), (len(camtoworlds), 1, 1))
+    c2w = np.asarray(camtoworlds, np.float64)
+    r = np.asarray(corrections, np.float64)
+    theta = np.linalg.norm(r[:, :3], axis=-1)
+    for n in range(len(c2w)):
+        x, y, z = r[n, :3]
+        k = np.array([[0, -z, y], [z, 0, -x], [-y, x, 0]])
+        t = theta[n]
+        a, b = (np.sin(t) / t, (1 - np.cos(t)) / t**2) if t > 1e-8 else (1.0, 0.5)
+        delta = np.eye(3) + a * k + b * k @ k
+        out[n, :3, :3] = c2w[n, :3, :3] @ delta
+        out[n, :3, 3] = c2w[n, :3, 3] + c2w[n, :3, :3] @ r[n, 3:]
+    return out
+
+
+def angles_deg(corrections: np.ndarray) -> np.ndarray:
+    """[N, 6] -> [N] the rotation angle of each correction, in degrees."""
+    return np.degrees(np.linalg.norm(np.asarray(corrections, np.float64)[:, :3], axis=-1))
+
+
+def lr_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
+    """0 until pose_warmup_steps, then log-linear from pose_lr_init to pose_lr_final at max_steps."""
+
+    def schedule(step):
+        span = max(config.max_steps - config.pose_warmup_steps, 1)
+        frac = jnp.clip((step - config.pose_warmup_steps) / span, 0, 1)
+        lr = jnp.exp(jnp.log(config.pose_lr_init) * (1 - frac) + jnp.log(config.pose_lr_final) * frac)
+        return jnp.where(step < config.pose_warmup_steps, 0.0, lr)
+
+    return schedule
+
+
+def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+    """AdamW on the corrections: the pose schedule, and weight decay towards zero (the loaded pose).
+
+    Non-finite gradient entries become 0 first, as for the model. The decay is decoupled (added
+    to the update and scaled by the learning rate), so it too is frozen during the warm-up. The
+    betas are the model's; epsilon is 1e-15, as the gradients of a pose are small.
+    """
+    zero_nonfinite = optax.GradientTransformation(
+        lambda params: optax.EmptyState(),
+        lambda updates, state, params=None: (jnp.where(jnp.isfinite(updates), updates, 0.0), state))
+    adam = optax.adamw(lr_schedule(config), b1=config.adam_beta1, b2=config.adam_beta2, eps=_EPS,
+                       weight_decay=config.pose_decay)
+    return optax.chain(zero_nonfinite, adam)
