@@ -13,12 +13,12 @@ import numpy as np
 import tqdm
 from tensorboardX import SummaryWriter
 
-from mipnerf import (camera, datasets, distributed, metrics, models, rendering, run_config, run_lock, train_images,
-                     training, video)
+from mipnerf import (camera, datasets, distributed, metrics, models, pose_export, rendering, run_config, run_lock,
+                     train_images, training, video)
 from mipnerf.checkpoints import Checkpointer, checkpoint_dir
 from mipnerf.config_checks import check_config
 from mipnerf.datasets import scene_frame
-from mipnerf.errors import Interrupted, MipNerfError
+from mipnerf.errors import ConfigError, Interrupted, MipNerfError
 
 
 class NonFiniteLoss(MipNerfError):
@@ -68,7 +68,8 @@ def params_finite(params) -> bool:
 def train(config, log=print) -> training.TrainState:
     """Trains to `config.max_steps`, resuming from the newest whole checkpoint in `config.exp_dir`.
 
-    Holds `exp_dir/train.lock` while it runs. Returns the final train state. Raises `MipNerfError`
+    Holds `exp_dir/train.lock` while it runs. Returns the final train state. With
+    `config.pose_refine`, each checkpoint also writes the refined training cameras (`pose_export`). Raises `MipNerfError`
     (with a one-line message) on bad input, a model field that differs from the run being
     resumed, or a checkpoint that cannot be saved; `NonFiniteLoss` if the loss stops being
     finite; `Interrupted` (holding the saved state) after a checkpoint on SIGTERM or Ctrl-C.
@@ -88,12 +89,16 @@ def _train(config, log, primary: bool, ckpt: Checkpointer, cleanup: contextlib.E
     training.check_batch_divides(config.batch_size, mesh, config.grad_accum)
     if ckpt.steps():
         run_config.check_resume(config)
+    if config.pose_refine and jax.process_count() > 1:
+        raise ConfigError("config.pose_refine=True: expected a single-process run (pose refinement indexes the "
+                          "cameras of one process's training images)")
 
     # Each process of a multi-host run loads only its share of the training images; once they are on
     # the devices, the host's copy is dropped.
     train_scales = datasets.load_scales(config, "train", share=(jax.process_index(), jax.process_count()))
     data = train_images.put_train_images(train_scales, config, mesh)
     train_transform, applied = train_scales[0].transform, train_scales[0].applied_transform
+    train_cameras = pose_export.train_cameras(train_scales)
     model = models.build_model(config)
     viewer = start_viewer(config, train_scales[0], model, mesh, log) if primary else None
     if viewer is not None:
@@ -105,7 +110,7 @@ def _train(config, log, primary: bool, ckpt: Checkpointer, cleanup: contextlib.E
     elif config.val_every:
         val_split = datasets.load_split(config, "val")
 
-    state, tx = training.create_train_state(config, model, mesh)
+    state, tx = training.create_train_state(config, model, mesh, len(train_cameras.files))
     if primary:
         run_config.save(config, exp_dir)
         save_transform(train_transform, exp_dir, applied)
@@ -153,6 +158,8 @@ def _train(config, log, primary: bool, ckpt: Checkpointer, cleanup: contextlib.E
                                             f"The last good checkpoint (step {last_saved}) is intact")
                     ckpt.save(step, state)
                     last_saved = step
+                    if primary and state.poses is not None:
+                        pose_export.export(exp_dir, config, train_cameras, jax.device_get(state.poses))
                 if render_fn is not None and config.val_every and step % config.val_every == 0 and writer is not None:
                     log_val_view(writer, step, render_fn, state.params, val_split, config, mesh)
                 if stop.requested is not None:
