@@ -1,0 +1,160 @@
+"""Pose refinement: zero corrections are the loader's cameras, gradients reach the corrections (and
+only the training cameras have any), a perturbed camera is recovered, and the refined cameras go
+out as JSON and as a COLMAP model in the capture's own frame."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from captures import write_capture
+from helpers import tiny_config
+from mipnerf import datasets, models, pose_export, pose_refine, train_images, trainer, training
+from mipnerf.datasets import colmap, colmap_model, demo, scene_frame
+from mipnerf.errors import ConfigError
+
+
+def rotation_error_deg(a: np.ndarray, b: np.ndarray) -> float:
+    """The angle between the rotations of camera-to-world matrices a and b, in degrees."""
+    d = a[:3, :3].T @ b[:3, :3]
+    return float(np.degrees(np.arccos(np.clip((np.trace(d) - 1) / 2, -1, 1))))
+
+
+def test_rodrigues_is_exact_at_zero_and_matches_the_host():
+    np.testing.assert_array_equal(pose_refine.rotation_matrices(np.zeros((2, 3), np.float32)), np.tile(np.eye(3), (2, 1, 1)))
+    rng = np.random.default_rng(0)
+    corrections = np.concatenate([rng.normal(size=(5, 3)) * [[1e-4], [1e-3], [0.1], [0.5], [2.0]],
+                                  rng.normal(size=(5, 3))], axis=1)
+    c2w = np.stack([np.eye(4)[:3] + rng.normal(size=(3, 4)) * 0.1 for _ in range(5)])
+    got = pose_refine.apply(corrections.astype(np.float32), c2w.astype(np.float32))
+    np.testing.assert_allclose(got, pose_refine.apply_numpy(corrections, c2w)[:, :3], atol=2e-6)
+    grad = jax.grad(lambda r: pose_refine.rotation_matrices(r).sum())(np.zeros(3, np.float32))
+    assert np.all(np.isfinite(grad))
+
+
+def test_zero_corrections_give_exactly_the_loaders_rays(tiny_scene, tmp_path):
+    config = tiny_config(tiny_scene, tmp_path)
+    mesh = training.make_mesh(jax.devices()[:1])
+    images = train_images.put_train_images([datasets.load_split(config, "train")], config, mesh)
+    key = jax.random.PRNGKey(3)
+    draw = jax.jit(lambda images, poses: train_images.draw_batch(images, key, 512, mesh, poses))
+    plain, refined = draw(images, None), draw(images, pose_refine.zeros(len(images.ids)))
+    for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(refined)):
+        np.testing.assert_array_equal(a, b)
+
+
+def step_of(config, num_images=None):
+    """A fresh state, the jitted step and the training images of `config` on every device."""
+    mesh, model = training.make_mesh(), models.build_model(config)
+    data = train_images.put_train_images([datasets.load_split(config, "train")], config, mesh)
+    state, tx = training.create_train_state(config, model, mesh, num_images)
+    return state, training.make_train_step(config, model, tx, mesh), data
+
+
+def test_gradients_reach_the_training_poses_and_the_model_update_is_unchanged(tiny_scene, tmp_path):
+    num = len(datasets.load_split(tiny_config(tiny_scene, tmp_path), "train").images)
+    off, off_step, data = step_of(tiny_config(tiny_scene, tmp_path, grad_accum=2))
+    assert off.poses is None and off.pose_opt_state is None
+    refined = {}
+    for accum in (1, 2):
+        config = tiny_config(tiny_scene, tmp_path, pose_refine=True, pose_warmup_steps=1, grad_accum=accum)
+        state, step, _ = step_of(config, num)
+        assert state.poses.shape == (num, 6)  # training cameras only: test views have no correction
+        frozen, stats = step(state, data)  # step 0 is in the warm-up: the corrections stay at zero
+        assert float(stats["pose_lr"]) == 0 and not np.any(frozen.poses)
+        if accum == 2:
+            # With the corrections at zero the rays, and so the model's update, are those without refinement.
+            plain = off_step(off, data)[0]
+            for a, b in zip(jax.tree.leaves(plain.params), jax.tree.leaves(frozen.params)):
+                np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+        refined[accum] = step(frozen, data)[0]  # donates `frozen`
+    moved = np.abs(np.asarray(refined[1].poses)).max(axis=1)
+    assert np.all(moved > 0), moved  # every camera's pixels were drawn: each correction got a gradient
+    # Micro-batches carry their rays' gradients back in the batch's order: the same step.
+    np.testing.assert_allclose(refined[1].poses, refined[2].poses, rtol=1e-3, atol=1e-7)
+
+
+@pytest.fixture(scope="module")
+def scene32(tmp_path_factory):
+    out = tmp_path_factory.mktemp("scene32")
+    demo.render_demo_scene(out, size=32, n_train=12, n_val=1, n_test=1, spp=2)
+    return out
+
+
+def test_refinement_recovers_a_perturbed_camera(scene32, tmp_path):
+    config = tiny_config(scene32, tmp_path, pose_refine=True, pose_warmup_steps=100, max_steps=400,
+                         pose_lr_init=3e-3, pose_lr_final=3e-4, pose_decay=0.0)
+    mesh = training.make_mesh()
+    split = datasets.load_split(config, "train")
+    k, true = 3, split.camtoworlds[3].copy()
+    wrong = np.zeros((1, 6))
+    wrong[0, :3] = np.radians(3.0) * np.array([0.6, 0.8, 0.0])
+    camtoworlds = split.camtoworlds.copy()
+    camtoworlds[k, :3] = pose_refine.apply_numpy(wrong, camtoworlds[k:k + 1])[0, :3]
+    split = split._replace(camtoworlds=camtoworlds)
+    model = models.build_model(config)
+    state, tx = training.create_train_state(config, model, mesh, len(split.images))
+    data = train_images.put_train_images([split], config, mesh)
+    step = training.make_train_step(config, model, tx, mesh)
+    start = rotation_error_deg(true, camtoworlds[k])
+    for _ in range(config.max_steps):
+        state, _ = step(state, data)
+    refined = pose_refine.apply_numpy(np.asarray(state.poses)[k:k + 1], camtoworlds[k:k + 1])[0]
+    error = rotation_error_deg(true, refined)
+    assert abs(start - 3.0) < 1e-3 and error < start / 3, (start, error)
+
+
+def test_exported_colmap_model_reads_back_as_the_refined_cameras(tmp_path):
+    write_capture(tmp_path / "scene", count=8, models=("OPENCV",), factors=())
+    config = tiny_config(tmp_path / "scene", tmp_path / "exp", dataset="colmap", factor=1, llffhold=4, near=0.2,
+                         far=100.0)
+    split = datasets.load_split(config, "train")
+    rng = np.random.default_rng(1)
+    poses = np.concatenate([rng.normal(size=(len(split.images), 3)) * 0.02,
+                            rng.normal(size=(len(split.images), 3)) * 0.01], axis=1)
+    (tmp_path / "exp").mkdir()
+    pose_export.export(tmp_path / "exp", config, pose_export.train_cameras([split]), poses)
+
+    original = colmap_model.read_model(tmp_path / "scene" / "sparse" / "0")
+    back = colmap_model.read_model(tmp_path / "exp" / pose_export.SPARSE_DIR)
+    assert back.cameras.keys() == original.cameras.keys() and back.images.keys() == original.images.keys()
+    record = json.loads((tmp_path / "exp" / pose_export.CAMERAS_FILE).read_text())["frames"]
+    names = sorted(im.name for im in original.images.values())
+    train = [names[i] for i in colmap.split_indices(len(names), "train", 4, "")]
+    assert [f["file"] for f in record] == train
+    refined = pose_refine.apply_numpy(poses, split.camtoworlds)
+    by_name = {im.name: im for im in back.images.values()}
+    for n, name in enumerate(train):
+        im = by_name[name]
+        in_model = scene_frame.transform_poses(split.transform, colmap.colmap_to_camtoworld(im.qvec, im.tvec)[None])[0]
+        np.testing.assert_allclose(in_model, refined[n], atol=1e-5)
+        np.testing.assert_allclose(record[n]["camtoworld_model"], refined[n], atol=1e-9)
+        np.testing.assert_allclose(colmap.colmap_to_camtoworld(im.qvec, im.tvec), record[n]["camtoworld_capture"],
+                                   atol=1e-6)
+        old = next(o for o in original.images.values() if o.name == name)
+        assert im.id == old.id and im.camera_id == old.camera_id
+        np.testing.assert_array_equal(im.point3d_ids, old.point3d_ids)
+        assert record[n]["rotation_deg"] == pytest.approx(np.degrees(np.linalg.norm(poses[n, :3])))
+    for im in original.images.values():  # test views stay as COLMAP gave them
+        if im.name not in train:
+            np.testing.assert_allclose(by_name[im.name].qvec, im.qvec)
+            np.testing.assert_allclose(by_name[im.name].tvec, im.tvec)
+
+
+def test_resume_with_another_pose_refine_fails_in_one_line(tiny_scene, tmp_path):
+    trainer.train(tiny_config(tiny_scene, tmp_path, max_steps=2, checkpoint_every=2), log=lambda s: None)
+    with pytest.raises(ConfigError, match="config.pose_refine=True differs .* pose_refine=False") as e:
+        trainer.train(tiny_config(tiny_scene, tmp_path, max_steps=4, pose_refine=True), log=lambda s: None)
+    assert "\n" not in str(e.value)
+
+
+def test_a_refined_run_exports_its_cameras_and_restores_for_eval(tiny_scene, tmp_path):
+    config = tiny_config(tiny_scene, tmp_path, max_steps=3, checkpoint_every=3, pose_refine=True,
+                         pose_warmup_steps=1)
+    state = trainer.train(config, log=lambda s: None)
+    frames = json.loads((tmp_path / pose_export.CAMERAS_FILE).read_text())["frames"]
+    assert len(frames) == state.poses.shape[0] and any(f["rotation_deg"] > 0 for f in frames)
+    model = models.build_model(config)
+    restored = training.restore_train_state(config, model, training.make_mesh(), log=lambda s: None)
+    np.testing.assert_array_equal(restored.poses, state.poses)
