@@ -5,8 +5,9 @@
 
 The model and scene come from the run's exp_dir/config.json, so `--config.exp_dir=exp/lego`
 alone is enough; a model flag that differs from the run's is an error.
-Writes exp_dir/eval/: color_NNN.png, depth_NNN.png and metrics.json (the step, mean psnr and
-ssim, and each view's values).
+Writes exp_dir/eval/: color_NNN.png, depth_NNN.png and metrics.json (the step, mean psnr,
+psnr_color_corrected (after a per-image affine colour fit to the ground truth) and ssim, and
+each view's values).
 """
 
 import sys

@@ -105,6 +105,11 @@ def get_config() -> ml_collections.ConfigDict:
     c.pose_warmup_steps = 1000  # the corrections stay frozen (learning rate 0) until the field has settled
     c.pose_decay = 1e-2  # decoupled weight decay towards the loaded pose (AdamW's, scaled by the learning rate)
 
+    # Per-image appearance (captures whose exposure or white balance varies; see README, "Per-image
+    # appearance"). Views that are not training images use the mean vector and no transform.
+    c.appearance_dim = 0  # length of a learned vector per training image fed to the NeRF field's colour branch (0: off)
+    c.appearance_affine = False  # a learned 3x3 matrix and bias per training image applied to the rendered colour
+
     # Run.
     c.seed = 0
     c.checkpoint_every = 5000

@@ -164,18 +164,21 @@ class Checkpointer:
         """The step of the newest complete checkpoint, or None."""
         return self._manager.latest_step()
 
-    def saved_shape(self, field: str, step: Optional[int] = None) -> tuple:
-        """The shape of the top-level array `field` of the train state in checkpoint `step` (default:
-        the newest), read from its metadata; `CheckpointError` when there is none."""
+    def saved_shape(self, field, step: Optional[int] = None) -> tuple:
+        """The shape of the top-level array `field` of the train state (or of the nested array at the
+        path `field`, a tuple of keys) in checkpoint `step` (default: the newest), read from its
+        metadata; `CheckpointError` when there is none."""
         step = self.latest_step() if step is None else step
         if step is None:
             raise CheckpointError(f"no checkpoint in {self.directory} (found none; train first with train.py "
                                   f"and the same exp_dir)")
         try:
             tree = self._manager.item_metadata(step).tree
-            return tuple(tree[field].shape)
+            for key in (field,) if isinstance(field, str) else field:
+                tree = tree[key]
+            return tuple(tree.shape)
         except (KeyError, TypeError, AttributeError):
-            raise CheckpointError(f"checkpoint {self.directory / str(step)} holds no {field}; was it trained with "
+            raise CheckpointError(f"checkpoint {self.directory / str(step)} holds no {'/'.join(field) if not isinstance(field, str) else field}; was it trained with "
                                   f"another config?") from None
 
     def save(self, step: int, state) -> None:

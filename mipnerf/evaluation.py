@@ -18,13 +18,16 @@ def score_and_save(index: int, image: rendering.Image, gt: np.ndarray, out_dir: 
 
     Returns:
       {"color", "depth": the file names written, "psnr", "ssim": of the colour clipped to [0, 1],
+      "psnr_color_corrected": its PSNR after a per-image affine colour fit to `gt`
+      (`metrics.color_corrected_psnr`),
       and "ssim_window" where the view is smaller than the standard SSIM window}.
     """
     rgb = np.clip(image.rgb, 0.0, 1.0)
     color, depth = f"color_{index:03d}.png", f"depth_{index:03d}.png"
     iio.imwrite(out_dir / color, video.to_uint8(rgb))
     iio.imwrite(out_dir / depth, video.depth_image(image.depth, image.acc, disparity))
-    scores = {"color": color, "depth": depth, "psnr": metrics.psnr(rgb, gt, mask), "ssim": metrics.ssim(rgb, gt, mask)}
+    scores = {"color": color, "depth": depth, "psnr": metrics.psnr(rgb, gt, mask),
+              "psnr_color_corrected": metrics.color_corrected_psnr(rgb, gt, mask), "ssim": metrics.ssim(rgb, gt, mask)}
     window = metrics.ssim_window(*rgb.shape[:2])
     return scores if window == metrics.SSIM_WINDOW else dict(scores, ssim_window=window)
 
@@ -49,8 +52,9 @@ def evaluate(config, log=print, explicit=None) -> dict:
     SSIM also go to tensorboard (`exp_dir/tb`, tags eval/psnr and eval/ssim) and to `log`.
 
     Returns:
-      The contents of metrics.json: {"step", "psnr", "ssim" (means over the views),
-      "images": [{"color", "depth", "ground_truth", "psnr", "ssim"}, ...] in test-split order}.
+      The contents of metrics.json: {"step", "psnr", "psnr_color_corrected", "ssim" (means over
+      the views), "images": [{"color", "depth", "ground_truth", "psnr", "psnr_color_corrected",
+      "ssim"}, ...] in test-split order}.
       A multiscale scene adds each image's "scale", "per_scale": [{"scale", "width", "height",
       "psnr", "ssim", "count"}, ...] and "psnr_scale_mean", "ssim_scale_mean": the means of the
       per-scale means (how mip-NeRF reports its average).
@@ -72,19 +76,22 @@ def evaluate(config, log=print, explicit=None) -> dict:
             scores = score_and_save(len(images), image, split.colors(i), out_dir, disparity, split.mask(i))
             images.append(dict(scores, ground_truth=split.files[i], **({"scale": split.scale} if multiscale else {})))
     result = {"step": renderer.step, "psnr": float(np.mean([m["psnr"] for m in images])),
+              "psnr_color_corrected": float(np.mean([m["psnr_color_corrected"] for m in images])),
               "ssim": float(np.mean([m["ssim"] for m in images])), "images": images}
     if multiscale:
         result.update(scale_means(scales, images))
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
     with SummaryWriter(str(exp_dir / "tb")) as writer:
         writer.add_scalar("eval/psnr", result["psnr"], renderer.step)
+        writer.add_scalar("eval/psnr_color_corrected", result["psnr_color_corrected"], renderer.step)
         writer.add_scalar("eval/ssim", result["ssim"], renderer.step)
         for row in result.get("per_scale", []):
             writer.add_scalar(f"eval/psnr_scale{row['scale']}", row["psnr"], renderer.step)
             writer.add_scalar(f"eval/ssim_scale{row['scale']}", row["ssim"], renderer.step)
     if multiscale:
         log(scale_table(result["per_scale"], result["psnr_scale_mean"], result["ssim_scale_mean"]))
-    log(f"step {renderer.step}: PSNR {result['psnr']:.2f} dB, SSIM {result['ssim']:.4f} "
+    log(f"step {renderer.step}: PSNR {result['psnr']:.2f} dB "
+        f"(colour-corrected {result['psnr_color_corrected']:.2f} dB), SSIM {result['ssim']:.4f} "
         f"(mean of {len(images)} test views); wrote {out_dir}")
     return result
 

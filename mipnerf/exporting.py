@@ -4,7 +4,7 @@ import pathlib
 
 import numpy as np
 
-from mipnerf import camera, datasets, mesh, models, point_cloud, rendering, run_config
+from mipnerf import camera, datasets, mesh, point_cloud, rendering, run_config
 from mipnerf.config_checks import check_config
 from mipnerf.errors import ConfigError
 
@@ -39,7 +39,7 @@ def export(config, explicit=None, log=print) -> list[pathlib.Path]:
         raise ConfigError("config.forward_facing=True: export works in the world frame, and forward-facing "
                           "scenes render in NDC; expected a bounded or unbounded (360) scene")
     renderer = rendering.load_renderer(config, log=lambda message: None)
-    model = models.build_model(config)
+    model = renderer.model
     train = datasets.load_split(config, "train")
     center, half_width = export_box(train, config)
     out_dir = pathlib.Path(config.exp_dir) / "export"

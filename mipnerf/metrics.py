@@ -37,6 +37,34 @@ def psnr(a: np.ndarray, b: np.ndarray, mask=None) -> float:
     return float(psnr_from_mse(np.mean(err if mask is None else err[np.asarray(mask, bool)])))
 
 
+def color_fit(render: np.ndarray, gt: np.ndarray, mask=None) -> np.ndarray:
+    """The least-squares affine colour map from `render` to `gt` ([H, W, 3] each): the [4, 3]
+    matrix M minimising |[r, g, b, 1] M - gt|^2 over the pixels (the kept ones with `mask`), so
+    that `[rgb, 1] @ M` is a 3x3 matrix (rows 0-2) plus a bias (row 3) applied to each pixel."""
+    x = np.asarray(render, np.float64).reshape(-1, 3)
+    y = np.asarray(gt, np.float64).reshape(-1, 3)
+    if mask is not None:
+        kept = np.asarray(mask, bool).reshape(-1)
+        x, y = x[kept], y[kept]
+    design = np.concatenate([x, np.ones_like(x[:, :1])], axis=-1)
+    return np.linalg.lstsq(design, y, rcond=None)[0]
+
+
+def color_corrected_psnr(render: np.ndarray, gt: np.ndarray, mask=None) -> float:
+    """PSNR after a per-image affine colour correction of `render` towards `gt` (`color_fit`, in
+    closed form), the corrected colours clipped to [0, 1]: the "colour-corrected" PSNR reported for
+    models with per-image appearance, which no single render of an unseen view can match exactly.
+    Infinite when the render is an exact affine image of the ground truth."""
+    m = color_fit(render, gt, mask)
+    flat = np.asarray(render, np.float64).reshape(-1, 3)
+    corrected = np.clip(np.concatenate([flat, np.ones_like(flat[:, :1])], axis=-1) @ m, 0.0, 1.0)
+    err = (corrected - np.asarray(gt, np.float64).reshape(-1, 3)) ** 2
+    if mask is not None:
+        err = err[np.asarray(mask, bool).reshape(-1)]
+    mse = float(np.mean(err))
+    return float("inf") if mse == 0 else float(psnr_from_mse(mse))
+
+
 def ssim_window(height: int, width: int) -> int:
     """The SSIM window for an image: `SSIM_WINDOW`, or for a smaller image the largest odd size that fits."""
     side = min(height, width, SSIM_WINDOW)

@@ -15,19 +15,21 @@ import ml_collections
 
 from mipnerf import coord, grid, stepfun, volume
 from mipnerf.camera import Rays
+from mipnerf.errors import ConfigError
 
 
 def dense_layer(features: int, name: str, dtype) -> nn.Dense:
     return nn.Dense(features, dtype=dtype, param_dtype=jnp.float32, kernel_init=nn.initializers.he_uniform(), name=name)
 
 
-def density_and_color(field, x, viewdirs):
+def density_and_color(field, x, viewdirs, appearance=None):
     """A field's outputs from its features x [..., S, C] (inside its compact `__call__`).
 
     `field` supplies density_bias, color, bottleneck_width, view_depth, view_width, deg_view,
-    rgb_padding and dtype. Density is softplus(raw + density_bias), [..., S]. With `color`, rgb
-    [..., S, 3] comes from a bottleneck, the encoding of the unit view directions [..., 3] and
-    `view_depth` layers; else None.
+    rgb_padding, appearance_dim and dtype. Density is softplus(raw + density_bias), [..., S]. With
+    `color`, rgb [..., S, 3] comes from a bottleneck, the encoding of the unit view directions
+    [..., 3], with `appearance_dim` the appearance vectors [..., appearance_dim] (None: zeros), and
+    `view_depth` layers; else None. The density never sees the appearance.
     """
     raw_density = dense_layer(1, "density", field.dtype)(x)[..., 0].astype(jnp.float32)
     density = nn.softplus(raw_density + field.density_bias)
@@ -36,7 +38,13 @@ def density_and_color(field, x, viewdirs):
     bottleneck = dense_layer(field.bottleneck_width, "bottleneck", field.dtype)(x)
     view_enc = coord.pos_enc(viewdirs, 0, field.deg_view, append_identity=True)
     view_enc = jnp.broadcast_to(view_enc[..., None, :], bottleneck.shape[:-1] + view_enc.shape[-1:])
-    x = jnp.concatenate([bottleneck, view_enc.astype(bottleneck.dtype)], axis=-1)
+    parts = [bottleneck, view_enc.astype(bottleneck.dtype)]
+    if field.appearance_dim:
+        if appearance is None:
+            appearance = jnp.zeros(viewdirs.shape[:-1] + (field.appearance_dim,), jnp.float32)
+        appearance = jnp.broadcast_to(appearance[..., None, :], bottleneck.shape[:-1] + appearance.shape[-1:])
+        parts.append(appearance.astype(bottleneck.dtype))
+    x = jnp.concatenate(parts, axis=-1)
     for i in range(field.view_depth):
         x = nn.relu(dense_layer(field.view_width, f"view_layer_{i}", field.dtype)(x))
     rgb = nn.sigmoid(dense_layer(3, "rgb", field.dtype)(x).astype(jnp.float32))
@@ -64,16 +72,20 @@ class MLP(nn.Module):
     deg_view: int = 4
     rgb_padding: float = 0.001
     disable_integration: bool = False  # NeRF's positional encoding of the means: the variances are dropped
+    appearance_dim: int = 0  # length of the appearance vectors the colour branch takes (0: none)
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, mean: jnp.ndarray, var: jnp.ndarray, viewdirs: Optional[jnp.ndarray] = None):
+    def __call__(self, mean: jnp.ndarray, var: jnp.ndarray, viewdirs: Optional[jnp.ndarray] = None,
+                 appearance: Optional[jnp.ndarray] = None):
         """Evaluates the field on Gaussians, given by their projections onto K directions.
 
         Args:
           mean, var: [..., S, K] means and variances of the projections (K = 3 for the axes:
             world-space means and diagonal covariances).
           viewdirs: [..., 3] unit view directions (only with `color`).
+          appearance: [..., appearance_dim] appearance vectors (only with `color` and
+            `appearance_dim`; None: zeros).
 
         Returns:
           density: [..., S] float32, non-negative; rgb: [..., S, 3] float32 in
@@ -87,7 +99,7 @@ class MLP(nn.Module):
             x = nn.relu(dense_layer(self.width, f"layer_{i}", self.dtype)(x))
             if i % self.skip_layer == 0 and 0 < i < self.depth - 1:
                 x = jnp.concatenate([x, inputs.astype(x.dtype)], axis=-1)
-        return density_and_color(self, x, viewdirs)
+        return density_and_color(self, x, viewdirs, appearance)
 
 
 class GridField(nn.Module):
@@ -109,15 +121,18 @@ class GridField(nn.Module):
     view_width: int = 64
     deg_view: int = 4
     rgb_padding: float = 0.001
+    appearance_dim: int = 0  # length of the appearance vectors the colour branch takes (0: none)
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, points: jnp.ndarray, scales: jnp.ndarray, viewdirs: Optional[jnp.ndarray] = None):
+    def __call__(self, points: jnp.ndarray, scales: jnp.ndarray, viewdirs: Optional[jnp.ndarray] = None,
+                 appearance: Optional[jnp.ndarray] = None):
         """Evaluates the field on frustums given by multisamples.
 
         Args:
           points: [..., S, M, 3] in the grid's [0, 1]^3; scales: [..., S, M] in the same units.
           viewdirs: [..., 3] unit view directions (only with `color`).
+          appearance: as `MLP`'s.
 
         Returns:
           As `MLP`: density [..., S]; rgb [..., S, 3] or None.
@@ -125,7 +140,7 @@ class GridField(nn.Module):
         x = jnp.mean(self.encoding(points, scales), axis=-2)
         for i in range(self.depth):
             x = nn.relu(dense_layer(self.width, f"layer_{i}", self.dtype)(x))
-        return density_and_color(self, x, viewdirs)
+        return density_and_color(self, x, viewdirs, appearance)
 
 
 def ray_jitter(keys, batch_shape, rounds: int) -> jnp.ndarray:
@@ -177,6 +192,28 @@ class MipNerf360(nn.Module):
     basis: str = "axes"  # directions the Gaussians are projected on (coord.basis_directions)
     cylinder: bool = False  # cylinders rather than cones (NDC rays)
     opaque_background: bool = False  # the last interval is opaque: nothing shows behind the scene
+    num_images: int = 0  # training images, for the per-image appearance tables
+    appearance_dim: int = 0  # a learned vector per training image for the NeRF field's colour (0: none)
+    appearance_affine: bool = False  # a learned 3x3 matrix and bias per training image on the rendered colour
+
+    def appearance_vectors(self, image, batch_shape):
+        """[*batch_shape, appearance_dim]: each ray's training image's vector, or with `image` None
+        the mean of the training images' vectors (a view that is not a training image)."""
+        table = self.param("appearance", nn.initializers.zeros, (self.num_images, self.appearance_dim), jnp.float32)
+        if image is None:
+            return jnp.broadcast_to(jnp.mean(table, axis=0), tuple(batch_shape) + (self.appearance_dim,))
+        return table[image]
+
+    def color_transform(self, rgb, image):
+        """The rendered colours rgb [..., 3] through each ray's training image's affine colour
+        transform (`appearance_affine`); unchanged with `image` None."""
+        identity = jnp.concatenate([jnp.eye(3), jnp.zeros((3, 1))], axis=1)
+        table = self.param("color_transform", lambda key, shape, dtype: jnp.broadcast_to(identity, shape).astype(dtype),
+                           (self.num_images, 3, 4), jnp.float32)
+        if image is None:
+            return rgb
+        m = table[image]
+        return jnp.einsum("...ij,...j->...i", m[..., :3], rgb) + m[..., 3]
 
     def field_inputs(self, rays: Rays, t: jnp.ndarray, field=None):
         """What `field` takes for every interval: for a grid, multisamples (points [..., S, M, 3],
@@ -192,7 +229,7 @@ class MipNerf360(nn.Module):
                                                  basis, self.contraction, self.cylinder)
 
     @nn.compact
-    def __call__(self, key, rays: Rays, train_frac, background):
+    def __call__(self, key, rays: Rays, train_frac, background, image=None):
         """Renders a batch of rays.
 
         Args:
@@ -201,6 +238,8 @@ class MipNerf360(nn.Module):
           rays: `Rays` with leading shape [B].
           train_frac: scalar in [0, 1], the fraction of training done (anneals the proposals).
           background: [3] colour behind the scene.
+          image: [B] int, each ray's training image (for per-image appearance), or None for a
+            view that is not a training image: the mean appearance vector and no colour transform.
 
         Returns:
           (`volume.Composite` of the NeRF round, list of every round's `Round`, the last being
@@ -212,6 +251,7 @@ class MipNerf360(nn.Module):
         num_samples = list(self.num_prop_samples) + [self.num_nerf_samples]
         power = stepfun.anneal_power(train_frac, self.anneal_slope) if key is not None else 1.0
         jitter = None if key is None else ray_jitter(key, batch_shape, len(num_samples))
+        appearance = self.appearance_vectors(image, batch_shape) if self.appearance_dim else None
         rounds = []
         for i, n in enumerate(num_samples):
             if i > 0:
@@ -232,10 +272,13 @@ class MipNerf360(nn.Module):
             else:
                 field = self.nerf_mlp if last else self.prop_mlp
             inputs = self.field_inputs(rays, t, field)
-            density, rgb = field(*inputs, rays.viewdirs) if last else field(*inputs)
+            density, rgb = field(*inputs, rays.viewdirs, appearance) if last else field(*inputs)
             w = volume.compute_weights(density, t, rays.directions, opaque=self.opaque_background)
             rounds.append(Round(s=s, weights=w))
-        return volume.composite(w, rgb, t, background), rounds
+        out = volume.composite(w, rgb, t, background)
+        if self.appearance_affine:
+            out = out._replace(rgb=self.color_transform(out.rgb, image))
+        return out, rounds
 
 
     def nerf_density(self, points: jnp.ndarray, size: jnp.ndarray) -> jnp.ndarray:
@@ -295,12 +338,16 @@ def build_grid_fields(config: ml_collections.ConfigDict, dtype) -> dict:
                                    config.grid_min_res, config.grid_max_res),
                  multisamples=config.grid_multisamples, color=True,
                  bottleneck_width=config.bottleneck_width, view_depth=config.view_depth,
-                 view_width=config.view_width, deg_view=config.deg_view, rgb_padding=config.rgb_padding, **common)
+                 view_width=config.view_width, deg_view=config.deg_view, rgb_padding=config.rgb_padding,
+                 appearance_dim=config.appearance_dim, **common)
     return dict(prop_grid=prop, nerf_grid=nerf, grid_bound=config.grid_bound)
 
 
-def build_model(config: ml_collections.ConfigDict) -> MipNerf360:
-    """The model a config describes."""
+def build_model(config: ml_collections.ConfigDict, num_images: int = 0) -> MipNerf360:
+    """The model a config describes; `num_images`, the number of training images, is needed with
+    per-image appearance (`appearance_dim`, `appearance_affine`) only."""
+    if (config.appearance_dim or config.appearance_affine) and not num_images:
+        raise ConfigError("config.appearance_dim / appearance_affine: expected the number of training images")
     dtype = compute_dtype(config.precision)
     if config.field == "grid":
         fields = build_grid_fields(config, dtype)
@@ -311,7 +358,9 @@ def build_model(config: ml_collections.ConfigDict) -> MipNerf360:
         anneal_slope=config.anneal_slope,
         resample_padding=config.resample_padding, dilation_multiplier=config.dilation_multiplier,
         dilation_bias=config.dilation_bias, ray_spacing=config.ray_spacing, contraction=config.contraction,
-        basis=config.basis, cylinder=config.forward_facing, opaque_background=config.opaque_background, **fields)
+        basis=config.basis, cylinder=config.forward_facing, opaque_background=config.opaque_background,
+        num_images=num_images, appearance_dim=config.appearance_dim, appearance_affine=config.appearance_affine,
+        **fields)
 
 
 def build_mlp_fields(config: ml_collections.ConfigDict, dtype) -> dict:
@@ -323,5 +372,6 @@ def build_mlp_fields(config: ml_collections.ConfigDict, dtype) -> dict:
     prop = mlp(depth=config.prop_depth, width=config.prop_width, **common)
     nerf = mlp(depth=config.nerf_depth, width=config.nerf_width, color=True,
                bottleneck_width=config.bottleneck_width, view_depth=config.view_depth,
-               view_width=config.view_width, deg_view=config.deg_view, rgb_padding=config.rgb_padding, **common)
+               view_width=config.view_width, deg_view=config.deg_view, rgb_padding=config.rgb_padding,
+                 appearance_dim=config.appearance_dim, **common)
     return dict(prop_mlp=prop, nerf_mlp=nerf)

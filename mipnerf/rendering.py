@@ -80,22 +80,23 @@ class Renderer(NamedTuple):
     """A trained model ready to render views.
 
     render_fn: from `make_render_fn`. params: its parameters. step: the training step they are
-    from. mesh: the device mesh that chunks of rays are sharded over.
+    from. mesh: the device mesh that chunks of rays are sharded over. model: the module.
     """
 
     render_fn: Callable
     params: Any
     step: int
     mesh: Mesh
+    model: Any = None
 
 
 def load_renderer(config, step: Optional[int] = None, log=print) -> Renderer:
     """Builds the config's model with the parameters of checkpoint `step` (default: the newest whole
     one) of the run in `config.exp_dir`; raises `CheckpointError` naming the folder when there is none."""
     mesh = training.make_mesh()
-    model = models.build_model(config)
+    model = models.build_model(config, training.saved_num_images(config, step))
     state = training.restore_train_state(config, model, mesh, step, log)
-    return Renderer(make_render_fn(config, model), state.params, int(state.step), mesh)
+    return Renderer(make_render_fn(config, model), state.params, int(state.step), mesh, model)
 
 
 def render_views(renderer: Renderer, camtoworlds: np.ndarray, intrinsics: camera.Intrinsics, height: int, width: int,

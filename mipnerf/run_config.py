@@ -26,6 +26,7 @@ MODEL_FIELDS = (
     "field", "grid_levels", "grid_table_log2", "grid_features", "grid_min_res", "grid_max_res", "prop_grid_levels",
     "prop_grid_table_log2", "prop_grid_max_res", "grid_width", "grid_multisamples", "prop_grid_multisamples", "grid_depth", "grid_bound",
     "pose_refine",  # the train state holds the pose corrections or not
+    "appearance_dim", "appearance_affine",  # the parameters hold per-image appearance or not
 )
 SCENE_FIELDS = ("dataset", "data_dir", "factor", "llffhold")
 

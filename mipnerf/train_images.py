@@ -29,6 +29,7 @@ class RayData(NamedTuple):
     rays: Rays
     rgb: jnp.ndarray  # [N, 3]
     lossmult: Optional[jnp.ndarray] = None  # [N, 1] weight of each ray in the data loss; None for 1
+    image: Optional[jnp.ndarray] = None  # [N] int32 each ray's training image (as `TrainImages.ids`), or None
 
 
 @flax.struct.dataclass
@@ -105,8 +106,9 @@ def draw_batch(images: TrainImages, key, batch_size: int, mesh: Mesh, poses=None
 
 
 def sample_batch(images: TrainImages, key, batch_size: int, mesh: Mesh, poses=None) -> RayData:
-    """The rays, float32 colours and loss weights of `draw_batch`: leading shape [batch_size]."""
-    return draw_batch(images, key, batch_size, mesh, poses).batch
+    """The rays, float32 colours, loss weights and training images of `draw_batch`: leading shape [batch_size]."""
+    draw = draw_batch(images, key, batch_size, mesh, poses)
+    return draw.batch._replace(image=draw.image)
 
 
 def image_blocks(pixel_counts: np.ndarray, parts: int) -> np.ndarray:

@@ -92,6 +92,9 @@ def _train(config, log, primary: bool, ckpt: Checkpointer, cleanup: contextlib.E
     if config.pose_refine and jax.process_count() > 1:
         raise ConfigError("config.pose_refine=True: expected a single-process run (pose refinement indexes the "
                           "cameras of one process's training images)")
+    if (config.appearance_dim or config.appearance_affine) and jax.process_count() > 1:
+        raise ConfigError("config.appearance_dim / appearance_affine: expected a single-process run (the "
+                          "appearance tables are indexed by one process's training images)")
 
     # Each process of a multi-host run loads only its share of the training images; once they are on
     # the devices, the host's copy is dropped.
@@ -99,7 +102,7 @@ def _train(config, log, primary: bool, ckpt: Checkpointer, cleanup: contextlib.E
     data = train_images.put_train_images(train_scales, config, mesh)
     train_transform, applied = train_scales[0].transform, train_scales[0].applied_transform
     train_cameras = pose_export.train_cameras(train_scales)
-    model = models.build_model(config)
+    model = models.build_model(config, len(train_cameras.files))
     viewer = start_viewer(config, train_scales[0], model, mesh, log) if primary else None
     if viewer is not None:
         cleanup.callback(viewer.close)

@@ -168,6 +168,22 @@ def background_color(config) -> jnp.ndarray:
     return jnp.ones(3) if config.white_background else jnp.zeros(3)
 
 
+DUMMY_IMAGE = jnp.zeros((1,), jnp.int32)  # the training image of `create_train_state`'s one ray, so that every table is made
+
+
+def saved_num_images(config, step: Optional[int] = None) -> int:
+    """The number of training images the per-image tables of the run in `config.exp_dir` hold
+    (checkpoint `step`, default the newest), or 0 when it has none (no appearance)."""
+    if not (config.appearance_dim or config.appearance_affine):
+        return 0
+    name = "appearance" if config.appearance_dim else "color_transform"
+    ckpt = Checkpointer(checkpoint_dir(config.exp_dir), create=False)
+    try:
+        return ckpt.saved_shape(("params", "params", name), step)[0]
+    finally:
+        ckpt.close()
+
+
 def create_train_state(config, model: nn.Module, mesh: Mesh, num_images: Optional[int] = None):
     """Initialises parameters and optimizer state, replicated over the mesh.
 
@@ -188,11 +204,11 @@ def create_train_state(config, model: nn.Module, mesh: Mesh, num_images: Optiona
     background = background_color(config)
     # Shapes first, so that the optimizer can be built; then one compiled initialisation, since
     # running `init` op by op dispatches hundreds of small kernels.
-    shapes = jax.eval_shape(model.init, init_key, sample_keys, dummy, 0.0, background)
+    shapes = jax.eval_shape(model.init, init_key, sample_keys, dummy, 0.0, background, DUMMY_IMAGE)
     tx = make_optimizer(config, shapes)
 
     def init():
-        params = model.init(init_key, sample_keys, dummy, 0.0, background)
+        params = model.init(init_key, sample_keys, dummy, 0.0, background, DUMMY_IMAGE)
         poses = pose_refine.zeros(num_images) if config.pose_refine else None
         pose_opt_state = pose_refine.make_optimizer(config).init(poses) if config.pose_refine else None
         return TrainState(step=jnp.array(0, jnp.int32), params=params, opt_state=tx.init(params),
@@ -245,7 +261,7 @@ def make_update(config, model: nn.Module, tx: optax.GradientTransformation):
 
         def micro_loss(params, rays, micro):
             micro_batch, micro_keys = micro
-            out, rounds = model.apply(params, micro_keys, rays, train_frac, background)
+            out, rounds = model.apply(params, micro_keys, rays, train_frac, background, micro_batch.image)
             losses = compute_losses(rounds, out.rgb, micro_batch.rgb, config, micro_batch.lossmult, totals)
             return losses["loss"], losses
 

@@ -96,8 +96,9 @@ def test_eval_scores_every_test_view_and_agrees_with_the_saved_pngs(tiny_scene, 
     result = evaluation.evaluate(config, log=messages.append)
     out = trained_run / "eval"
     assert json.loads((out / "metrics.json").read_text()) == result
-    assert result["step"] == STEPS and {"psnr", "ssim", "images"} <= result.keys()
-    assert any(f"PSNR {result['psnr']:.2f}" in m for m in messages)
+    assert result["step"] == STEPS and {"psnr", "psnr_color_corrected", "ssim", "images"} <= result.keys()
+    assert any(f"PSNR {result['psnr']:.2f}" in m and f"colour-corrected {result['psnr_color_corrected']:.2f}" in m
+               for m in messages)
     test = datasets.load_split(config, "test")
     assert [m["ground_truth"] for m in result["images"]] == test.files
     saved_psnr = []
@@ -110,6 +111,10 @@ def test_eval_scores_every_test_view_and_agrees_with_the_saved_pngs(tiny_scene, 
     assert len(saved_psnr) == len(test.images) == 3
     assert abs(np.mean(saved_psnr) - result["psnr"]) < 0.1
     np.testing.assert_allclose(result["psnr"], np.mean([m["psnr"] for m in result["images"]]))
+    # The affine colour fit can only lower the error (up to the clipping to [0, 1]).
+    assert all(m["psnr_color_corrected"] >= m["psnr"] - 0.05 for m in result["images"])
+    np.testing.assert_allclose(result["psnr_color_corrected"],
+                               np.mean([m["psnr_color_corrected"] for m in result["images"]]))
     assert result["psnr"] > 16 and 0.3 < result["ssim"] <= 1
 
 
