@@ -9,6 +9,7 @@ no folder behind and raises `CheckpointError` in one line; the older checkpoints
 """
 
 import contextlib
+import dataclasses
 import errno
 import gc
 import hashlib
@@ -127,6 +128,16 @@ def _shapes(tree) -> list:
     return sorted((tuple(x.shape), str(x.dtype)) for x in jax.tree.leaves(tree))
 
 
+def stored_fields(state):
+    """What a checkpoint holds of a train state (a dataclass): its fields that are not None, by
+    name. Fields added to the state later, and None when unused (pose refinement's), are then not
+    in the checkpoint at all, so checkpoints written before they existed still restore. Any other
+    pytree is held as it is."""
+    if not dataclasses.is_dataclass(state):
+        return state
+    return {f.name: getattr(state, f.name) for f in dataclasses.fields(state) if getattr(state, f.name) is not None}
+
+
 def nbytes(tree) -> int:
     """The bytes of the arrays of `tree`: about what a checkpoint of it takes on disk."""
     return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(tree))
@@ -182,7 +193,7 @@ class Checkpointer:
                                   f"another config?") from None
 
     def save(self, step: int, state) -> None:
-        """Writes `state` as checkpoint `step`, with its integrity record.
+        """Writes `state` (a train state: its `stored_fields`) as checkpoint `step`, with its integrity record.
 
         Raises `CheckpointError` (one line: the folder and the cause) when it cannot be written;
         then no folder of this step is left, and the older checkpoints are untouched.
@@ -196,7 +207,7 @@ class Checkpointer:
             raise self._save_error(step, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), needed, free) from None
         try:
             with quiet():
-                self._manager.save(step, args=ocp.args.StandardSave(state), force=True)
+                self._manager.save(step, args=ocp.args.StandardSave(stored_fields(state)), force=True)
             if jax.process_index() == 0:
                 write_integrity(self.directory / str(step))
         except Exception as e:  # Orbax wraps the OSError of the write in its own exceptions
@@ -274,7 +285,7 @@ class Checkpointer:
         return aside
 
     def restore(self, target, step: Optional[int] = None, log: Callable[[str], None] = print):
-        """Restores checkpoint `step` into the structure, shapes and shardings of `target`.
+        """Restores checkpoint `step` into the structure, shapes and shardings of `target` (a train state).
 
         Without `step`, the newest checkpoint whose files are whole: each newer damaged one is
         moved aside to `corrupt-STEP/` with a line to `log`. An explicit `step` that is damaged
@@ -286,7 +297,7 @@ class Checkpointer:
                     else "found none; train first with train.py and the same exp_dir")
             raise CheckpointError(f"no checkpoint {'' if step is None else f'for step {step} '}in {self.directory} "
                                   f"({hint})")
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, stored_fields(target))
         if step is not None:
             try:
                 restored = self._restore_step(step, abstract)
@@ -306,7 +317,11 @@ class Checkpointer:
                 raise CheckpointError(f"no checkpoint in {self.directory} is whole; the damaged ones were moved to "
                                       f"corrupt-STEP/ folders beside them")
             self._manager.reload()
-        return jax.tree.unflatten(jax.tree.structure(target), jax.tree.leaves(restored))
+        # Each field takes the target's own types (FrozenDict, optax states) with the restored arrays.
+        like = lambda template, value: jax.tree.unflatten(jax.tree.structure(template), jax.tree.leaves(value))
+        if not dataclasses.is_dataclass(target):
+            return like(target, restored)
+        return target.replace(**{name: like(getattr(target, name), value) for name, value in restored.items()})
 
     def _whole_steps(self, exclude: int) -> list[int]:
         whole = []

@@ -289,3 +289,32 @@ def test_ctrl_c_saves_and_exits_130(tiny_scene, tmp_path):
     saved = Checkpointer(tmp_path / "checkpoints").steps()
     assert len(saved) == 1 and f"SIGINT: saved checkpoint at step {saved[0]}" in rest
     assert not (tmp_path / run_lock.LOCK_FILE).exists()
+
+
+def test_a_checkpoint_from_before_the_pose_fields_restores(tmp_path):
+    """Checkpoints written before the train state had its optional pose fields (all four fields,
+    by name, as Orbax stores a dataclass) restore into today's state, whose pose fields are None."""
+    import flax
+
+    from mipnerf import models, training
+
+    @flax.struct.dataclass
+    class EarlierState:
+        step: jax.Array
+        params: flax.core.FrozenDict
+        opt_state: object
+        nonfinite_step: jax.Array
+
+    c = tiny_config("", tmp_path)
+    mesh = training.make_mesh()
+    state, _ = training.create_train_state(c, models.build_model(c), mesh)
+    state = state.replace(step=state.step + 7)
+    ckpt = Checkpointer(tmp_path / "checkpoints")
+    ckpt.save(7, EarlierState(state.step, state.params, state.opt_state, state.nonfinite_step))
+    assert sorted(ckpt._manager.item_metadata(7).tree) == ["nonfinite_step", "opt_state", "params", "step"]
+    fresh, _ = training.create_train_state(c, models.build_model(c), mesh)
+    restored = ckpt.restore(fresh)
+    ckpt.close()
+    assert int(restored.step) == 7 and restored.poses is None and restored.pose_opt_state is None
+    for a, b in zip(jax.tree.leaves(restored.params), jax.tree.leaves(state.params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
