@@ -168,7 +168,9 @@ def background_color(config) -> jnp.ndarray:
     return jnp.ones(3) if config.white_background else jnp.zeros(3)
 
 
-DUMMY_IMAGE = jnp.zeros((1,), jnp.int32)  # the training image of `create_train_state`'s one ray, so that every table is made
+# The training image of `create_train_state`'s one ray, so that every table is made. numpy: a jax
+# array made at import would start the backend before `jax.distributed.initialize`.
+DUMMY_IMAGE = np.zeros((1,), np.int32)
 
 
 def saved_num_images(config, step: Optional[int] = None) -> int:
