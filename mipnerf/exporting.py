@@ -14,14 +14,13 @@ def export_box(train: datasets.Split, config) -> tuple[np.ndarray, float]:
     (`camera.scene_center`); `config.export_bound` gives the half-width, else the region the cameras
     look at: their median distance from the centre, less `near` for a bounded scene (what lies
     within every camera's depth range)."""
-    c2w = np.asarray(train.camtoworlds, np.float64)
-    center = camera.scene_center(c2w)
+    orbit = camera.camera_orbit(train.camtoworlds)
     if config.export_bound > 0:
-        return center, float(config.export_bound)
-    distance = float(np.median(np.linalg.norm(c2w[:, :3, 3] - center, axis=-1)))
+        return orbit.center, float(config.export_bound)
+    distance = float(np.median(orbit.distances))
     if not config.contraction and distance - config.near > 0.1 * distance:
         distance -= config.near
-    return center, distance
+    return orbit.center, distance
 
 
 def export(config, explicit=None, log=print) -> list[pathlib.Path]:

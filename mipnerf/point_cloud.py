@@ -53,9 +53,9 @@ def export_points(renderer: rendering.Renderer, points_fn, train: datasets.Split
     kept_points, kept_colors = [], []
     for n in tqdm.tqdm(views, desc="point cloud: render views", unit="view"):
         cam = jax.tree.map(lambda x: x[n], cameras)
-        outs = jax.device_get(list(rendering.image_chunks(points_fn, renderer.params, cam, lens, config.render_chunk,
-                                                          renderer.mesh)))
-        points, rgb, keep = (np.concatenate(x)[:train.height * train.width] for x in zip(*outs))
+        points, rgb, keep = rendering.concat_chunks(
+            rendering.image_chunks(points_fn, renderer.params, cam, lens, config.render_chunk, renderer.mesh),
+            train.height * train.width)
         keep &= np.all(np.abs(points - center) <= half_width, axis=-1)
         kept_points.append(points[keep])
         kept_colors.append(rgb[keep])

@@ -53,12 +53,17 @@ def image_chunks(render_fn, params, cameras: camera.Cameras, lens: camera.Lens, 
         yield render_fn(params, cameras, jax.device_put(pixels, sharding), lens)
 
 
+def concat_chunks(outs, num: int):
+    """All chunks' outputs (`image_chunks`, any pytree of [chunk, ...] arrays) read back to the host
+    and joined leaf by leaf into [num, ...], the last chunk's padding dropped."""
+    return jax.tree.map(lambda *leaves: np.concatenate(leaves)[:num], *jax.device_get(list(outs)))
+
+
 def join_chunks(outs, height: int, width: int) -> Image:
     """The `Image` of a view from all its chunks' outputs (`image_chunks`), read back to the host."""
-    outs = jax.device_get(list(outs))
-    join = lambda field: np.concatenate([getattr(o, field) for o in outs])[:height * width]
-    return Image(rgb=join("rgb").reshape(height, width, 3), depth=join("depth").reshape(height, width),
-                 acc=join("acc").reshape(height, width))
+    out = concat_chunks(outs, height * width)
+    return Image(rgb=out.rgb.reshape(height, width, 3), depth=out.depth.reshape(height, width),
+                 acc=out.acc.reshape(height, width))
 
 
 def render_image(render_fn, params, cameras: camera.Cameras, lens: camera.Lens, chunk: int, mesh: Mesh) -> Image:

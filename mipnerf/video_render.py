@@ -61,7 +61,7 @@ def file_views(path: pathlib.Path, config) -> tuple[np.ndarray, camera.Intrinsic
     if min(height, width) < 1:
         raise ConfigError(f"config.render_factor={config.render_factor}: expected at most the image size "
                           f"({views.width}x{views.height} pixels, in {path})")
-    focal = 0.5 * height / np.tan(0.5 * views.fovs)
+    focal = camera.focal_from_fov(height, views.fovs)
     return views.camtoworlds, camera.Intrinsics.pinhole(focal, width, height, count=len(focal)), height, width, views.fps
 
 

@@ -137,6 +137,11 @@ class Viewer:
             state.moved_at = time.monotonic()
             self._update_frustums(state)
 
+    def _states(self) -> list["_Client"]:
+        """The connected browsers' states, copied under the lock (viser's threads add and remove them)."""
+        with self.lock:
+            return list(self.clients.values())
+
     def _disconnect(self, handle: viser.ClientHandle) -> None:
         with self.lock:
             self.clients.pop(handle.client_id, None)
@@ -159,9 +164,10 @@ class Viewer:
         """Frustums with thumbnails; keeps the cameras and, for scoring, the images downsampled (not the split)."""
         c2ws = np.asarray(train.camtoworlds, np.float64)
         self.camtoworlds = c2ws
-        self.center = camera.scene_center(c2ws)
+        orbit = camera.camera_orbit(c2ws)
+        self.center = orbit.center
         # The training cameras' median distance from the centre: the scale of frustums and ray bounds.
-        self.scene_size = float(np.median(np.linalg.norm(c2ws[:, :3, 3] - self.center, axis=-1))) or 1.0
+        self.scene_size = float(np.median(orbit.distances)) or 1.0
         self.fovs = [viewer_camera.vertical_fov(float(fy), train.height) for fy in np.asarray(train.intrinsics.fy)]
         self.start_pose, self.start_fov = c2ws[0], self.fovs[0]
         thumb = -(-max(train.height, train.width) // THUMBNAIL_PIXELS)
@@ -215,9 +221,7 @@ class Viewer:
 
         @self.output.on_update
         def _(event) -> None:
-            with self.lock:
-                states = list(self.clients.values())
-            for state in states:
+            for state in self._states():
                 self._send(state)
 
         @self.max_side.on_update
@@ -226,9 +230,7 @@ class Viewer:
 
         @self.show_cameras.on_update
         def _(event) -> None:
-            with self.lock:
-                states = list(self.clients.values())
-            for state in states:
+            for state in self._states():
                 self._update_frustums(state)
 
     # --- rendering ----------------------------------------------------------------------------
@@ -285,8 +287,7 @@ class Viewer:
         """The generator to advance by one chunk: a browser's frame, else a training camera's score."""
         if self.params is None:
             return None
-        with self.lock:
-            states = list(self.clients.values())
+        states = self._states()
         for state in states:
             target = self._target(state)
             if target is None:
