@@ -104,6 +104,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.pose_lr_final = 1e-5
     c.pose_warmup_steps = 1000  # the corrections stay frozen (learning rate 0) until the field has settled
     c.pose_decay = 1e-2  # decoupled weight decay towards the loaded pose (AdamW's, scaled by the learning rate)
+    # eval.py of a run with pose_refine also scores each test view after fitting its pose to its
+    # image for this many steps of batch_size pixels, the model frozen (0: only the poses as given).
+    c.eval_pose_steps = 200
 
     # Per-image appearance (captures whose exposure or white balance varies; see README, "Per-image
     # appearance"). Views that are not training images use the mean vector and no transform.

@@ -30,6 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.lr_init = 5e-3
     c.lr_final = 5e-4
     c.lr_delay_steps = 100
+    c.pose_warmup_steps = 200  # a fifth of the run, as 1000 of 5000 would be (when pose_refine is on)
     c.checkpoint_every = 250
     c.log_every = 50
     c.val_every = 500

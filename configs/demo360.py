@@ -24,7 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.num_nerf_samples = 32
     c.max_deg_point = 8
     for field in ("prop_depth", "prop_width", "nerf_depth", "nerf_width", "skip_layer", "bottleneck_width",
-                  "view_width", "batch_size", "grad_accum", "max_steps", "lr_init", "lr_final", "lr_delay_steps",
+                  "view_width", "batch_size", "grad_accum", "max_steps", "lr_init", "lr_final", "lr_delay_steps", "pose_warmup_steps",
                   "checkpoint_every", "log_every", "val_every", "render_chunk"):
         c[field] = small[field]
     c.max_steps = 1000

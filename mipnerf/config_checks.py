@@ -40,7 +40,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                   "bottleneck_width", "view_width", "render_frames", "render_fps", "render_factor"):
         _require(int(c[field]) >= 1, field, "an integer >= 1", c[field])
     _require(c.batch_size % c.grad_accum == 0, "grad_accum", f"a divisor of batch_size ({c.batch_size})", c.grad_accum)
-    for field in ("llffhold", "view_depth", "val_every", "lr_delay_steps", "pose_warmup_steps", "appearance_dim", "min_deg_point", "deg_view", "eval_step"):
+    for field in ("llffhold", "view_depth", "val_every", "lr_delay_steps", "pose_warmup_steps", "eval_pose_steps", "appearance_dim", "min_deg_point", "deg_view", "eval_step"):
         _require(int(c[field]) >= 0, field, "an integer >= 0", c[field])
     _require(c.max_deg_point > c.min_deg_point, "max_deg_point", f"an integer > min_deg_point ({c.min_deg_point})", c.max_deg_point)
     _require(c.near >= 0, "near", "a distance >= 0", c.near)

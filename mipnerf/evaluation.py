@@ -7,7 +7,7 @@ import imageio.v3 as iio
 import numpy as np
 from tensorboardX import SummaryWriter
 
-from mipnerf import datasets, metrics, rendering, run_config, video
+from mipnerf import datasets, metrics, pose_refine, rendering, run_config, test_pose, video
 from mipnerf.config_checks import check_config
 
 
@@ -26,10 +26,37 @@ def score_and_save(index: int, image: rendering.Image, gt: np.ndarray, out_dir: 
     color, depth = f"color_{index:03d}.png", f"depth_{index:03d}.png"
     iio.imwrite(out_dir / color, video.to_uint8(rgb))
     iio.imwrite(out_dir / depth, video.depth_image(image.depth, image.acc, disparity))
-    scores = {"color": color, "depth": depth, "psnr": metrics.psnr(rgb, gt, mask),
-              "psnr_color_corrected": metrics.color_corrected_psnr(rgb, gt, mask), "ssim": metrics.ssim(rgb, gt, mask)}
+    scores = dict(color=color, depth=depth, **scores_of(rgb, gt, mask))
     window = metrics.ssim_window(*rgb.shape[:2])
     return scores if window == metrics.SSIM_WINDOW else dict(scores, ssim_window=window)
+
+
+def scores_of(rgb: np.ndarray, gt: np.ndarray, mask=None) -> dict:
+    """{"psnr", "psnr_color_corrected", "ssim"} of a render `rgb` (in [0, 1]) against `gt`, over the kept pixels."""
+    return {"psnr": metrics.psnr(rgb, gt, mask), "psnr_color_corrected": metrics.color_corrected_psnr(rgb, gt, mask),
+            "ssim": metrics.ssim(rgb, gt, mask)}
+
+
+def pose_optimised_scores(renderer: rendering.Renderer, split, config) -> list:
+    """Each view of `split` scored after its pose is fitted to its image (`test_pose`), the model frozen.
+
+    Returns:
+      One dict per view: {"psnr_test_pose_optimized", "psnr_color_corrected_test_pose_optimized",
+      "ssim_test_pose_optimized", "test_pose_rotation_deg": the fitted correction's angle,
+      "test_pose_translation": its length, in the model's units}.
+    """
+    refine_fn = test_pose.make_refine_fn(config, renderer.model)
+    corrections = test_pose.optimised_poses(refine_fn, renderer.params, split, config)
+    camtoworlds = pose_refine.apply_numpy(corrections, split.camtoworlds)
+    views = rendering.render_views(renderer, camtoworlds, split.intrinsics, split.height, split.width, config,
+                                   desc="eval, test poses optimised")
+    out = []
+    for i, image in enumerate(views):
+        scores = scores_of(np.clip(image.rgb, 0.0, 1.0), split.colors(i), split.mask(i))
+        out.append({f"{key}_test_pose_optimized": value for key, value in scores.items()} | {
+            "test_pose_rotation_deg": float(pose_refine.angles_deg(corrections[i:i + 1])[0]),
+            "test_pose_translation": float(np.linalg.norm(corrections[i, 3:]))})
+    return out
 
 
 def mean_psnr(renderer: rendering.Renderer, split, config, views=None) -> float:
@@ -55,6 +82,11 @@ def evaluate(config, log=print, explicit=None) -> dict:
       The contents of metrics.json: {"step", "psnr", "psnr_color_corrected", "ssim" (means over
       the views), "images": [{"color", "depth", "ground_truth", "psnr", "psnr_color_corrected",
       "ssim"}, ...] in test-split order}.
+      A run trained with `pose_refine` (and `eval_pose_steps` > 0) is also scored with each test
+      pose fitted to its image, the model frozen (`test_pose`): "psnr_test_pose_optimized",
+      "psnr_color_corrected_test_pose_optimized", "ssim_test_pose_optimized" and "eval_pose_steps"
+      beside the figures for the poses as given, and per view the same with
+      "test_pose_rotation_deg" and "test_pose_translation" (`pose_optimised_scores`).
       A multiscale scene adds each image's "scale", "per_scale": [{"scale", "width", "height",
       "psnr", "ssim", "count"}, ...] and "psnr_scale_mean", "ssim_scale_mean": the means of the
       per-scale means (how mip-NeRF reports its average).
@@ -68,16 +100,24 @@ def evaluate(config, log=print, explicit=None) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     disparity = config.ray_spacing == "disparity"
     multiscale = config.dataset == "multiscale"
+    optimise_poses = config.pose_refine and config.eval_pose_steps > 0
     images = []
     for split in scales:
         views = rendering.render_views(renderer, split.camtoworlds, split.intrinsics, split.height, split.width, config,
                                        desc="eval" if not multiscale else f"eval scale {split.scale}")
-        for i, image in enumerate(views):
-            scores = score_and_save(len(images), image, split.colors(i), out_dir, disparity, split.mask(i))
-            images.append(dict(scores, ground_truth=split.files[i], **({"scale": split.scale} if multiscale else {})))
-    result = {"step": renderer.step, "psnr": float(np.mean([m["psnr"] for m in images])),
-              "psnr_color_corrected": float(np.mean([m["psnr_color_corrected"] for m in images])),
-              "ssim": float(np.mean([m["ssim"] for m in images])), "images": images}
+        scored = [score_and_save(len(images) + i, image, split.colors(i), out_dir, disparity, split.mask(i))
+                  for i, image in enumerate(views)]
+        if optimise_poses:
+            scored = [a | b for a, b in zip(scored, pose_optimised_scores(renderer, split, config))]
+        images += [dict(scores, ground_truth=split.files[i], **({"scale": split.scale} if multiscale else {}))
+                   for i, scores in enumerate(scored)]
+    mean = lambda key: float(np.mean([m[key] for m in images]))
+    result = {"step": renderer.step, "psnr": mean("psnr"), "psnr_color_corrected": mean("psnr_color_corrected"),
+              "ssim": mean("ssim")}
+    if optimise_poses:
+        result.update({key: mean(key) for key in ("psnr_test_pose_optimized", "psnr_color_corrected_test_pose_optimized",
+                                                  "ssim_test_pose_optimized")}, eval_pose_steps=config.eval_pose_steps)
+    result["images"] = images
     if multiscale:
         result.update(scale_means(scales, images))
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
@@ -85,6 +125,8 @@ def evaluate(config, log=print, explicit=None) -> dict:
         writer.add_scalar("eval/psnr", result["psnr"], renderer.step)
         writer.add_scalar("eval/psnr_color_corrected", result["psnr_color_corrected"], renderer.step)
         writer.add_scalar("eval/ssim", result["ssim"], renderer.step)
+        if optimise_poses:
+            writer.add_scalar("eval/psnr_test_pose_optimized", result["psnr_test_pose_optimized"], renderer.step)
         for row in result.get("per_scale", []):
             writer.add_scalar(f"eval/psnr_scale{row['scale']}", row["psnr"], renderer.step)
             writer.add_scalar(f"eval/ssim_scale{row['scale']}", row["ssim"], renderer.step)
@@ -93,6 +135,10 @@ def evaluate(config, log=print, explicit=None) -> dict:
     log(f"step {renderer.step}: PSNR {result['psnr']:.2f} dB "
         f"(colour-corrected {result['psnr_color_corrected']:.2f} dB), SSIM {result['ssim']:.4f} "
         f"(mean of {len(images)} test views); wrote {out_dir}")
+    if optimise_poses:
+        log(f"with each test pose optimised ({config.eval_pose_steps} steps, model frozen): "
+            f"PSNR {result['psnr_test_pose_optimized']:.2f} dB (colour-corrected "
+            f"{result['psnr_color_corrected_test_pose_optimized']:.2f} dB), SSIM {result['ssim_test_pose_optimized']:.4f}")
     return result
 
 

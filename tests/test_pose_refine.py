@@ -10,7 +10,7 @@ import pytest
 
 from captures import write_capture
 from helpers import tiny_config
-from mipnerf import datasets, models, pose_export, pose_refine, train_images, trainer, training
+from mipnerf import datasets, evaluation, models, pose_export, pose_refine, test_pose, train_images, trainer, training
 from mipnerf.datasets import colmap, colmap_model, demo, scene_frame
 from mipnerf.errors import ConfigError
 
@@ -82,27 +82,58 @@ def scene32(tmp_path_factory):
     return out
 
 
-def test_refinement_recovers_a_perturbed_camera(scene32, tmp_path):
-    config = tiny_config(scene32, tmp_path, pose_refine=True, pose_warmup_steps=100, max_steps=400,
-                         pose_lr_init=3e-3, pose_lr_final=3e-4, pose_decay=0.0)
+TURNED, TURN = 3, np.radians(3.0) * np.array([0.6, 0.8, 0.0])  # the camera that is turned, and by how much
+
+
+def turned(camtoworlds: np.ndarray, k: int) -> np.ndarray:
+    """`camtoworlds` with camera k turned by TURN about its own centre."""
+    wrong = np.concatenate([TURN, np.zeros(3)])[None]
+    out = camtoworlds.copy()
+    out[k, :3] = pose_refine.apply_numpy(wrong, camtoworlds[k:k + 1])[0, :3]
+    return out
+
+
+@pytest.fixture(scope="module")
+def refined_run(scene32, tmp_path_factory):
+    """400 steps on scene32 with training camera TURNED turned by 3 degrees and pose refinement on:
+    (config, model, final state, the loaded training split, the turned cameras)."""
+    config = tiny_config(scene32, tmp_path_factory.mktemp("refined"), pose_refine=True, pose_warmup_steps=100,
+                         max_steps=400, pose_lr_init=3e-3, pose_lr_final=3e-4, pose_decay=0.0, eval_pose_steps=100)
     mesh = training.make_mesh()
     split = datasets.load_split(config, "train")
-    k, true = 3, split.camtoworlds[3].copy()
-    wrong = np.zeros((1, 6))
-    wrong[0, :3] = np.radians(3.0) * np.array([0.6, 0.8, 0.0])
-    camtoworlds = split.camtoworlds.copy()
-    camtoworlds[k, :3] = pose_refine.apply_numpy(wrong, camtoworlds[k:k + 1])[0, :3]
-    split = split._replace(camtoworlds=camtoworlds)
+    camtoworlds = turned(split.camtoworlds, TURNED)
     model = models.build_model(config)
     state, tx = training.create_train_state(config, model, mesh, len(split.images))
-    data = train_images.put_train_images([split], config, mesh)
+    data = train_images.put_train_images([split._replace(camtoworlds=camtoworlds)], config, mesh)
     step = training.make_train_step(config, model, tx, mesh)
-    start = rotation_error_deg(true, camtoworlds[k])
     for _ in range(config.max_steps):
         state, _ = step(state, data)
+    return config, model, state, split, camtoworlds
+
+
+def test_refinement_recovers_a_perturbed_camera(refined_run):
+    _, _, state, split, camtoworlds = refined_run
+    true, k = split.camtoworlds[TURNED], TURNED
+    start = rotation_error_deg(true, camtoworlds[k])
     refined = pose_refine.apply_numpy(np.asarray(state.poses)[k:k + 1], camtoworlds[k:k + 1])[0]
     error = rotation_error_deg(true, refined)
     assert abs(start - 3.0) < 1e-3 and error < start / 3, (start, error)
+
+
+def test_test_pose_optimisation_recovers_a_turned_view_with_the_model_frozen(refined_run):
+    """A view the model knows, given turned by 3 degrees, is fitted back by eval's test-pose
+    optimisation; the parameters it renders with are not changed."""
+    config, model, state, split, _ = refined_run
+    k = 7  # a camera the training did not turn, refined little
+    true = pose_refine.apply_numpy(np.asarray(state.poses)[k:k + 1], split.camtoworlds[k:k + 1])[0]
+    view = split._replace(camtoworlds=turned(split.camtoworlds, k)[k:k + 1], images=split.images[k:k + 1],
+                          intrinsics=split.intrinsics.take(slice(k, k + 1)))
+    before = jax.tree.map(np.array, state.params)
+    corrections = test_pose.optimised_poses(test_pose.make_refine_fn(config, model), state.params, view, config)
+    fitted = pose_refine.apply_numpy(corrections, view.camtoworlds)[0]
+    start, error = rotation_error_deg(true, view.camtoworlds[0]), rotation_error_deg(true, fitted)
+    assert start > 2.5 and error < start / 3, (start, error)
+    jax.tree.map(np.testing.assert_array_equal, before, jax.tree.map(np.array, state.params))
 
 
 def test_exported_colmap_model_reads_back_as_the_refined_cameras(tmp_path):
@@ -151,10 +182,17 @@ def test_resume_with_another_pose_refine_fails_in_one_line(tiny_scene, tmp_path)
 
 def test_a_refined_run_exports_its_cameras_and_restores_for_eval(tiny_scene, tmp_path):
     config = tiny_config(tiny_scene, tmp_path, max_steps=3, checkpoint_every=3, pose_refine=True,
-                         pose_warmup_steps=1)
+                         pose_warmup_steps=1, eval_pose_steps=2)
     state = trainer.train(config, log=lambda s: None)
     frames = json.loads((tmp_path / pose_export.CAMERAS_FILE).read_text())["frames"]
     assert len(frames) == state.poses.shape[0] and any(f["rotation_deg"] > 0 for f in frames)
     model = models.build_model(config)
     restored = training.restore_train_state(config, model, training.make_mesh(), log=lambda s: None)
     np.testing.assert_array_equal(restored.poses, state.poses)
+    lines = []
+    result = evaluation.evaluate(config, log=lines.append)
+    assert result["eval_pose_steps"] == 2
+    for key in ("psnr", "psnr_color_corrected", "ssim"):
+        assert np.isfinite(result[f"{key}_test_pose_optimized"])
+        assert all(f"{key}_test_pose_optimized" in image for image in result["images"])
+    assert lines[-1].startswith("with each test pose optimised (2 steps, model frozen): PSNR")
