@@ -1,6 +1,7 @@
 """Cone-cast rays of a pinhole camera in the Blender convention."""
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from mipnerf import camera
 
@@ -119,3 +120,20 @@ def test_ndc_rays_cover_the_frustum_from_the_near_plane_to_infinity():
         np.testing.assert_allclose(o + t[:, None] * d, expected, atol=1e-5)
     np.testing.assert_allclose(ndc.viewdirs, world.viewdirs)
     assert np.all(ndc.radii > 0)
+
+
+def test_ndc_radii_are_the_pixel_footprint_on_the_near_plane():
+    """Radii against a finite difference: the distance between the NDC points where neighbouring
+    pixels' world rays cross the near plane z = -1, scaled to the footprint's standard deviation."""
+    height, width, focal = 6, 8, 10.0
+    cam = camera.Intrinsics.pinhole(focal, width, height)
+    c2w = np.eye(4)
+    c2w[:3, :3] = Rotation.from_rotvec([0.05, -0.08, 0.03]).as_matrix()  # turned, as LLFF's cameras are
+    c2w[:3, 3] = [0.1, -0.05, 0.2]
+    world = camera.generate_rays(c2w[None], cam.take(None), height, width, 0.0, 1.0)
+    ndc = camera.generate_rays(c2w[None], cam.take(None), height, width, 0.0, 1.0, ndc=True)
+    o, d = world.origins[0].astype(np.float64), world.directions[0].astype(np.float64)
+    p = o + d * ((-1.0 - o[..., 2:]) / d[..., 2:])
+    in_ndc = np.stack([-(2 * focal / width) * p[..., 0] / p[..., 2], -(2 * focal / height) * p[..., 1] / p[..., 2]], -1)
+    step = np.linalg.norm(np.diff(in_ndc, axis=1), axis=-1)  # pixel (i, j) to (i + 1, j)
+    np.testing.assert_allclose(ndc.radii[0, :, :-1, 0], step * 2 / np.sqrt(12), rtol=1e-6)

@@ -16,7 +16,10 @@ pixel averages `spp` x `spp` stratified sub-pixel rays.
 
 Cameras: a full ring around the centre at radius 2.5 to 3.5 and height 0.6 to 1.4, each looking
 slightly down (8 to 16 degrees) at a point near the z axis, with small jitter and roll like a
-handheld capture; one pinhole camera (vertical FOV `CAMERA_ANGLE_Y`) for every view.
+handheld capture; one pinhole camera (vertical FOV `CAMERA_ANGLE_Y`) for every view. With
+`forward`, a forward-facing capture in the LLFF manner instead (`forward_poses`): cameras on a
+small jittered grid in front of the central shapes, all looking the same way past them at the
+far pillars and the sky.
 
 On disk (the mip-NeRF 360 / COLMAP layout):
 ```
@@ -172,11 +175,12 @@ def focal_length(height: int) -> float:
 
 
 def render_demo360_scene(out_dir, width: int = WIDTH, height: int = HEIGHT, n_images: int = N_IMAGES,
-                         spp: int = SPP, transforms: bool = False) -> None:
+                         spp: int = SPP, transforms: bool = False, forward: bool = False) -> None:
     """Renders the scene into `out_dir` in the mip-NeRF 360 layout (see the module docstring).
 
     `width` and `height` (even) are those of images/; `spp` x `spp` stratified rays are averaged per pixel.
     With `transforms`, also writes transforms.json, as ns-process-data would from the COLMAP model.
+    With `forward`, the cameras are a forward-facing capture's (`forward_poses`) instead of the ring.
     """
     if width % 2 or height % 2:
         raise ValueError(f"image size {width}x{height} must be even, for images_2/")
@@ -185,7 +189,7 @@ def render_demo360_scene(out_dir, width: int = WIDTH, height: int = HEIGHT, n_im
     out_dir = Path(out_dir)
     focal = focal_length(height)
     cam_dirs = subpixel_directions(height, width, focal, spp).astype(F32)
-    c2ws = camera_poses(n_images)
+    c2ws = forward_poses(n_images) if forward else camera_poses(n_images)
     names = [f"IMG_{k:04d}.png" for k in range(n_images)]
     for folder in ("images", "images_2"):
         (out_dir / folder).mkdir(parents=True, exist_ok=True)
@@ -227,6 +231,39 @@ def camera_poses(count: int) -> np.ndarray:
         c2w = look_at(eye, target)
         roll = ROLL_JITTER * jitter[k, 6]
         c2w[:3, :2] = c2w[:3, :2] @ np.array([[np.cos(roll), np.sin(roll)], [-np.sin(roll), np.cos(roll)]])
+        poses.append(c2w)
+    return np.stack(poses)
+
+
+FORWARD_CENTRE = np.array([0.0, -3.2, 0.9])  # the middle of the forward-facing cameras' grid
+FORWARD_SPAN = np.array([1.0, 0.5])  # its width (x) and height (z)
+FORWARD_TARGET = np.array([0.0, 0.0, 0.5])  # every camera looks the way the middle one looks at this point
+FORWARD_TURN = np.radians(1.5)  # each camera is turned off that direction by up to this, like a handheld capture
+
+
+def forward_poses(count: int) -> np.ndarray:
+    """A forward-facing capture's cameras (LLFF's kind): on a jittered grid of about 3:2 spanning
+    `FORWARD_SPAN` around `FORWARD_CENTRE`, facing +y at the central shapes, with the far pillars
+    and the sky behind them; each camera a little turned.
+
+    Returns:
+      [count, 4, 4] float64 camera-to-world matrices in the scene frame (OpenGL convention).
+    """
+    jitter = np.random.default_rng(CAMERA_SEED).uniform(-1.0, 1.0, size=(count, 4))
+    cols = int(np.ceil(np.sqrt(1.5 * count)))
+    rows = int(np.ceil(count / cols))
+    k = np.arange(count)
+    u = ((k % cols + 0.5 + 0.3 * jitter[:, 0]) / cols - 0.5) * FORWARD_SPAN[0]
+    v = ((k // cols + 0.5 + 0.3 * jitter[:, 1]) / rows - 0.5) * FORWARD_SPAN[1]
+    base = look_at(FORWARD_CENTRE, FORWARD_TARGET)
+    poses = []
+    for n in range(count):
+        c2w = base.copy()
+        c2w[:3, 3] = FORWARD_CENTRE + np.array([u[n], 0.0, v[n]])
+        yaw, pitch = FORWARD_TURN * jitter[n, 2], FORWARD_TURN * jitter[n, 3]
+        turn_y = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]])
+        turn_x = np.array([[1, 0, 0], [0, np.cos(pitch), -np.sin(pitch)], [0, np.sin(pitch), np.cos(pitch)]])
+        c2w[:3, :3] = c2w[:3, :3] @ turn_y @ turn_x
         poses.append(c2w)
     return np.stack(poses)
 
