@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.special
 
 from helpers import setup_training, tiny_config
 from mipnerf import coord, evaluation, grid, models, training, video_render
@@ -116,6 +117,64 @@ def test_contraction_scales_points_by_the_cube_root_of_its_jacobian_determinant(
     np.testing.assert_allclose(coord.contract_volume_scale(x), dets ** (1 / 3), rtol=1e-4)
 
 
+def test_encoding_scales_each_level_by_erf_of_its_cells_against_the_points_scale(encoding):
+    enc, params, x = encoding
+    scale = np.random.default_rng(3).uniform(1e-4, 0.05, len(x)).astype(np.float32)
+    plain = np.asarray(enc.apply(params, x)).reshape(len(x), enc.levels, enc.features)
+    scaled = np.asarray(enc.apply(params, x, scale)).reshape(len(x), enc.levels, enc.features)
+    growth = (enc.max_res / enc.min_res) ** (1 / (enc.levels - 1))
+    res = np.floor(enc.min_res * growth ** np.arange(enc.levels) + 1e-6)
+    weight = scipy.special.erf(1 / np.sqrt(8 * (scale[:, None] * res) ** 2))  # [N, L]
+    np.testing.assert_allclose(scaled, plain * weight[..., None], rtol=1e-5, atol=1e-7)
+
+
+def test_grid_inputs_contract_and_normalise_into_the_grids_box():
+    rng = np.random.default_rng(4)
+    dirs = rng.normal(size=(8, 3))
+    dirs /= np.linalg.norm(dirs, axis=-1, keepdims=True)
+    origins = rng.uniform(-0.2, 0.2, (8, 3))
+    t = np.array([0.3, 0.5, 0.9, 2.0, 3.0, 6.0]) * np.ones((8, 1))  # inside and outside the unit ball
+    radii = np.full((8, 1), 2e-3)
+    args = [jnp.asarray(a, jnp.float32) for a in (origins, dirs, t, radii)]
+    bound = 1.3
+    box_points, box_scales = (np.asarray(a, np.float64) for a in grid.grid_inputs(*args, False, bound))
+    points, scales = box_points * 2 * bound - bound, box_scales * 2 * bound  # back to world units
+    r = np.linalg.norm(points, axis=-1, keepdims=True)
+    contracted = np.where(r <= 1, points, (2 - 1 / r) * points / r)
+    volume = np.where(r[..., 0] <= 1, 1.0, np.cbrt((2 * r[..., 0] - 1) ** 2 / r[..., 0] ** 6))
+    got_points, got_scales = grid.grid_inputs(*args, True, bound)
+    np.testing.assert_allclose(got_points, (contracted + 2) / 4, atol=2e-6)
+    np.testing.assert_allclose(got_scales, scales * volume / 4, rtol=2e-5)
+    assert np.all((np.asarray(got_points) > 0) & (np.asarray(got_points) < 1))
+    depth = np.einsum("rsk,rk->rs", points.mean(axis=-2) - origins[:, None], dirs)  # multisamples' mean
+    assert np.all((depth > t[:, :-1]) & (depth < t[:, 1:]))  # lies within its interval
+
+
+def test_grid_decay_is_the_sum_over_levels_of_each_levels_mean_square(tiny_scene, tmp_path):
+    config = grid_config(tiny_scene, tmp_path)
+    model = models.build_model(config)
+    params = training.create_train_state(config, model, training.make_mesh())[0].params
+    expected, tables = 0.0, {}
+    for name, levels, table_log2, min_res, max_res in (
+            ("prop_grid", config.prop_grid_levels, config.prop_grid_table_log2, config.grid_min_res,
+             config.prop_grid_max_res),
+            ("nerf_grid", config.grid_levels, config.grid_table_log2, config.grid_min_res, config.grid_max_res)):
+        table = np.asarray(params["params"][name]["encoding"]["table"], np.float64)
+        table = np.random.default_rng(len(name)).normal(size=table.shape) * np.linspace(0.1, 2, len(table))[:, None]
+        growth = (max_res / min_res) ** (1 / (levels - 1))
+        start = 0
+        for level in range(levels):
+            res = int(np.floor(min_res * growth ** level + 1e-6))
+            size = min((res + 1) ** 3, 2 ** table_log2)
+            expected += np.mean(table[start:start + size] ** 2)
+            start += size
+        assert start == len(table)
+        tables[name] = table
+    params = jax.tree_util.tree_map_with_path(
+        lambda path, x: jnp.asarray(tables[path[1].key], jnp.float32) if path[-1].key == "table" else x, params)
+    np.testing.assert_allclose(float(models.grid_decay(model, params)), expected, rtol=1e-5)
+
+
 def grid_config(scene, exp_dir, **overrides):
     grid_fields = dict(field="grid", grid_levels=6, grid_table_log2=12, grid_min_res=4, grid_max_res=64,
                        prop_grid_levels=3, prop_grid_table_log2=10, prop_grid_max_res=16, grid_width=32,
@@ -141,11 +200,10 @@ def steps_to_gain(psnr, gain):
 
 def test_grid_field_learns_the_scene_in_fewer_steps_than_the_mlp(tiny_scene, tmp_path):
     steps = 200
-    grid_psnr, state = training_psnr(grid_config(tiny_scene, tmp_path, max_steps=steps), steps)
+    grid_psnr, _ = training_psnr(grid_config(tiny_scene, tmp_path, max_steps=steps), steps)
     mlp_psnr, _ = training_psnr(tiny_config(tiny_scene, tmp_path, max_steps=steps), steps)
     assert grid_psnr[-1] > grid_psnr[0] + 8, (grid_psnr[0], grid_psnr[-1])
     assert steps_to_gain(grid_psnr, 8) < steps_to_gain(mlp_psnr, 8), (grid_psnr[::20], mlp_psnr[::20])
-    assert float(models.grid_decay(models.build_model(grid_config(tiny_scene, tmp_path)), state.params)) > 0
 
 
 def test_a_grid_run_trains_evaluates_and_renders(tiny_scene, tmp_path):
