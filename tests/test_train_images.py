@@ -5,7 +5,9 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from captures import CAMERAS, write_capture
@@ -93,6 +95,36 @@ def test_multiscale_draws_are_uniform_over_pixels_and_match_their_images(multisc
         hits += np.bincount(drawn.image, minlength=len(sizes))
     expected = hits.sum() * sizes / sizes.sum()
     assert np.all(np.abs(hits - expected) < 5 * np.sqrt(expected) + 1), np.stack([hits, expected], -1)
+
+
+def test_a_multiscale_steps_gradient_is_the_hand_weighted_losses(multiscale_scene, tmp_path):
+    """The step's update under SGD with learning rate 1 is minus the gradient of the data loss
+    weighted by hand (each ray by its image's 4^scale), computed from the same drawn rays."""
+    config = tiny_config(multiscale_scene, tmp_path, dataset="multiscale", interlevel_loss_mult=0.0,
+                         distortion_loss_mult=0.0, data_loss="mse")
+    mesh = training.make_mesh(jax.devices()[:1])
+    splits = datasets.load_scales(config, "train")
+    images = train_images.put_train_images(splits, config, mesh)
+    model = models.build_model(config)
+    state, _ = training.create_train_state(config, model, mesh)
+    batch = train_images.sample_batch(images, jax.random.PRNGKey(5), 512, mesh)
+    key = jax.random.PRNGKey(6)
+    assert len(np.unique(np.asarray(batch.lossmult))) == 4  # rays of every scale
+
+    def hand_loss(params, weighted: bool):
+        out, _ = model.apply(params, jax.random.split(key, 512), batch.rays, 0.0, training.background_color(config),
+                             batch.image)
+        w = batch.lossmult if weighted else jnp.ones_like(batch.lossmult)
+        return jnp.sum(w * (out.rgb - batch.rgb) ** 2) / (3 * jnp.sum(w))
+
+    sgd = optax.sgd(1.0)
+    state = state.replace(opt_state=sgd.init(state.params))
+    updated, _ = jax.jit(training.make_update(config, model, sgd))(state, batch, key)
+    step_grads = jax.tree.map(lambda a, b: a - b, state.params, updated.params)
+    close = lambda a, b: all(np.allclose(x, y, rtol=1e-3, atol=1e-7) for x, y in zip(jax.tree.leaves(a),
+                                                                                       jax.tree.leaves(b)))
+    assert close(step_grads, jax.grad(hand_loss)(state.params, True))
+    assert not close(step_grads, jax.grad(hand_loss)(state.params, False))
 
 
 def test_every_pixel_is_reachable_and_none_out_of_range(tiny_scene, tmp_path):
