@@ -328,7 +328,9 @@ def test_a_lock_from_another_host_is_reported_with_how_to_clear_it(tmp_path):
             pass
 
 
-def test_ctrl_c_saves_and_exits_130(tiny_scene, tmp_path):
+@pytest.mark.parametrize("stop,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
+def test_a_stop_signal_saves_and_exits_128_plus_its_number(tiny_scene, tmp_path, stop, code):
+    """A real train.py, stopped in its loop by Ctrl-C (SIGINT) or a scheduler's SIGTERM."""
     flags = ["--config=tests/helpers.py", f"--config.data_dir={tiny_scene}", f"--config.exp_dir={tmp_path}",
              "--config.max_steps=100000", "--config.checkpoint_every=100000"]
     child = subprocess.Popen([sys.executable, "train.py", *flags], cwd=ROOT, stderr=subprocess.PIPE, text=True)
@@ -337,11 +339,11 @@ def test_ctrl_c_saves_and_exits_130(tiny_scene, tmp_path):
         char = child.stderr.read(1)
         assert char, seen
         seen += char
-    child.send_signal(signal.SIGINT)
+    child.send_signal(stop)
     rest = child.stderr.read()
-    assert child.wait(timeout=120) == 130
+    assert child.wait(timeout=120) == code
     saved = Checkpointer(tmp_path / "checkpoints").steps()
-    assert len(saved) == 1 and f"SIGINT: saved checkpoint at step {saved[0]}" in rest
+    assert len(saved) == 1 and f"{stop.name}: saved checkpoint at step {saved[0]}" in rest
     assert not (tmp_path / run_lock.LOCK_FILE).exists()
 
 
