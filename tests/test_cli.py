@@ -37,6 +37,7 @@ def broken_scene(tiny_scene, tmp_path):
     (["--config.basis=cube"], ["config.basis", "icosahedron"]),
     (["--config=configs/360.py", "--config.dataset=demo360", "--config.near=0"], ["config.near", "disparity"]),
     (["--config=configs/missing.py"], ["configs/missing.py"]),
+    (["--config=configs/multiscale.py", "--config.factor=2"], ["config.factor=2", "dataset='multiscale'"]),
     (["--config.num_processes=2"], ["config.num_processes=2", "coordinator_address"]),
     (["--config.coordinator_address=host0", "--config.num_processes=2"], ["host0", "host:port"]),
     (["--config.coordinator_address=127.0.0.1:1", "--config.num_processes=2", "--config.process_id=2"],
