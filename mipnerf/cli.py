@@ -3,11 +3,16 @@
 Exit codes: 0 done; 1 bad input or an unrecoverable fault (a full disk, a damaged checkpoint
 with nothing to fall back on); 130 stopped by Ctrl-C; 143 stopped by SIGTERM. Training saves a
 checkpoint before it stops on either signal.
+
+With the environment variable MIPNERF_DEBUG=1, a user error or an `OSError` also prints its
+traceback before its line: an `OSError` may come from a bug rather than a file the user named.
 """
 
+import os
 import re
 import signal
 import sys
+import traceback
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -19,6 +24,14 @@ from mipnerf.errors import MipNerfError
 def _fail(message: str, code: int = 1, prefix: str = "error: ") -> None:
     print(f"{prefix}{message}", file=sys.stderr)
     sys.exit(code)
+
+
+DEBUG_VARIABLE = "MIPNERF_DEBUG"
+
+
+def _debug() -> bool:
+    """Whether MIPNERF_DEBUG=1 asks for the tracebacks of the errors otherwise printed as one line."""
+    return os.environ.get(DEBUG_VARIABLE) == "1"
 
 
 class _Terminated(BaseException):
@@ -68,7 +81,7 @@ def define_config(default: str = "configs/demo.py"):
 
 def run(main) -> None:
     """`absl.app.run(main)`, printing a `MipNerfError`, an `OSError` or a stop as one line instead
-    of a traceback, with the exit codes of the module docstring."""
+    of a traceback (a traceback too with MIPNERF_DEBUG=1), with the exit codes of the module docstring."""
 
     def guarded(argv):
         logging.set_verbosity(logging.WARNING)  # Orbax logs every file it writes at INFO
@@ -77,9 +90,14 @@ def run(main) -> None:
         try:
             main(argv)
         except MipNerfError as e:
+            if _debug():
+                traceback.print_exc()
             _fail(str(e), e.exit_code, e.prefix)
-        except OSError as e:  # the machine's fault, outside any file we know to name: a full disk, a lost folder
-            _fail(f"{e.strerror or e}{f': {e.filename}' if e.filename else ''}")
+        except OSError as e:  # the machine's fault, outside any file we know to name, or a bug
+            if _debug():
+                traceback.print_exc()
+            where = f": {e.filename}" if e.filename else ""
+            _fail(f"{e.strerror or e}{where} ({DEBUG_VARIABLE}=1 prints where it happened)")
         except KeyboardInterrupt:
             _fail("interrupted (Ctrl-C)", 128 + signal.SIGINT, "")
         except _Terminated:

@@ -1,7 +1,8 @@
 """Checks that a config's values are possible, so that a bad flag fails at once with its name.
 
 `ml_collections.config_flags` already rejects unknown fields and values of the wrong type;
-this module rejects values of the right type that cannot work (a negative batch, near >= far).
+this module rejects values of the right type that cannot work (a negative batch, near >= far),
+and settings that another field's choice would leave unused (`check_used`).
 """
 
 import ml_collections
@@ -21,6 +22,33 @@ RENDER_PATHS = ("spiral", "orbit", "ellipse", "zoom", "file")
 BASES = ("axes", "octahedron", "icosahedron")
 FIELDS = ("mlp", "grid")
 EXPORTS = ("pointcloud", "mesh")  # export.py: mipnerf.exporting
+# Datasets whose splits come from their own files, not from every llffhold-th image.
+SPLIT_BY_FILES = ("blender", "demo", "multiscale")
+
+# Settings that another field's choice leaves unused: (field, its default, the choosing field,
+# whether the choice leaves it unused, why). The defaults are configs/blender.py's.
+UNUSED = (
+    ("factor", 1, "dataset", lambda c: c.dataset == "multiscale",
+     "a multiscale scene's metadata.json gives every image's scale"),
+    ("llffhold", 8, "dataset", lambda c: c.dataset in SPLIT_BY_FILES,
+     "the scene's own files give its train, val and test splits"),
+    ("multiscale_loss", True, "dataset", lambda c: c.dataset != "multiscale",
+     "only a multiscale scene weighs its images' losses"),
+    ("disable_integration", False, "field", lambda c: c.field == "grid",
+     "a grid encodes multisamples of each interval, not its positional encoding"),
+    ("grid_bound", 1.5, "contraction", lambda c: c.contraction,
+     "the grids then span the contracted space, [-2, 2]^3"),
+    ("charbonnier_padding", 0.001, "data_loss", lambda c: c.data_loss != "charbonnier",
+     "only the Charbonnier loss is padded"),
+    ("render_path_file", "", "render_path", lambda c: c.render_path != "file",
+     "render.py reads the file only with render_path='file'"),
+    ("export_resolution", 256, "export", lambda c: c.export != "mesh", "only a mesh is made on a density grid"),
+    ("export_level", 10.0, "export", lambda c: c.export != "mesh", "only a mesh has a surface density"),
+    ("export_obj", False, "export", lambda c: c.export != "mesh", "only a mesh is written as OBJ too"),
+    ("export_points", 1_000_000, "export", lambda c: c.export != "pointcloud", "only a point cloud is subsampled"),
+    ("export_views", 0, "export", lambda c: c.export != "pointcloud",
+     "only a point cloud is rendered from training views"),
+)
 
 
 def _require(ok: bool, field: str, expected: str, value) -> None:
@@ -28,8 +56,20 @@ def _require(ok: bool, field: str, expected: str, value) -> None:
         raise ConfigError(f"config.{field}={value!r}: expected {expected}")
 
 
+def check_used(config: ml_collections.ConfigDict) -> None:
+    """Raises ConfigError when a field of `UNUSED` is set away from its default where another
+    field's value leaves it unused, naming both fields: a setting that would do nothing is refused
+    rather than ignored. Only a value other than the default counts as set, so a config file may
+    leave every field at its default whatever it chooses.
+    """
+    for field, default, choice, unused, why in UNUSED:
+        _require(not unused(config) or config[field] == default, field,
+                 f"{default!r} (its default) with {choice}={config[choice]!r}, which leaves it unused: {why}",
+                 config[field])
+
+
 def check_config(config: ml_collections.ConfigDict) -> None:
-    """Raises ConfigError naming the first field whose value is impossible."""
+    """Raises ConfigError naming the first field whose value is impossible, or unused (`check_used`)."""
     c = config
     _require(c.dataset in DATASETS, "dataset", f"one of {DATASETS}", c.dataset)
     scene = SCENE_FOLDERS.get(c.dataset, "holding transforms_train.json")
@@ -85,3 +125,4 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                   "resample_padding", "dilation_multiplier", "dilation_bias", "rgb_padding", "anneal_slope",
                   "grid_decay_mult", "pose_decay"):
         _require(c[field] >= 0, field, "a value >= 0", c[field])
+    check_used(c)

@@ -11,6 +11,10 @@ Anti-aliasing (Zip-NeRF, Barron et al. 2023): each conical frustum is represente
 points that match its Gaussian's mean and covariance (`coord.frustum_multisamples`), and each
 level's feature is scaled by erf(1 / sqrt(8 sigma^2 res^2)), which is 1 for cells much larger
 than the point's scale sigma and falls to 0 for cells much smaller, whose features would alias.
+
+Points outside the grid's box are clamped onto it: a point takes the features of the nearest
+point of the box's surface (its coordinates clipped to [0, 1]), so the field there is the field
+at the surface, not empty space. Without contraction, `grid_bound` must hold the scene.
 """
 
 import math
@@ -130,7 +134,8 @@ class HashEncoding(nn.Module):
         """Encodes points.
 
         Args:
-          x: [..., 3] in [0, 1]^3 (the grid's extent).
+          x: [..., 3] in [0, 1]^3 (the grid's extent); a point outside takes the features of the
+            nearest point of the box (x clipped to [0, 1]^3).
           scale: [...] each point's standard deviation in the same units, or None for points.
 
         Returns:
@@ -159,7 +164,8 @@ def grid_inputs(origins, directions, t, radii, contraction: bool, bound: float, 
       multisamples: points per frustum (`coord.frustum_multisamples`).
 
     Returns:
-      (points [..., S, M, 3], scales [..., S, M]), M = multisamples.
+      (points [..., S, M, 3], scales [..., S, M]), M = multisamples. Points are not clipped:
+      those outside [0, 1]^3 are clamped by the encoding (`HashEncoding`).
     """
     points, scales = coord.frustum_multisamples(origins, directions, t[..., :-1], t[..., 1:], radii, cylinder,
                                                 multisamples)

@@ -1,6 +1,7 @@
 """Entry points as a user runs them: bad input is one line naming the culprit, no traceback."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -36,6 +37,7 @@ def broken_scene(tiny_scene, tmp_path):
     (["--config.basis=cube"], ["config.basis", "icosahedron"]),
     (["--config=configs/360.py", "--config.dataset=demo360", "--config.near=0"], ["config.near", "disparity"]),
     (["--config=configs/missing.py"], ["configs/missing.py"]),
+    (["--config=configs/multiscale.py", "--config.factor=2"], ["config.factor=2", "dataset='multiscale'"]),
     (["--config.num_processes=2"], ["config.num_processes=2", "coordinator_address"]),
     (["--config.coordinator_address=host0", "--config.num_processes=2"], ["host0", "host:port"]),
     (["--config.coordinator_address=127.0.0.1:1", "--config.num_processes=2", "--config.process_id=2"],
@@ -112,3 +114,33 @@ def test_too_few_training_images_gives_one_line(tmp_path):
     result = run_train("--config=configs/demo360.py", "--config.dataset=colmap", f"--config.data_dir={tmp_path / 'capture'}",
                        f"--config.exp_dir={tmp_path / 'exp'}")
     assert_one_line_error(result, "2 images leave 1 training image", "llffhold=8", "at least 2")
+
+
+# An entry point whose main meets an OSError from a bug: a file nobody named, deep in the code.
+OSERROR_DRIVER = """
+import errno, os
+from mipnerf import cli
+def read_weights():
+    raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), "/nowhere/weights.bin")
+cli.run(lambda argv: read_weights())
+"""
+
+
+def run_oserror_driver(debug: bool):
+    env = {k: v for k, v in os.environ.items() if k != "MIPNERF_DEBUG"}
+    env.update(dict(MIPNERF_DEBUG="1") if debug else {}, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-c", OSERROR_DRIVER], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
+def test_an_oserror_is_one_line_that_says_how_to_see_where_it_came_from():
+    result = run_oserror_driver(debug=False)
+    assert_one_line_error(result, "No such file or directory: /nowhere/weights.bin", "MIPNERF_DEBUG=1")
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_mipnerf_debug_prints_the_traceback_of_an_oserror():
+    result = run_oserror_driver(debug=True)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "in read_weights" in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: No such file or directory: /nowhere/weights.bin")

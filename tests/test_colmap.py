@@ -203,6 +203,21 @@ def test_bounds_from_points_are_depth_percentiles(tmp_path):
     np.testing.assert_allclose(split.bounds[2], np.percentile(depths, [0.1, 99.9]) * scale, rtol=1e-5)
 
 
+def test_an_image_that_sees_no_3d_point_gets_the_widest_bounds_of_the_others(tmp_path):
+    capture = captures.write_capture(tmp_path, count=6)
+    blind, images = 4, dict(capture["model"].images)
+    assert len(images[blind].xys) > 0  # it keeps its 2D points; none of them has a 3D point (id -1)
+    images[blind] = images[blind]._replace(point3d_ids=np.full_like(images[blind].point3d_ids, -1))
+    cm.write_model(capture["model"]._replace(images=images), tmp_path / "sparse" / "0")
+    bounds = colmap.read_frames(tmp_path).bounds  # rows in name order: image id k is row k - 1
+    seen = [k for k in sorted(images) if k != blind]
+    depths = [(capture["points"][images[k].point3d_ids - 1] @ cm.qvec_to_rotmat(images[k].qvec).T
+               + images[k].tvec)[:, 2] for k in seen]
+    others = np.array([np.percentile(d, [0.1, 99.9]) for d in depths])
+    np.testing.assert_allclose(bounds[np.array(seen) - 1], others, rtol=1e-6)
+    np.testing.assert_allclose(bounds[blind - 1], [others[:, 0].min(), others[:, 1].max()], rtol=1e-6)
+
+
 def test_truncated_binary_and_malformed_text_name_the_file_and_line(tmp_path):
     captures.write_capture(tmp_path / "a", count=4)
     images = tmp_path / "a" / "sparse" / "0" / "images.bin"

@@ -20,7 +20,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from helpers import ROOT, assert_one_line_error, interrupt_after, setup_training, tiny_config
-from mipnerf import checkpoints, run_config, run_lock, trainer
+from mipnerf import checkpoints, datasets, run_config, run_lock, trainer
 from mipnerf.checkpoints import Checkpointer
 from mipnerf.errors import CheckpointError, ConfigError
 
@@ -224,10 +224,64 @@ def test_explicit_scene_fields_win_and_model_fields_follow_the_run(tiny_scene, t
         run_config.for_restore(config(tiny_scene, tmp_path, nerf_width=64), explicit={"nerf_width"})
 
 
-def test_every_field_the_model_reads_travels_with_the_run():
-    read = set(re.findall(r"config\.(\w+)", (ROOT / "mipnerf" / "models.py").read_text()))
-    how_not_what = {"precision", "remat"}  # how the model computes, not what: a run may change them
-    assert read - how_not_what <= set(run_config.MODEL_FIELDS), read - set(run_config.MODEL_FIELDS)
+class ReadFields:
+    """A config that records the name of every field read from it, as an attribute or an item."""
+
+    def __init__(self, config):
+        self.__dict__.update(_config=config, read=set())
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        self.read.add(name)
+        return self._config[name]
+
+    __getitem__ = __getattr__
+
+    def __contains__(self, name):
+        return name in self._config
+
+
+def fields_read_by_the_model(config, split) -> set[str]:
+    """The fields of `config` read while building the model, its train state, a training step and a
+    render of `split`'s first camera (traced, not compiled)."""
+    from mipnerf import camera, models, rendering, train_images, training
+
+    recorded, mesh, count = ReadFields(config), training.make_mesh(), len(split.camtoworlds)
+    model, made = models.build_model(recorded, count), {}
+
+    def create():
+        state, made["tx"] = training.create_train_state(recorded, model, mesh, count)
+        return state
+
+    state = jax.eval_shape(create)
+    images = train_images.put_train_images([split], recorded, mesh)
+    jax.eval_shape(training.make_train_step(recorded, model, made["tx"], mesh), state, images)
+    render, lens = rendering.make_render_fn(recorded, model), camera.Lens.of(split.intrinsics)
+    cameras = jax.tree.map(lambda x: x[0], datasets.split_cameras(split, recorded))
+    jax.eval_shape(lambda p, c, px: render(p, c, px, lens), state.params, cameras, np.arange(8, dtype=np.int32))
+    return recorded.read
+
+
+# Fields the model's code reads that do not shape the parameters or the sampling: how it computes
+# (a run may change them), and how it is optimised.
+HOW_NOT_WHAT = {"precision", "remat"}
+OPTIMISATION = {"seed", "batch_size", "grad_accum", "max_steps", "lr_init", "lr_final", "lr_delay_steps",
+                "lr_delay_mult", "adam_beta1", "adam_beta2", "adam_eps", "grad_max_norm", "data_loss",
+                "charbonnier_padding", "multiscale_loss", "interlevel_loss_mult", "distortion_loss_mult",
+                "grid_decay_mult", "pose_lr_init", "pose_lr_final", "pose_warmup_steps", "pose_decay"}
+
+
+def test_every_field_the_model_reads_travels_with_the_run(tiny_scene, tmp_path):
+    """Every field read while the model, its parameters, a step and a render are made is a model
+    field or a known other; and every model field is read by one of the two kinds of field."""
+    read = set()
+    for field in ("mlp", "grid"):
+        plain = config(tiny_scene, tmp_path, field=field, pose_refine=True, appearance_dim=4, appearance_affine=True)
+        read |= fields_read_by_the_model(plain, datasets.load_split(plain, "train"))
+    model = set(run_config.MODEL_FIELDS)
+    assert read - HOW_NOT_WHAT - OPTIMISATION <= model, read - HOW_NOT_WHAT - OPTIMISATION - model
+    assert model <= read, model - read
 
 
 def dead_pid() -> int:
@@ -274,7 +328,9 @@ def test_a_lock_from_another_host_is_reported_with_how_to_clear_it(tmp_path):
             pass
 
 
-def test_ctrl_c_saves_and_exits_130(tiny_scene, tmp_path):
+@pytest.mark.parametrize("stop,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
+def test_a_stop_signal_saves_and_exits_128_plus_its_number(tiny_scene, tmp_path, stop, code):
+    """A real train.py, stopped in its loop by Ctrl-C (SIGINT) or a scheduler's SIGTERM."""
     flags = ["--config=tests/helpers.py", f"--config.data_dir={tiny_scene}", f"--config.exp_dir={tmp_path}",
              "--config.max_steps=100000", "--config.checkpoint_every=100000"]
     child = subprocess.Popen([sys.executable, "train.py", *flags], cwd=ROOT, stderr=subprocess.PIPE, text=True)
@@ -283,11 +339,11 @@ def test_ctrl_c_saves_and_exits_130(tiny_scene, tmp_path):
         char = child.stderr.read(1)
         assert char, seen
         seen += char
-    child.send_signal(signal.SIGINT)
+    child.send_signal(stop)
     rest = child.stderr.read()
-    assert child.wait(timeout=120) == 130
+    assert child.wait(timeout=120) == code
     saved = Checkpointer(tmp_path / "checkpoints").steps()
-    assert len(saved) == 1 and f"SIGINT: saved checkpoint at step {saved[0]}" in rest
+    assert len(saved) == 1 and f"{stop.name}: saved checkpoint at step {saved[0]}" in rest
     assert not (tmp_path / run_lock.LOCK_FILE).exists()
 
 

@@ -81,6 +81,15 @@ def test_gradients_reach_exactly_the_eight_corners_of_each_level(encoding):
     assert len(touched) == 8 * len(enc.layout().res)  # no collisions among one point's corners here
 
 
+def test_points_outside_the_box_take_the_features_of_the_nearest_point_of_its_surface(encoding):
+    enc, params, _ = encoding
+    outside = np.array([[-0.5, 0.3, 0.6], [1.7, 1.2, -3.0], [0.4, 0.5, 2.0]], np.float32)
+    scale = np.full(len(outside), 0.01, np.float32)
+    got = np.asarray(enc.apply(params, outside, scale))
+    np.testing.assert_array_equal(got, enc.apply(params, np.clip(outside, 0, 1), scale))
+    assert np.all(np.abs(got).max(axis=-1) > 0.1)  # features, not empty space
+
+
 def test_multisamples_have_the_frustum_gaussians_mean_and_covariance():
     rng = np.random.default_rng(0)
     origins = rng.normal(size=(8, 3)).astype(np.float32)
