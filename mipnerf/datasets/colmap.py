@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mipnerf.camera import DISTORTION_COEFFICIENTS, Intrinsics
+from mipnerf.camera import DISTORTION_COEFFICIENTS, OPENCV_TO_OPENGL, Intrinsics
 from mipnerf.datasets import colmap_model, scene_frame
 from mipnerf.datasets.blender import process_frames
 from mipnerf.datasets.image_io import downsample, read_image, read_images_into
@@ -29,7 +29,6 @@ from mipnerf.datasets.split import Split
 from mipnerf.errors import ConfigError, DatasetError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-_OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0])
 _announced = set()  # (folder, factor) pairs already told that images/ is downsampled on load
 
 
@@ -52,7 +51,7 @@ def colmap_to_camtoworld(qvec: np.ndarray, tvec: np.ndarray) -> np.ndarray:
     """[4, 4] OpenGL camera-to-world matrix of a COLMAP world-to-camera pose (OpenCV axes)."""
     rotation = colmap_model.qvec_to_rotmat(qvec)
     c2w = np.eye(4)
-    c2w[:3, :3] = rotation.T @ _OPENCV_TO_OPENGL
+    c2w[:3, :3] = rotation.T @ OPENCV_TO_OPENGL
     c2w[:3, 3] = -rotation.T @ np.asarray(tvec, np.float64)
     return c2w
 
