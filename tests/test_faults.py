@@ -20,7 +20,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from helpers import ROOT, assert_one_line_error, interrupt_after, setup_training, tiny_config
-from mipnerf import checkpoints, run_config, run_lock, trainer
+from mipnerf import integrity, run_config, run_lock, trainer
 from mipnerf.checkpoints import Checkpointer
 from mipnerf.errors import CheckpointError, ConfigError
 
@@ -74,7 +74,7 @@ def test_resume_skips_a_damaged_checkpoint_and_moves_it_aside(tiny_scene, tmp_pa
     newest = tmp_path / "checkpoints" / str(2 * EVERY)
     damage(largest_data_file(newest))
     if not record:  # a checkpoint written before integrity records, or cut off just before its record
-        (newest / checkpoints.INTEGRITY).unlink()
+        (newest / integrity.INTEGRITY).unlink()
     messages = []
     resumed = trainer.train(config(tiny_scene, tmp_path), log=messages.append)
     assert any(f"checkpoint {2 * EVERY} is damaged" in m and "corrupt-20" in m for m in messages), messages
@@ -117,19 +117,19 @@ def test_integrity_check_finds_every_kind_of_damage(tmp_path):
     (folder / "d").mkdir(parents=True)
     (folder / "d" / "a").write_bytes(b"x" * 100)
     (folder / "b").write_bytes(b"y" * 10)
-    checkpoints.write_integrity(folder)
-    assert checkpoints.check_integrity(folder) is None
+    integrity.write_integrity(folder)
+    assert integrity.check_integrity(folder) is None
     (folder / "d" / "a").write_bytes(b"x" * 99 + b"z")
-    assert "d/a does not match its checksum" in checkpoints.check_integrity(folder)
+    assert "d/a does not match its checksum" in integrity.check_integrity(folder)
     (folder / "d" / "a").write_bytes(b"x" * 50)
-    assert "d/a has 50 of its 100 bytes" in checkpoints.check_integrity(folder)
+    assert "d/a has 50 of its 100 bytes" in integrity.check_integrity(folder)
     (folder / "d" / "a").unlink()
-    assert "d/a is missing" in checkpoints.check_integrity(folder)
-    (folder / checkpoints.INTEGRITY).write_text("{")
-    assert "cannot be read" in checkpoints.check_integrity(folder)
-    (folder / checkpoints.INTEGRITY).unlink()
+    assert "d/a is missing" in integrity.check_integrity(folder)
+    (folder / integrity.INTEGRITY).write_text("{")
+    assert "cannot be read" in integrity.check_integrity(folder)
+    (folder / integrity.INTEGRITY).unlink()
     with pytest.raises(FileNotFoundError):
-        checkpoints.check_integrity(folder)
+        integrity.check_integrity(folder)
 
 
 # Replaces CheckpointManager.save in a child process: the save of FAIL_STEP leaves a partial
