@@ -6,6 +6,8 @@ SHA-256 of every file in it. Restoring checks those first: a checkpoint whose fi
 short, lost or changed is never read. Without a step, the newest whole checkpoint is used and
 each damaged newer one is moved aside to `corrupt-STEP/` (never deleted). A failed save leaves
 no folder behind and raises `CheckpointError` in one line; the older checkpoints stay as they were.
+A whole checkpoint that holds other arrays than the model's "does not fit this config's model";
+any other failure to restore it is named by its exception's type and message.
 """
 
 import dataclasses
@@ -41,10 +43,32 @@ def _is_read_error(e: BaseException) -> bool:
     return False
 
 
-def _root_cause(e: BaseException) -> str:
-    """The innermost cause of an exception chain, in one line of at most 160 characters."""
+# What Orbax's restore says when the saved tree has other keys than the target's, or an array of
+# another shape (its messages, pinned against the installed Orbax by tests/test_faults.py). It
+# restores numpy arrays of other shapes, and other dtypes, without a word, so `_restore_step`
+# compares the shapes and dtypes itself first.
+TREE_MISMATCH = re.compile(r"Structure mismatch: Target path|tree structures do not match|"
+                           r"Requested shape: .* is not compatible with the stored shape")
+
+
+def _is_tree_mismatch(e: BaseException) -> bool:
+    """Whether `e` is Orbax's refusal of a target whose tree or shapes differ from the checkpoint's."""
+    while e is not None:
+        if TREE_MISMATCH.search(str(e)):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _innermost(e: BaseException) -> BaseException:
     while e.__cause__ is not None:
         e = e.__cause__
+    return e
+
+
+def _root_cause(e: BaseException) -> str:
+    """The innermost cause of an exception chain, in one line of at most 160 characters."""
+    e = _innermost(e)
     text = (str(e).strip().splitlines() or [type(e).__name__])[0]
     return text if len(text) <= 160 else text[:157] + "..."
 
@@ -154,13 +178,14 @@ class Checkpointer:
 
     def _restore_step(self, step: int, abstract):
         """Checkpoint `step` restored into `abstract`: `Damaged` when its files cannot be read,
-        `CheckpointError` when it holds other arrays than the model's."""
+        `CheckpointError` saying so when it holds other arrays than the model's, and naming the
+        exception otherwise."""
         self._check(step)
         verified = (self.directory / str(step) / INTEGRITY).is_file()
         try:
             saved = _shapes(self._manager.item_metadata(step).tree)
         except Exception as e:  # damaged metadata: Orbax and TensorStore raise many kinds
-            raise (self._mismatch(step, e) if verified else Damaged(_root_cause(e))) from None
+            raise (self._failure(step, e) if verified else Damaged(_root_cause(e))) from None
         if saved != _shapes(abstract):
             raise self._mismatch(step, f"it holds {len(saved)} arrays, the model {len(_shapes(abstract))}, "
                                        f"of other shapes")
@@ -172,15 +197,22 @@ class Checkpointer:
                 # TensorStore's reads still in flight finish (and complain) on their own threads.
                 gc.collect()
                 time.sleep(_DRAIN_SECONDS)
-        # Whole files that do not restore hold another model; only unrecorded files that fail to read are damaged.
-        if verified or not _is_read_error(failure):
+        if _is_tree_mismatch(failure):
             raise self._mismatch(step, failure)
-        raise Damaged(_root_cause(failure))
+        if not verified and _is_read_error(failure):  # whole files are not damaged, whatever failed
+            raise Damaged(_root_cause(failure))
+        raise self._failure(step, failure)
 
     def _mismatch(self, step: int, why) -> CheckpointError:
         why = _root_cause(why) if isinstance(why, BaseException) else why
         return CheckpointError(f"checkpoint {self.directory / str(step)} does not fit this config's model ({why}); "
                                f"was it trained with another config?")
+
+    def _failure(self, step: int, e: BaseException) -> CheckpointError:
+        """A restore of checkpoint `step` that failed with `e` for another reason than the model."""
+        inner = _innermost(e)
+        why = f"{type(inner).__name__}: {_root_cause(e)}" if str(inner).strip() else type(inner).__name__
+        return CheckpointError(f"cannot restore checkpoint {self.directory / str(step)}: {why}")
 
     def _move_aside(self, step: int) -> pathlib.Path:
         """Renames checkpoint `step` to `corrupt-STEP` (or `corrupt-STEP.K` if taken); returns the new path."""
