@@ -23,7 +23,7 @@ import numpy as np
 
 from mipnerf.camera import DISTORTION_COEFFICIENTS, OPENCV_TO_OPENGL, Intrinsics
 from mipnerf.datasets import colmap_model, scene_frame
-from mipnerf.datasets.blender import process_frames
+from mipnerf.datasets.frames import check_factor, process_frames
 from mipnerf.datasets.image_io import downsample, read_image, read_images_into
 from mipnerf.datasets.split import Split
 from mipnerf.errors import ConfigError, DatasetError
@@ -247,8 +247,7 @@ def load_split(data_dir, split: str, factor: int = 1, llffhold: int = 8, forward
     Returns:
       A `Split` in the normalised frame, with `bounds` and `transform` set.
     """
-    if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
-        raise ConfigError(f"downsampling factor is {factor!r}; expected an integer >= 1")
+    check_factor(factor)
     data_dir = Path(data_dir)
     frames = read_frames(data_dir, factor)
     transform = normalising_transform(frames, forward_facing, data_dir)

@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from mipnerf.camera import DISTORTION_COEFFICIENTS, Intrinsics
-from mipnerf.datasets import blender, demo
+from mipnerf.datasets import blender, demo, frames
 from mipnerf.datasets.image_io import read_image, read_images_into, to_uint8
 from mipnerf.datasets.scene_cache import cached_scene
 from mipnerf.datasets.split import Split
@@ -42,7 +42,7 @@ SPLITS = ("train", "val", "test")
 
 def _read_metadata(data_dir: Path, split: str) -> tuple[dict, Path]:
     """The split's lists from `metadata.json`, checked: every key, equal lengths."""
-    meta, path = blender.read_json(data_dir, "metadata.json", "the multiscale scene's metadata")
+    meta, path = frames.read_json(data_dir, "metadata.json", "the multiscale scene's metadata")
     if not isinstance(meta, dict) or not isinstance(meta.get(split), dict):
         raise DatasetError(f"{path} has no '{split}' object; expected one per split, each holding the lists {list(KEYS)}")
     lists = meta[split]
@@ -94,7 +94,7 @@ def load_scales(data_dir, split: str, white_background: bool = True, share: tupl
     count = len(lists["file_path"])
     entries = np.arange(count)
     if share[1] > 1:
-        entries = entries[blender.process_frames(count, *share, path)]
+        entries = entries[frames.process_frames(count, *share, path)]
     where = lambda k: f"{path}: split '{split}', entry {k}"
     files = {k: data_dir / str(lists["file_path"][k]) for k in entries}
     groups = {}

@@ -47,11 +47,11 @@ import numpy as np
 
 from mipnerf.camera import Intrinsics
 from mipnerf.datasets import scene_frame
-from mipnerf.datasets.blender import process_frames, read_json
+from mipnerf.datasets.frames import check_factor, process_frames, read_json
 from mipnerf.datasets.colmap import split_indices
 from mipnerf.datasets.image_io import downsample, downsample_mask, image_size, read_image, read_images_into
 from mipnerf.datasets.split import Split
-from mipnerf.errors import ConfigError, DatasetError
+from mipnerf.errors import DatasetError
 
 FILE = "transforms.json"
 PERSPECTIVE = ("OPENCV", "PINHOLE", "SIMPLE_PINHOLE", "SIMPLE_RADIAL", "RADIAL")
@@ -278,8 +278,7 @@ def load_split(data_dir, split: str, factor: int = 1, llffhold: int = 8, white_b
       A `Split` in the normalised frame, with `transform` (the file's world to the model's),
       `applied_transform` (nerfstudio's, or None) and `masks` (None when no frame has one).
     """
-    if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
-        raise ConfigError(f"downsampling factor is {factor!r}; expected an integer >= 1")
+    check_factor(factor)
     data_dir = Path(data_dir)
     frames = read_frames(data_dir)
     json_path = data_dir / FILE
