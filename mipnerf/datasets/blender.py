@@ -13,7 +13,7 @@ import numpy as np
 
 from mipnerf.camera import Intrinsics, focal_from_fov
 from mipnerf.datasets.frames import check_factor, process_frames, read_json
-from mipnerf.datasets.image_io import downsample, read_image, read_images_into
+from mipnerf.datasets.image_io import downsample, read_image, read_images
 from mipnerf.datasets.split import Split
 from mipnerf.errors import DatasetError
 
@@ -72,7 +72,7 @@ def _parse_frame(data_dir: Path, json_path: Path, index: int, frame) -> tuple[Pa
 
 
 def load_split(data_dir, split: str, factor: int = 1, white_background: bool = True,
-               share: tuple[int, int] = (0, 1)) -> Split:
+               share: tuple[int, int] = (0, 1), load_images: bool = True) -> Split:
     """Loads the images and cameras of one split of a nerf_synthetic scene.
 
     Args:
@@ -82,6 +82,8 @@ def load_split(data_dir, split: str, factor: int = 1, white_background: bool = T
       white_background: composite transparent pixels onto white (else black).
       share: (process_index, process_count): load only this process's contiguous block of the
         frames, for multi-host training. Every frame's entry is still checked.
+      load_images: False for the cameras alone: `images` is None, only the first image is decoded (for
+        the size), and the cameras are exactly those of the full load.
 
     Returns:
       A `Split` with N images of [H / factor, W / factor, 3] and their cameras.
@@ -98,13 +100,12 @@ def load_split(data_dir, split: str, factor: int = 1, white_background: bool = T
         image = read_image(path, white_background, _EXPECTED_IMAGE)
         return image.shape[:2], downsample(image, factor, path)
 
-    images = read_images_into(paths, paths, read)
-    height, width = images.shape[1:3]
+    images, (height, width) = read_images(paths, paths, read, load_images)
     focal = focal_from_fov(width, float(meta["camera_angle_x"]))
     return Split(
         images=images,
         camtoworlds=np.stack([matrix for _, matrix in frames]).astype(np.float32),
-        intrinsics=Intrinsics.pinhole(focal, width, height, count=len(images)),
+        intrinsics=Intrinsics.pinhole(focal, width, height, count=len(paths)),
         height=height,
         width=width,
         files=[str(p) for p in paths],

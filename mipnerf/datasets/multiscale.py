@@ -77,13 +77,15 @@ def _entry_camera(lists: dict, k: int, where: str) -> tuple[np.ndarray, tuple]:
     return c2w, (fx, fy, -pix2cam[0, 2] * fx, pix2cam[1, 2] * fy)
 
 
-def load_scales(data_dir, split: str, white_background: bool = True, share: tuple[int, int] = (0, 1)) -> list:
+def load_scales(data_dir, split: str, white_background: bool = True, share: tuple[int, int] = (0, 1),
+                load_images: bool = True) -> list:
     """Loads one split of a multiscale scene as one `Split` per scale (images of one size each).
 
     Args:
       data_dir: folder holding metadata.json and the images.
       split: "train", "val" or "test".
       share: (process_index, process_count): load only this process's contiguous block of the entries.
+      load_images: False for the cameras alone: each `images` is None and no image is decoded.
 
     Returns:
       `Split`s in increasing `scale` (the entries' label), each with `lossmult` [N] and `bounds`
@@ -115,7 +117,7 @@ def load_scales(data_dir, split: str, white_background: bool = True, share: tupl
         cams = [_entry_camera(lists, k, where(k)) for k in members]
         fx, fy, cx, cy = (np.array(v) for v in zip(*(c for _, c in cams)))
         scales.append(Split(
-            images=read_images_into(members, [files[k] for k in members], read),
+            images=read_images_into(members, [files[k] for k in members], read) if load_images else None,
             camtoworlds=np.stack([c2w for c2w, _ in cams]).astype(np.float32),
             intrinsics=Intrinsics(fx, fy, cx, cy, np.zeros((len(members), DISTORTION_COEFFICIENTS)),
                                    np.zeros(len(members), bool)),
