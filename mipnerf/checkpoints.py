@@ -199,7 +199,7 @@ class Checkpointer:
                 time.sleep(_DRAIN_SECONDS)
         if _is_tree_mismatch(failure):
             raise self._mismatch(step, failure)
-        if not verified and _is_read_error(failure):  # whole files are not damaged, whatever failed
+        if not verified and _is_read_error(failure):  # files that passed their record are whole, whatever failed
             raise Damaged(_root_cause(failure))
         raise self._failure(step, failure)
 
