@@ -18,6 +18,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+# The camera axes of the OpenCV convention (+X right, +Y down, +Z forward) in those of the OpenGL
+# one (+Y up, +Z backward), and back, since the flip is its own inverse: the sign of each axis [3],
+# and the same as a [3, 3] matrix (camera-to-world rotations: `R_opengl = R_opencv @ OPENCV_TO_OPENGL`).
+OPENCV_TO_OPENGL_SIGNS = np.array([1.0, -1.0, -1.0])
+OPENCV_TO_OPENGL = np.diag(OPENCV_TO_OPENGL_SIGNS)
+
 
 class Rays(NamedTuple):
     """A bundle of cone-cast rays; every field has the same leading shape `[...]`.
@@ -221,7 +227,7 @@ def camera_directions(u, v, intrinsics: Intrinsics, lens: Lens):
     xd = (u - intrinsics.cx) / intrinsics.fx
     yd = (v - intrinsics.cy) / intrinsics.fy
     opencv = undistort(xd, yd, intrinsics.distortion, intrinsics.fisheye, lens)
-    return opencv * jnp.array([1.0, -1.0, -1.0], opencv.dtype)  # OpenCV (+Y down, +Z forward) to OpenGL
+    return opencv * jnp.asarray(OPENCV_TO_OPENGL_SIGNS, opencv.dtype)
 
 
 def to_ndc(origins, directions, fx, fy, width, height, near: float = 1.0):
@@ -390,7 +396,7 @@ def project(points: np.ndarray, camtoworld: np.ndarray, intrinsics: Intrinsics) 
     """
     c2w = np.asarray(camtoworld, dtype=np.float64)[:3, :4]
     p_cam = (np.asarray(points, dtype=np.float64) - c2w[:3, 3]) @ c2w[:3, :3]
-    xd, yd = np.moveaxis(distort(p_cam * np.array([1.0, -1.0, -1.0]), intrinsics.distortion,
+    xd, yd = np.moveaxis(distort(p_cam * OPENCV_TO_OPENGL_SIGNS, intrinsics.distortion,
                                  bool(intrinsics.fisheye)), -1, 0)
     return np.stack([xd * intrinsics.fx + intrinsics.cx, yd * intrinsics.fy + intrinsics.cy], axis=-1)
 

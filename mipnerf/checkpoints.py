@@ -6,105 +6,32 @@ SHA-256 of every file in it. Restoring checks those first: a checkpoint whose fi
 short, lost or changed is never read. Without a step, the newest whole checkpoint is used and
 each damaged newer one is moved aside to `corrupt-STEP/` (never deleted). A failed save leaves
 no folder behind and raises `CheckpointError` in one line; the older checkpoints stay as they were.
+A whole checkpoint that holds other arrays than the model's "does not fit this config's model";
+any other failure to restore it is named by its exception's type and message.
 """
 
-import contextlib
 import dataclasses
-import errno
 import gc
-import hashlib
-import json
-import os
 import pathlib
 import re
 import shutil
-import sys
-import tempfile
 import time
 from typing import Callable, Optional
 
 import jax
 import orbax.checkpoint as ocp
-from absl import logging
 
+from mipnerf.disk_space import check_free, nbytes, write_failure
 from mipnerf.errors import CheckpointError
+from mipnerf.integrity import INTEGRITY, check_integrity, write_integrity
+from mipnerf.quiet_stderr import quiet
 
-INTEGRITY = "integrity.json"
 _DRAIN_SECONDS = 1.0
 
 
 def checkpoint_dir(exp_dir) -> pathlib.Path:
     """The folder of a run's checkpoints: `exp_dir/checkpoints`."""
     return pathlib.Path(exp_dir) / "checkpoints"
-
-
-def _sha256(path: pathlib.Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def write_integrity(folder: pathlib.Path) -> None:
-    """Records the size and SHA-256 of every file under `folder` in `folder/integrity.json` (atomically)."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != INTEGRITY)
-    record = {str(p.relative_to(folder)): {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in files}
-    tmp = folder / (INTEGRITY + ".tmp")
-    tmp.write_text(json.dumps({"files": record}, indent=1))
-    os.replace(tmp, folder / INTEGRITY)
-
-
-def check_integrity(folder: pathlib.Path) -> Optional[str]:
-    """What is wrong with the files of checkpoint `folder`, in a few words; None when they are whole.
-
-    Raises `FileNotFoundError` when the folder has no integrity record (written before records
-    were kept, or cut off between Orbax's rename and the record), so nothing can be said.
-    """
-    try:
-        record = json.loads((folder / INTEGRITY).read_text())["files"]
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError, KeyError, TypeError):
-        return f"its {INTEGRITY} cannot be read"
-    for name, expected in record.items():
-        path = folder / name
-        if not path.is_file():
-            return f"file {name} is missing"
-        size = path.stat().st_size
-        if size != expected["bytes"]:
-            return f"file {name} has {size} of its {expected['bytes']} bytes"
-        if _sha256(path) != expected["sha256"]:
-            return f"file {name} does not match its checksum"
-    return None
-
-
-@contextlib.contextmanager
-def quiet():
-    """Keeps what Orbax and TensorStore print while failing (log lines, their threads' tracebacks)
-    off the terminal: stderr, at the file descriptor, goes to a discarded file for the block."""
-    verbosity = logging.get_verbosity()
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        logging.set_verbosity(logging.FATAL)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            logging.set_verbosity(verbosity)
-
-
-def _errno(e: BaseException) -> Optional[int]:
-    """The errno of the OSError behind `e`, also where TensorStore gives it only in its message."""
-    while e is not None:
-        if isinstance(e, OSError) and e.errno:
-            return e.errno
-        found = re.search(r"os_error_code='(\d+)'", str(e))
-        if found:
-            return int(found.group(1))
-        e = e.__cause__ or e.__context__
-    return None
 
 
 def _is_read_error(e: BaseException) -> bool:
@@ -116,10 +43,32 @@ def _is_read_error(e: BaseException) -> bool:
     return False
 
 
-def _root_cause(e: BaseException) -> str:
-    """The innermost cause of an exception chain, in one line of at most 160 characters."""
+# What Orbax's restore says when the saved tree has other keys than the target's, or an array of
+# another shape (its messages, pinned against the installed Orbax by tests/test_faults.py). It
+# restores numpy arrays of other shapes, and other dtypes, without a word, so `_restore_step`
+# compares the shapes and dtypes itself first.
+TREE_MISMATCH = re.compile(r"Structure mismatch: Target path|tree structures do not match|"
+                           r"Requested shape: .* is not compatible with the stored shape")
+
+
+def _is_tree_mismatch(e: BaseException) -> bool:
+    """Whether `e` is Orbax's refusal of a target whose tree or shapes differ from the checkpoint's."""
+    while e is not None:
+        if TREE_MISMATCH.search(str(e)):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _innermost(e: BaseException) -> BaseException:
     while e.__cause__ is not None:
         e = e.__cause__
+    return e
+
+
+def _root_cause(e: BaseException) -> str:
+    """The innermost cause of an exception chain, in one line of at most 160 characters."""
+    e = _innermost(e)
     text = (str(e).strip().splitlines() or [type(e).__name__])[0]
     return text if len(text) <= 160 else text[:157] + "..."
 
@@ -136,15 +85,6 @@ def stored_fields(state):
     if not dataclasses.is_dataclass(state):
         return state
     return {f.name: getattr(state, f.name) for f in dataclasses.fields(state) if getattr(state, f.name) is not None}
-
-
-def nbytes(tree) -> int:
-    """The bytes of the arrays of `tree`: about what a checkpoint of it takes on disk."""
-    return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(tree))
-
-
-def _megabytes(n: int) -> str:
-    return f"{n / 2**20:.1f} MB"
 
 
 class Damaged(Exception):
@@ -200,11 +140,9 @@ class Checkpointer:
         """
         needed = nbytes(state)
         try:
-            free = shutil.disk_usage(self.directory).free
+            check_free(self.directory, needed)
         except OSError as e:
             raise self._save_error(step, e, needed) from None
-        if free < needed:
-            raise self._save_error(step, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), needed, free) from None
         try:
             with quiet():
                 self._manager.save(step, args=ocp.args.StandardSave(stored_fields(state)), force=True)
@@ -214,15 +152,8 @@ class Checkpointer:
             self._remove_partial(step)
             raise self._save_error(step, e, needed) from None
 
-    def _save_error(self, step: int, e: BaseException, needed: int, free: Optional[int] = None) -> CheckpointError:
-        code = _errno(e)
-        if code == errno.ENOSPC:
-            left = "" if free is None else f", {_megabytes(free)} free"
-            why = f"no space left on the device (the checkpoint needs about {_megabytes(needed)}{left})"
-        elif code is not None:
-            why = os.strerror(code)
-        else:
-            why = _root_cause(e)
+    def _save_error(self, step: int, e: BaseException, needed: int) -> CheckpointError:
+        why = write_failure(e, needed) or _root_cause(e)
         kept = self.steps() if self.directory.is_dir() else []
         return CheckpointError(f"cannot save checkpoint {step} in {self.directory}: {why}; "
                                f"{f'checkpoints {kept} are intact' if kept else 'no checkpoint was kept'}")
@@ -247,13 +178,14 @@ class Checkpointer:
 
     def _restore_step(self, step: int, abstract):
         """Checkpoint `step` restored into `abstract`: `Damaged` when its files cannot be read,
-        `CheckpointError` when it holds other arrays than the model's."""
+        `CheckpointError` saying so when it holds other arrays than the model's, and naming the
+        exception otherwise."""
         self._check(step)
         verified = (self.directory / str(step) / INTEGRITY).is_file()
         try:
             saved = _shapes(self._manager.item_metadata(step).tree)
         except Exception as e:  # damaged metadata: Orbax and TensorStore raise many kinds
-            raise (self._mismatch(step, e) if verified else Damaged(_root_cause(e))) from None
+            raise (self._failure(step, e) if verified else Damaged(_root_cause(e))) from None
         if saved != _shapes(abstract):
             raise self._mismatch(step, f"it holds {len(saved)} arrays, the model {len(_shapes(abstract))}, "
                                        f"of other shapes")
@@ -265,15 +197,22 @@ class Checkpointer:
                 # TensorStore's reads still in flight finish (and complain) on their own threads.
                 gc.collect()
                 time.sleep(_DRAIN_SECONDS)
-        # Whole files that do not restore hold another model; only unrecorded files that fail to read are damaged.
-        if verified or not _is_read_error(failure):
+        if _is_tree_mismatch(failure):
             raise self._mismatch(step, failure)
-        raise Damaged(_root_cause(failure))
+        if not verified and _is_read_error(failure):  # files that passed their record are whole, whatever failed
+            raise Damaged(_root_cause(failure))
+        raise self._failure(step, failure)
 
     def _mismatch(self, step: int, why) -> CheckpointError:
         why = _root_cause(why) if isinstance(why, BaseException) else why
         return CheckpointError(f"checkpoint {self.directory / str(step)} does not fit this config's model ({why}); "
                                f"was it trained with another config?")
+
+    def _failure(self, step: int, e: BaseException) -> CheckpointError:
+        """A restore of checkpoint `step` that failed with `e` for another reason than the model."""
+        inner = _innermost(e)
+        why = f"{type(inner).__name__}: {_root_cause(e)}" if str(inner).strip() else type(inner).__name__
+        return CheckpointError(f"cannot restore checkpoint {self.directory / str(step)}: {why}")
 
     def _move_aside(self, step: int) -> pathlib.Path:
         """Renames checkpoint `step` to `corrupt-STEP` (or `corrupt-STEP.K` if taken); returns the new path."""

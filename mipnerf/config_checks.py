@@ -20,6 +20,7 @@ SCENE_FOLDERS = {"colmap": "holding images/ and sparse/0/ or poses_bounds.npy", 
 # Camera paths of render.py: mipnerf.video_render.PATHS, and "file" (config.render_path_file).
 RENDER_PATHS = ("spiral", "orbit", "ellipse", "zoom", "file")
 BASES = ("axes", "octahedron", "icosahedron")
+# Kinds of field of the model: mipnerf.models.FIELDS.
 FIELDS = ("mlp", "grid")
 EXPORTS = ("pointcloud", "mesh")  # export.py: mipnerf.exporting
 # Datasets whose splits come from their own files, not from every llffhold-th image.

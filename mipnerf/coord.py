@@ -133,15 +133,24 @@ def inv_contract(z: jnp.ndarray) -> jnp.ndarray:
     return jnp.where(norm <= 1, z, z / (2 * norm - norm**2))
 
 
+def contract_eigenvalues(norm_sq: jnp.ndarray):
+    """The eigenvalues of `contract`'s Jacobian at points of squared norm r^2 = norm_sq [...] (> 0):
+    (radial [...], tangential [...]). Outside the unit ball the radial one, along x, is 1/r^2 (the
+    derivative of (2 - 1/r)) and the tangential one, twice across x, is (2 - 1/r) / r = (2r - 1)/r^2;
+    inside both are 1."""
+    inside = norm_sq <= 1
+    return jnp.where(inside, 1.0, 1 / norm_sq), jnp.where(inside, 1.0, (2 * jnp.sqrt(norm_sq) - 1) / norm_sq)
+
+
 def contract_jacobian(x: jnp.ndarray) -> jnp.ndarray:
     """The Jacobian of `contract` at x: [..., 3] -> [..., 3, 3] (symmetric).
 
-    Outside the unit ball, with r = |x| and u = x / r: J = u u^T / r^2 + (2r - 1) / r^2 (I - u u^T):
-    the radial derivative of (2 - 1/r) is 1/r^2, and the tangential scale is (2 - 1/r) / r.
+    Outside the unit ball, with u = x / |x|: J = radial u u^T + tangential (I - u u^T), the
+    eigenvalues of `contract_eigenvalues`; the identity inside.
     """
     norm_sq = jnp.maximum(jnp.sum(x**2, axis=-1), 1e-12)[..., None, None]
     uu = x[..., :, None] * x[..., None, :] / norm_sq
-    radial, tangential = 1 / norm_sq, (2 * jnp.sqrt(norm_sq) - 1) / norm_sq
+    radial, tangential = contract_eigenvalues(norm_sq)
     outside = radial * uu + tangential * (jnp.eye(3) - uu)
     return jnp.where(norm_sq <= 1, jnp.broadcast_to(jnp.eye(3), outside.shape), outside)
 
@@ -161,10 +170,9 @@ def contract_gaussian(mean: jnp.ndarray, cov: jnp.ndarray):
 
 def contract_volume_scale(x: jnp.ndarray) -> jnp.ndarray:
     """|det J|^(1/3) of `contract` at points [..., 3] -> [...]: how much it shrinks a small isotropic
-    Gaussian there. J has eigenvalue 1/r^2 along x and (2r - 1)/r^2 twice across it (1 inside)."""
-    r_sq = jnp.maximum(jnp.sum(x**2, axis=-1), 1e-12)
-    r = jnp.sqrt(r_sq)
-    return jnp.where(r_sq <= 1, 1.0, ((2 * r - 1) ** 2 / r_sq**3) ** (1 / 3))
+    Gaussian there: the cube root of the product of J's eigenvalues (`contract_eigenvalues`)."""
+    radial, tangential = contract_eigenvalues(jnp.maximum(jnp.sum(x**2, axis=-1), 1e-12))
+    return (radial * tangential**2) ** (1 / 3)
 
 
 # Zip-NeRF's multisample pattern, in a frame with z along the ray: six points on two interleaved
@@ -293,8 +301,8 @@ def interval_gaussians_on_basis(origins, directions, t0, t1, radii, basis, contr
     """The Gaussian of each interval of each ray, optionally contracted, projected onto `basis`.
 
     The interval's covariance is Sigma = alpha I + beta d d^T (alpha = r_var, beta = t_var -
-    r_var / |d|^2), and contraction's Jacobian at the mean is J = b I + (a - b) u u^T (a = 1/r^2,
-    b = (2r - 1)/r^2, u the unit mean, outside the unit ball). So each projection's variance
+    r_var / |d|^2), and contraction's Jacobian at the mean is J = b I + (a - b) u u^T (a, b its radial and
+    tangential `contract_eigenvalues`, u the unit mean). So each projection's variance
     p^T J Sigma J p = alpha |J p|^2 + beta (d . J p)^2 is elementwise work on the dot products
     u . p, d . p and u . d; no 3x3 matrix is formed. Equal to `project_gaussian(*contract_gaussian(...))`.
 
@@ -320,8 +328,7 @@ def interval_gaussians_on_basis(origins, directions, t0, t1, radii, basis, contr
     r_sq = jnp.maximum(jnp.sum(mean**2, axis=-1, keepdims=True), 1e-12)
     r = jnp.sqrt(r_sq)
     inside = r_sq <= 1
-    a = jnp.where(inside, 1.0, 1 / r_sq)
-    b = jnp.where(inside, 1.0, (2 * r - 1) / r_sq)
+    a, b = contract_eigenvalues(r_sq)
     u_p = mean_p / r
     u_d = jnp.sum(mean * d, axis=-1, keepdims=True) / r
     jp_sq = b**2 + (a**2 - b**2) * u_p**2  # |J p|^2

@@ -73,7 +73,23 @@ class MLP(nn.Module):
     rgb_padding: float = 0.001
     disable_integration: bool = False  # NeRF's positional encoding of the means: the variances are dropped
     appearance_dim: int = 0  # length of the appearance vectors the colour branch takes (0: none)
+    basis: str = "axes"  # directions the Gaussians are projected on (coord.basis_directions)
     dtype: jnp.dtype = jnp.float32
+
+    def inputs(self, rays: Rays, t: jnp.ndarray, contraction: bool, cylinder: bool):
+        """What `__call__` takes for the intervals t [..., S+1] of `rays` [...]: the Gaussians'
+        projections on `basis` (means [..., S, K], variances [..., S, K]), contracted with `contraction`,
+        of cylinders rather than cones with `cylinder`."""
+        if self.basis == "axes" and not contraction and not cylinder:
+            mean, var = coord.conical_frustum_to_gaussian(rays.directions, t[..., :-1], t[..., 1:], rays.radii)
+            return mean + rays.origins[..., None, :], var
+        basis = jnp.asarray(coord.basis_directions(self.basis))
+        return coord.interval_gaussians_on_basis(rays.origins, rays.directions, t[..., :-1], t[..., 1:], rays.radii,
+                                                 basis, contraction, cylinder)
+
+    def decay(self, params) -> jnp.ndarray:
+        """The field's weight decay, of its parameters `params`: none."""
+        return jnp.float32(0)
 
     @nn.compact
     def __call__(self, mean: jnp.ndarray, var: jnp.ndarray, viewdirs: Optional[jnp.ndarray] = None,
@@ -122,7 +138,22 @@ class GridField(nn.Module):
     deg_view: int = 4
     rgb_padding: float = 0.001
     appearance_dim: int = 0  # length of the appearance vectors the colour branch takes (0: none)
+    bound: float = 1.5  # without contraction, the grid spans [-bound, bound]^3
     dtype: jnp.dtype = jnp.float32
+
+    def inputs(self, rays: Rays, t: jnp.ndarray, contraction: bool, cylinder: bool):
+        """What `__call__` takes for the intervals t [..., S+1] of `rays` [...]: multisamples
+        (points [..., S, M, 3], scales [..., S, M]), see `grid.grid_inputs`."""
+        return grid.grid_inputs(rays.origins, rays.directions, t, rays.radii, contraction, self.bound, cylinder,
+                                self.multisamples)
+
+    def decay(self, params) -> jnp.ndarray:
+        """Zip-NeRF's weight decay of the hash grid, of the field's parameters `params`: the sum over
+        its levels of the mean squared table entry (so that small coarse levels weigh as much as large fine ones)."""
+        table = params["encoding"]["table"]
+        layout = self.encoding.layout()
+        levels = zip(layout.offset, layout.size)
+        return sum(jnp.mean(table[int(offset):int(offset + size)] ** 2) for offset, size in levels)
 
     @nn.compact
     def __call__(self, points: jnp.ndarray, scales: jnp.ndarray, viewdirs: Optional[jnp.ndarray] = None,
@@ -172,24 +203,24 @@ class Round(NamedTuple):
 class MipNerf360(nn.Module):
     """Proposal rounds (density only) that resample finer intervals, then the NeRF round.
 
-    The fields are MLPs over IPE (`prop_mlp`, `nerf_mlp`) or hash-grid fields (`prop_grid`,
-    `nerf_grid`, which take precedence when given).
+    The fields, one for the proposal rounds and one for the NeRF round, are of one kind of
+    `FIELDS` (MLPs over IPE, or hash-grid fields): modules with `inputs(rays, t, contraction,
+    cylinder)`, `decay(params)` and `__call__(*inputs, viewdirs, appearance)`. Their parameters are
+    under the names they were built with (`prop_mlp`, `nerf_grid`, ...), not the fields' here.
     """
+
+    preserve_adopted_names = True  # flax: the fields' parameters keep the fields' own names
 
     num_prop_samples: Sequence[int]
     num_nerf_samples: int
-    prop_mlp: Optional[MLP] = None
-    nerf_mlp: Optional[MLP] = None
-    prop_grid: Optional[GridField] = None
-    nerf_grid: Optional[GridField] = None
-    grid_bound: float = 1.5  # without contraction, the grids span [-grid_bound, grid_bound]^3
+    prop_field: nn.Module
+    nerf_field: nn.Module
     anneal_slope: float = 10.0
     resample_padding: float = 0.0
     dilation_multiplier: float = 0.5
     dilation_bias: float = 0.0025
     ray_spacing: str = "linear"  # how s maps to t: "linear" or "disparity" (coord.s_to_t)
     contraction: bool = False  # push the Gaussians through mip-NeRF 360's contraction
-    basis: str = "axes"  # directions the Gaussians are projected on (coord.basis_directions)
     cylinder: bool = False  # cylinders rather than cones (NDC rays)
     opaque_background: bool = False  # the last interval is opaque: nothing shows behind the scene
     num_images: int = 0  # training images, for the per-image appearance tables
@@ -214,19 +245,6 @@ class MipNerf360(nn.Module):
             return rgb
         m = table[image]
         return jnp.einsum("...ij,...j->...i", m[..., :3], rgb) + m[..., 3]
-
-    def field_inputs(self, rays: Rays, t: jnp.ndarray, field=None):
-        """What `field` takes for every interval: for a grid, multisamples (points [..., S, M, 3],
-        scales [..., S, M]); for MLPs, the Gaussians' projections [..., S, K] (means, variances)."""
-        if isinstance(field, GridField):
-            return grid.grid_inputs(rays.origins, rays.directions, t, rays.radii, self.contraction, self.grid_bound,
-                                    self.cylinder, field.multisamples)
-        if self.basis == "axes" and not self.contraction and not self.cylinder:
-            mean, var = coord.conical_frustum_to_gaussian(rays.directions, t[..., :-1], t[..., 1:], rays.radii)
-            return mean + rays.origins[..., None, :], var
-        basis = jnp.asarray(coord.basis_directions(self.basis))
-        return coord.interval_gaussians_on_basis(rays.origins, rays.directions, t[..., :-1], t[..., 1:], rays.radii,
-                                                 basis, self.contraction, self.cylinder)
 
     @nn.compact
     def __call__(self, key, rays: Rays, train_frac, background, image=None):
@@ -267,11 +285,8 @@ class MipNerf360(nn.Module):
             s = jax.lax.stop_gradient(stepfun.sample_intervals(round_jitter, s, jax.lax.stop_gradient(w), n))
             t = coord.s_to_t(s, rays.near, rays.far, self.ray_spacing)
             last = i == len(num_samples) - 1
-            if self.nerf_grid is not None:
-                field = self.nerf_grid if last else self.prop_grid
-            else:
-                field = self.nerf_mlp if last else self.prop_mlp
-            inputs = self.field_inputs(rays, t, field)
+            field = self.nerf_field if last else self.prop_field
+            inputs = field.inputs(rays, t, self.contraction, self.cylinder)
             density, rgb = field(*inputs, rays.viewdirs, appearance) if last else field(*inputs)
             w = volume.compute_weights(density, t, rays.directions, opaque=self.opaque_background)
             rounds.append(Round(s=s, weights=w))
@@ -291,24 +306,16 @@ class MipNerf360(nn.Module):
         rays = Rays(origins=points - far[..., None] * direction, directions=direction, viewdirs=direction,
                     radii=(0.5 * size / far)[..., None], near=far[..., None], far=far[..., None])
         t = jnp.stack([far - 0.5 * size, far + 0.5 * size], axis=-1)
-        field = self.nerf_grid if self.nerf_grid is not None else self.nerf_mlp
-        density, _ = field(*self.field_inputs(rays, t, field), direction)
+        inputs = self.nerf_field.inputs(rays, t, self.contraction, self.cylinder)
+        density, _ = self.nerf_field(*inputs, direction)
         return density[..., 0]
 
 
 def grid_decay(model: MipNerf360, params) -> jnp.ndarray:
-    """Zip-NeRF's weight decay of the hash grids: for each grid, the sum over its levels of the mean
-    squared table entry (so that small coarse levels weigh as much as large fine ones)."""
-    total = jnp.float32(0)
-    for name in ("prop_grid", "nerf_grid"):
-        field = getattr(model, name)
-        if field is None:
-            continue
-        table = params["params"][name]["encoding"]["table"]
-        layout = field.encoding.layout()
-        for offset, size in zip(layout.offset, layout.size):
-            total = total + jnp.mean(table[int(offset):int(offset + size)] ** 2)
-    return total
+    """The weight decay of the model's fields (`decay`), of the model's parameters `params`:
+    Zip-NeRF's of the hash grids; none of MLPs."""
+    fields = (model.prop_field, model.nerf_field)
+    return sum((field.decay(params["params"][field.name]) for field in fields), jnp.float32(0))
 
 
 def compute_dtype(precision: str) -> jnp.dtype:
@@ -327,20 +334,21 @@ def rematerialised(field_class, remat: bool):
     return nn.remat(field_class, policy=policy) if remat else field_class
 
 
-def build_grid_fields(config: ml_collections.ConfigDict, dtype) -> dict:
+def build_grid_fields(config: ml_collections.ConfigDict, dtype) -> tuple[nn.Module, nn.Module]:
     """The proposal and NeRF hash-grid fields of a config with `field="grid"`."""
-    common = dict(width=config.grid_width, depth=config.grid_depth, density_bias=config.density_bias, dtype=dtype)
+    common = dict(width=config.grid_width, depth=config.grid_depth, density_bias=config.density_bias,
+                  bound=config.grid_bound, dtype=dtype)
     field = rematerialised(GridField, config.remat)
     prop = field(grid.HashEncoding(config.prop_grid_levels, config.prop_grid_table_log2, config.grid_features,
                                    config.grid_min_res, config.prop_grid_max_res),
-                 multisamples=config.prop_grid_multisamples, **common)
+                 multisamples=config.prop_grid_multisamples, name="prop_grid", **common)
     nerf = field(grid.HashEncoding(config.grid_levels, config.grid_table_log2, config.grid_features,
                                    config.grid_min_res, config.grid_max_res),
                  multisamples=config.grid_multisamples, color=True,
                  bottleneck_width=config.bottleneck_width, view_depth=config.view_depth,
                  view_width=config.view_width, deg_view=config.deg_view, rgb_padding=config.rgb_padding,
-                 appearance_dim=config.appearance_dim, **common)
-    return dict(prop_grid=prop, nerf_grid=nerf, grid_bound=config.grid_bound)
+                 appearance_dim=config.appearance_dim, name="nerf_grid", **common)
+    return prop, nerf
 
 
 def build_model(config: ml_collections.ConfigDict, num_images: int = 0) -> MipNerf360:
@@ -348,30 +356,29 @@ def build_model(config: ml_collections.ConfigDict, num_images: int = 0) -> MipNe
     per-image appearance (`appearance_dim`, `appearance_affine`) only."""
     if (config.appearance_dim or config.appearance_affine) and not num_images:
         raise ConfigError("config.appearance_dim / appearance_affine: expected the number of training images")
-    dtype = compute_dtype(config.precision)
-    if config.field == "grid":
-        fields = build_grid_fields(config, dtype)
-    else:
-        fields = build_mlp_fields(config, dtype)
+    prop_field, nerf_field = FIELDS[config.field](config, compute_dtype(config.precision))
     return MipNerf360(
         num_prop_samples=tuple(config.num_prop_samples), num_nerf_samples=config.num_nerf_samples,
-        anneal_slope=config.anneal_slope,
+        prop_field=prop_field, nerf_field=nerf_field, anneal_slope=config.anneal_slope,
         resample_padding=config.resample_padding, dilation_multiplier=config.dilation_multiplier,
         dilation_bias=config.dilation_bias, ray_spacing=config.ray_spacing, contraction=config.contraction,
-        basis=config.basis, cylinder=config.forward_facing, opaque_background=config.opaque_background,
-        num_images=num_images, appearance_dim=config.appearance_dim, appearance_affine=config.appearance_affine,
-        **fields)
+        cylinder=config.forward_facing, opaque_background=config.opaque_background,
+        num_images=num_images, appearance_dim=config.appearance_dim, appearance_affine=config.appearance_affine)
 
 
-def build_mlp_fields(config: ml_collections.ConfigDict, dtype) -> dict:
+def build_mlp_fields(config: ml_collections.ConfigDict, dtype) -> tuple[nn.Module, nn.Module]:
     """The proposal and NeRF MLPs of a config with `field="mlp"`."""
     common = dict(skip_layer=config.skip_layer, min_deg_point=config.min_deg_point,
                   max_deg_point=config.max_deg_point, density_bias=config.density_bias,
-                  disable_integration=config.disable_integration, dtype=dtype)
+                  disable_integration=config.disable_integration, basis=config.basis, dtype=dtype)
     mlp = rematerialised(MLP, config.remat)
-    prop = mlp(depth=config.prop_depth, width=config.prop_width, **common)
+    prop = mlp(depth=config.prop_depth, width=config.prop_width, name="prop_mlp", **common)
     nerf = mlp(depth=config.nerf_depth, width=config.nerf_width, color=True,
                bottleneck_width=config.bottleneck_width, view_depth=config.view_depth,
                view_width=config.view_width, deg_view=config.deg_view, rgb_padding=config.rgb_padding,
-                 appearance_dim=config.appearance_dim, **common)
-    return dict(prop_mlp=prop, nerf_mlp=nerf)
+               appearance_dim=config.appearance_dim, name="nerf_mlp", **common)
+    return prop, nerf
+
+
+# The kinds of field (`config.field`): each builds a config's proposal and NeRF fields.
+FIELDS = {"mlp": build_mlp_fields, "grid": build_grid_fields}

@@ -17,11 +17,11 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from mipnerf import datasets, pose_refine
+from mipnerf.camera import OPENCV_TO_OPENGL
 from mipnerf.datasets import colmap, colmap_model, scene_frame
 
 CAMERAS_FILE = "refined_cameras.json"
 SPARSE_DIR = "refined_sparse"
-_OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0])
 
 
 class TrainCameras(NamedTuple):
@@ -46,7 +46,7 @@ def to_capture(camtoworlds: np.ndarray, transform: Optional[np.ndarray]) -> np.n
 
 def camtoworld_to_colmap(c2w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A [4, 4] OpenGL camera-to-world matrix as COLMAP's world-to-camera (qvec [4], tvec [3])."""
-    rotation = (c2w[:3, :3] @ _OPENCV_TO_OPENGL).T  # world to camera, OpenCV axes
+    rotation = (c2w[:3, :3] @ OPENCV_TO_OPENGL).T  # world to camera, OpenCV axes
     return colmap_model.rotmat_to_qvec(rotation), -rotation @ c2w[:3, 3]
 
 

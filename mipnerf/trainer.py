@@ -6,6 +6,7 @@ import pathlib
 import signal
 import sys
 import time
+from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -107,11 +108,11 @@ def _train(config, log, primary: bool, ckpt: Checkpointer, cleanup: contextlib.E
     if viewer is not None:
         cleanup.callback(viewer.close)
     del train_scales
-    val_split = None
+    val_view = None
     if config.val_every and jax.process_count() > 1:
         log("validation views are off in multi-host runs; evaluate checkpoints with eval.py")
     elif config.val_every:
-        val_split = datasets.load_split(config, "val")
+        val_view = first_val_view(config)
 
     state, tx = training.create_train_state(config, model, mesh, len(train_cameras.files))
     if primary:
@@ -126,7 +127,7 @@ def _train(config, log, primary: bool, ckpt: Checkpointer, cleanup: contextlib.E
         return state
 
     train_step = training.make_train_step(config, model, tx, mesh)
-    render_fn = rendering.make_render_fn(config, model) if val_split is not None else None
+    render_fn = rendering.make_render_fn(config, model) if val_view is not None else None
     writer = SummaryWriter(str(exp_dir / "tb")) if primary else None
     last_saved = start
     stop = _StopRequests()
@@ -164,7 +165,7 @@ def _train(config, log, primary: bool, ckpt: Checkpointer, cleanup: contextlib.E
                     if primary and state.poses is not None:
                         pose_export.export(exp_dir, config, train_cameras, jax.device_get(state.poses))
                 if render_fn is not None and config.val_every and step % config.val_every == 0 and writer is not None:
-                    log_val_view(writer, step, render_fn, state.params, val_split, config, mesh)
+                    log_val_view(writer, step, render_fn, state.params, val_view, config, mesh)
                 if stop.requested is not None:
                     break
             if in_flight is not None:
@@ -202,13 +203,29 @@ def check_finite(state: training.TrainState, last_saved: int) -> None:
                             f"The last good checkpoint (step {last_saved}) is intact")
 
 
-def log_val_view(writer, step, render_fn, params, val_split, config, mesh) -> None:
-    """Renders the first validation view and logs it with its depth and PSNR."""
-    cameras = jax.tree.map(lambda x: x[0], datasets.split_cameras(val_split, config))
-    image = rendering.render_image(render_fn, params, cameras, camera.Lens.of(val_split.intrinsics), config.render_chunk,
-                                   mesh)
-    gt = val_split.colors(0)
-    psnr = metrics.psnr(image.rgb, gt, val_split.mask(0))
+class ValView(NamedTuple):
+    """The validation view that training logs: its camera (`camera.Cameras` of scalar fields), the
+    lens of its split, its colours [H, W, 3] float32 and mask [H, W] (None: every pixel is kept)."""
+
+    cameras: camera.Cameras
+    lens: camera.Lens
+    colors: np.ndarray
+    mask: Optional[np.ndarray]
+
+
+def first_val_view(config) -> ValView:
+    """The first view of the config's validation split, loaded once: the rest of the split is dropped."""
+    split = datasets.load_split(config, "val")
+    first = split._replace(camtoworlds=split.camtoworlds[:1], intrinsics=split.intrinsics.take(slice(0, 1)))
+    cameras = jax.tree.map(lambda x: x[0], datasets.split_cameras(first, config))
+    return ValView(cameras, camera.Lens.of(split.intrinsics), split.colors(0), split.mask(0))
+
+
+def log_val_view(writer, step, render_fn, params, view: ValView, config, mesh) -> None:
+    """Renders the validation view and logs it with its depth and PSNR."""
+    image = rendering.render_image(render_fn, params, view.cameras, view.lens, config.render_chunk, mesh)
+    gt = view.colors
+    psnr = metrics.psnr(image.rgb, gt, view.mask)
     depth = video.depth_image(image.depth, image.acc, disparity=config.ray_spacing == "disparity")
     writer.add_scalar("val/psnr", psnr, step)
     writer.add_image("val/rgb", np.clip(np.concatenate([image.rgb, gt], axis=1), 0, 1), step, dataformats="HWC")

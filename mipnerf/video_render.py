@@ -90,7 +90,7 @@ def render_video(config, log=print, explicit=None) -> list[pathlib.Path]:
         name, offsets = file.stem, None
     renderer = rendering.load_renderer(config, log=log)
     if config.render_path != "file":
-        train = datasets.load_split(config, "train")
+        train = datasets.load_split(config, "train", load_images=False)  # the cameras: no pixels decoded
         height, width = train.height // config.render_factor, train.width // config.render_factor
         if min(height, width) < 1:
             raise ConfigError(f"config.render_factor={config.render_factor}: expected at most the image size "

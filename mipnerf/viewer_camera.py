@@ -10,10 +10,7 @@ negating the camera's Y and Z axes.
 
 import numpy as np
 
-from mipnerf.camera import Intrinsics, focal_from_fov
-
-# Camera axes of the OpenCV convention in those of the OpenGL one (and back: it is its own inverse).
-OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0])
+from mipnerf.camera import OPENCV_TO_OPENGL, Intrinsics, focal_from_fov
 
 
 def quaternion_to_matrix(wxyz) -> np.ndarray:

@@ -4,6 +4,8 @@ import pathlib
 import sys
 from typing import Any, NamedTuple
 
+import numpy as np
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -89,6 +91,19 @@ def interrupt_after(monkeypatch, calls: int):
         return interrupted
 
     monkeypatch.setattr(training, "make_train_step", make_interrupted)
+
+
+def assert_cameras_alone_match(config, split: str) -> None:
+    """The config's split loaded with `load_images=False` has no pixels and exactly the cameras,
+    sizes, files and normalisation of the full load (every scale of a multiscale scene)."""
+    from mipnerf import datasets
+
+    full, alone = datasets.load_scales(config, split), datasets.load_scales(config, split, load_images=False)
+    assert len(alone) == len(full)
+    for a, f in zip(alone, full):
+        assert a.images is None and a.masks is None
+        for name in set(f._fields) - {"images", "masks"}:
+            np.testing.assert_equal(getattr(a, name), getattr(f, name), err_msg=name)
 
 
 def assert_one_line_error(result, *needles):

@@ -70,14 +70,14 @@ def random_rays(count: int, seed: int = 0):
 def test_appearance_changes_the_colour_and_never_the_density(field):
     config = tiny_model_config(field, appearance_dim=4)
     model = models.build_model(config, num_images=3)
-    nerf = model.nerf_grid if field == "grid" else model.nerf_mlp
+    nerf = model.nerf_field
     rays = random_rays(64)
     key = jax.random.PRNGKey(0)
     params = model.init(key, None, rays, 1.0, jnp.ones(3), jnp.zeros(64, jnp.int32))
     assert params["params"]["appearance"].shape == (3, 4)
     # The NeRF field itself, on the inputs of its round, with two different vectors.
     t = jnp.broadcast_to(jnp.linspace(0.5, 3.0, 9), (64, 9))
-    inputs = model.field_inputs(rays, t, nerf)
+    inputs = nerf.inputs(rays, t, model.contraction, model.cylinder)
     field_params = {"params": params["params"]["nerf_grid" if field == "grid" else "nerf_mlp"]}
     a = jax.random.normal(jax.random.PRNGKey(1), (64, 4))
     b = jax.random.normal(jax.random.PRNGKey(2), (64, 4))

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import assert_cameras_alone_match, tiny_config
 from mipnerf import camera
-from mipnerf.datasets import blender, demo
+from mipnerf.datasets import blender, demo, multiscale
 from mipnerf.errors import DatasetError
 
 ANGLE = 0.69
@@ -273,3 +274,13 @@ def test_unwritable_cache_raises_dataset_error(tmp_path):
     blocker.write_text("")
     with pytest.raises(DatasetError, match="MIPNERF_CACHE"):
         demo.demo_scene_dir(cache_dir=blocker)
+
+
+@pytest.mark.parametrize("dataset", ["blender", "multiscale"])
+def test_a_split_s_cameras_load_without_its_images(tiny_scene, tmp_path, dataset):
+    scene = tiny_scene
+    if dataset == "multiscale":
+        scene = tmp_path / "multiscale"
+        multiscale.convert(tiny_scene, scene, scales=3)
+    for factor in (1, 2) if dataset == "blender" else (1,):
+        assert_cameras_alone_match(tiny_config(scene, tmp_path / "exp", dataset=dataset, factor=factor), "train")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from helpers import ROOT, TRAINED_EVERY as EVERY, TRAINED_STEPS as STEPS, assert_one_line_error, run_config, tiny_config
-from mipnerf import camera, datasets, evaluation, metrics, rendering, video, video_render
+from mipnerf import camera, datasets, evaluation, metrics, models, rendering, video, video_render
 from mipnerf.config_checks import check_config
 from mipnerf.datasets import blender, demo
 from mipnerf.errors import CheckpointError, ConfigError
@@ -218,8 +218,9 @@ def test_rendering_is_deterministic_and_compiles_once(tiny_scene, trained_run):
     assert renderer.render_fn._cache_size() == 1
 
 
-def test_every_render_path_and_built_in_scene_that_the_config_accepts_exists():
-    from mipnerf.config_checks import BUILT_IN_SCENES, RENDER_PATHS
+def test_every_render_path_built_in_scene_and_field_that_the_config_accepts_exists():
+    from mipnerf.config_checks import BUILT_IN_SCENES, FIELDS, RENDER_PATHS
 
     assert tuple(video_render.PATHS) + ("file",) == RENDER_PATHS
     assert tuple(datasets.BUILT_IN) == BUILT_IN_SCENES
+    assert tuple(models.FIELDS) == FIELDS

@@ -15,12 +15,13 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
 from helpers import ROOT, assert_one_line_error, interrupt_after, setup_training, tiny_config
-from mipnerf import checkpoints, datasets, run_config, run_lock, trainer
+from mipnerf import checkpoints, datasets, integrity, rendering, run_config, run_lock, trainer
 from mipnerf.checkpoints import Checkpointer
 from mipnerf.errors import CheckpointError, ConfigError
 
@@ -74,7 +75,7 @@ def test_resume_skips_a_damaged_checkpoint_and_moves_it_aside(tiny_scene, tmp_pa
     newest = tmp_path / "checkpoints" / str(2 * EVERY)
     damage(largest_data_file(newest))
     if not record:  # a checkpoint written before integrity records, or cut off just before its record
-        (newest / checkpoints.INTEGRITY).unlink()
+        (newest / integrity.INTEGRITY).unlink()
     messages = []
     resumed = trainer.train(config(tiny_scene, tmp_path), log=messages.append)
     assert any(f"checkpoint {2 * EVERY} is damaged" in m and "corrupt-20" in m for m in messages), messages
@@ -112,24 +113,72 @@ def test_a_whole_checkpoint_that_does_not_restore_is_a_mismatch_and_stays(tiny_s
     assert Checkpointer(tmp_path / "checkpoints").steps() == [EVERY]  # not moved aside
 
 
+@pytest.fixture(scope="module")
+def two_step_run(tiny_scene, tmp_path_factory):
+    """A run of two steps of `tiny_config`'s model, with its checkpoint of step 2."""
+    exp_dir = tmp_path_factory.mktemp("two_steps")
+    trainer.train(tiny_config(tiny_scene, exp_dir, max_steps=2, checkpoint_every=2), log=quiet)
+    return exp_dir
+
+
+def test_a_real_checkpoint_of_another_width_does_not_fit(tiny_scene, two_step_run):
+    wider = tiny_config(tiny_scene, two_step_run, nerf_width=96)
+    with pytest.raises(CheckpointError) as caught:
+        rendering.load_renderer(wider, log=quiet)
+    message = str(caught.value)
+    assert message.startswith(f"checkpoint {two_step_run / 'checkpoints' / '2'} does not fit this config's model ")
+    assert "was it trained with another config?" in message and "\n" not in message
+    assert Checkpointer(two_step_run / "checkpoints").steps() == [2]
+
+
+@pytest.mark.parametrize("error", [MemoryError(), RuntimeError("something else")], ids=["memory", "other"])
+def test_another_restore_failure_says_what_it_is(tiny_scene, two_step_run, monkeypatch, error):
+    def failing(self, step, *args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(ocp.CheckpointManager, "restore", failing)
+    with pytest.raises(CheckpointError) as caught:
+        rendering.load_renderer(tiny_config(tiny_scene, two_step_run), log=quiet)
+    message = str(caught.value)
+    assert message == f"cannot restore checkpoint {two_step_run / 'checkpoints' / '2'}: " + \
+        (f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
+    assert "does not fit" not in message
+    assert Checkpointer(two_step_run / "checkpoints").steps() == [2]  # not moved aside
+
+
+@pytest.mark.parametrize("target,words", [
+    ({"a": jnp.zeros(3), "x": {"c": jnp.zeros(2)}}, "User-provided restore item"),
+    ({"x": np.zeros(3, np.float32), "b": {"c": np.zeros(2, np.float32)}}, "Structure mismatch"),
+    ({"a": jnp.zeros(2), "b": {"c": jnp.zeros(3)}}, "Requested shape")], ids=["renamed", "renamed-numpy", "reshaped"])
+def test_the_installed_orbax_words_another_tree_as_the_checkpointer_expects(tmp_path, monkeypatch, target, words):
+    # Past the checkpointer's own comparison of shapes and dtypes, Orbax's message alone tells another
+    # model from other failures: an Orbax that words it otherwise fails here.
+    ckpt = Checkpointer(tmp_path / "checkpoints")
+    ckpt.save(1, {"a": jnp.zeros(3), "b": {"c": jnp.zeros(2)}})
+    monkeypatch.setattr(checkpoints, "_shapes", lambda tree: [])
+    with pytest.raises(CheckpointError, match=rf"checkpoint {tmp_path / 'checkpoints' / '1'} does not fit this "
+                                              rf"config's model \({words}.*\); was it"):
+        ckpt.restore(target)
+
+
 def test_integrity_check_finds_every_kind_of_damage(tmp_path):
     folder = tmp_path / "7"
     (folder / "d").mkdir(parents=True)
     (folder / "d" / "a").write_bytes(b"x" * 100)
     (folder / "b").write_bytes(b"y" * 10)
-    checkpoints.write_integrity(folder)
-    assert checkpoints.check_integrity(folder) is None
+    integrity.write_integrity(folder)
+    assert integrity.check_integrity(folder) is None
     (folder / "d" / "a").write_bytes(b"x" * 99 + b"z")
-    assert "d/a does not match its checksum" in checkpoints.check_integrity(folder)
+    assert "d/a does not match its checksum" in integrity.check_integrity(folder)
     (folder / "d" / "a").write_bytes(b"x" * 50)
-    assert "d/a has 50 of its 100 bytes" in checkpoints.check_integrity(folder)
+    assert "d/a has 50 of its 100 bytes" in integrity.check_integrity(folder)
     (folder / "d" / "a").unlink()
-    assert "d/a is missing" in checkpoints.check_integrity(folder)
-    (folder / checkpoints.INTEGRITY).write_text("{")
-    assert "cannot be read" in checkpoints.check_integrity(folder)
-    (folder / checkpoints.INTEGRITY).unlink()
+    assert "d/a is missing" in integrity.check_integrity(folder)
+    (folder / integrity.INTEGRITY).write_text("{")
+    assert "cannot be read" in integrity.check_integrity(folder)
+    (folder / integrity.INTEGRITY).unlink()
     with pytest.raises(FileNotFoundError):
-        checkpoints.check_integrity(folder)
+        integrity.check_integrity(folder)
 
 
 # Replaces CheckpointManager.save in a child process: the save of FAIL_STEP leaves a partial

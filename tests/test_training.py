@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from helpers import interrupt_after, setup_training, tiny_config
-from mipnerf import models, stepfun, train_images, trainer, training
+from mipnerf import datasets, metrics, models, rendering, stepfun, train_images, trainer, training
 from mipnerf.checkpoints import Checkpointer
 
 
@@ -80,3 +80,33 @@ def test_nonfinite_loss_skips_the_update_and_is_reported(tiny_scene, tmp_path, m
     _, state, _, _ = setup_step(config)
     restored = ckpt.restore(state)
     assert trainer.params_finite(restored.params)
+
+
+class Writer:
+    """What `trainer.log_val_view` writes, by tag."""
+
+    def __init__(self):
+        self.logged = {}
+
+    def add_scalar(self, tag, value, step):
+        self.logged[tag] = value
+
+    def add_image(self, tag, image, step, dataformats):
+        self.logged[tag] = image
+
+
+def test_the_validation_view_is_the_first_of_its_split_loaded_once(tiny_scene, tmp_path):
+    config = tiny_config(tiny_scene, tmp_path, val_every=1)
+    view = trainer.first_val_view(config)
+    split = datasets.load_split(config, "val")
+    first = jax.tree.map(lambda x: x[0], datasets.split_cameras(split, config))
+    for got, expected in zip(jax.tree.leaves(view.cameras), jax.tree.leaves(first)):
+        np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(view.colors, split.colors(0))
+    t = setup_training(config)
+    render_fn = rendering.make_render_fn(config, t.model)
+    writer = Writer()
+    trainer.log_val_view(writer, 1, render_fn, t.state.params, view, config, t.mesh)
+    image = rendering.render_image(render_fn, t.state.params, first, view.lens, config.render_chunk, t.mesh)
+    assert writer.logged["val/psnr"] == metrics.psnr(image.rgb, split.colors(0), split.mask(0))
+    assert writer.logged["val/rgb"].shape == (16, 32, 3)

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 import captures
-from helpers import ROOT, assert_one_line_error, tiny_config
+from helpers import ROOT, assert_cameras_alone_match, assert_one_line_error, tiny_config
 from mipnerf import camera, datasets, train_images, trainer, training
 from mipnerf.config_checks import check_config
 from mipnerf.datasets import colmap, demo360, scene_frame, transforms
@@ -161,6 +161,12 @@ def write_masks(root, count: int, factor: int = 0) -> np.ndarray:
             small = mask.reshape(captures.HEIGHT // factor, factor, captures.WIDTH // factor, factor).all(axis=(1, 3))
             Image.fromarray(small.astype(np.uint8)).save(root / f"masks_{factor}" / f"img_{n:03d}.png")
     return masks
+
+
+@pytest.mark.parametrize("dataset", ["colmap", "transforms"])
+def test_a_capture_s_cameras_load_without_its_images_in_the_same_frame(demo_scene, dataset):
+    for split in ("train", "test"):
+        assert_cameras_alone_match(capture_config(demo_scene, dataset, factor=2), split)
 
 
 @pytest.mark.parametrize("masks_n", [True, False], ids=["masks_2", "downsampled"])

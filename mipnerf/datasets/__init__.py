@@ -45,35 +45,37 @@ def is_capture(config) -> bool:
     return config.dataset in ("colmap", "demo360", "transforms")
 
 
-def load_scales(config, split: str, share: tuple[int, int] = (0, 1)) -> list:
+def load_scales(config, split: str, share: tuple[int, int] = (0, 1), load_images: bool = True) -> list:
     """Loads one split ("train", "val" or "test") of the config's scene as a list of `Split`s, one
     per image size: several for a multiscale scene (increasing `scale`), else one.
 
     share: (process_index, process_count); a process of a multi-host run loads only its block
     of the frames.
+    load_images: False for the cameras alone (`images` None), as the full load gives them.
     """
     if config.dataset == "multiscale":
-        return _multiscale().load_scales(scene_dir(config), split, config.white_background, share)
-    return [load_split(config, split, share)]
+        return _multiscale().load_scales(scene_dir(config), split, config.white_background, share, load_images)
+    return [load_split(config, split, share, load_images)]
 
 
-def load_split(config, split: str, share: tuple[int, int] = (0, 1)) -> Split:
+def load_split(config, split: str, share: tuple[int, int] = (0, 1), load_images: bool = True) -> Split:
     """Loads one split ("train", "val" or "test") of the config's scene at its `factor`; of a
     multiscale scene, its full-resolution images (see `load_scales` for all).
 
     share: (process_index, process_count); a process of a multi-host run loads only its block
     of the frames.
+    load_images: False for the cameras alone (`images` None), as the full load gives them.
     """
     if config.dataset == "multiscale":
-        return load_scales(config, split, share)[0]
+        return load_scales(config, split, share, load_images)[0]
     if config.dataset == "transforms":
         return transforms.load_split(scene_dir(config), split, factor=config.factor, llffhold=config.llffhold,
-                                     white_background=config.white_background, share=share)
+                                     white_background=config.white_background, share=share, load_images=load_images)
     if is_capture(config):
         return colmap.load_split(scene_dir(config), split, factor=config.factor, llffhold=config.llffhold,
-                                 forward_facing=config.forward_facing, share=share)
+                                 forward_facing=config.forward_facing, share=share, load_images=load_images)
     return blender.load_split(scene_dir(config), split, factor=config.factor,
-                              white_background=config.white_background, share=share)
+                              white_background=config.white_background, share=share, load_images=load_images)
 
 
 def split_cameras(data: Split, config) -> camera.Cameras:

@@ -7,36 +7,17 @@ convention. Images are read in the JSON's frame order. RGBA images are composite
 (or black) background; downsampling averages the composited colour over square blocks.
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from mipnerf.camera import Intrinsics, focal_from_fov
-from mipnerf.datasets.image_io import downsample, read_image, read_images_into
+from mipnerf.datasets.frames import check_factor, process_frames, read_json
+from mipnerf.datasets.image_io import downsample, read_image, read_images
 from mipnerf.datasets.split import Split
-from mipnerf.errors import ConfigError, DatasetError
+from mipnerf.errors import DatasetError
 
 _EXPECTED_IMAGE = "a PNG named by the frame's 'file_path'"
-
-
-def read_json(data_dir: Path, name: str, what: str):
-    """Parses `data_dir/name`, raising `DatasetError` naming the folder or file when it is missing or broken.
-
-    what: what the file holds, for the messages (e.g. "the camera file of the 'train' split").
-    """
-    if not data_dir.is_dir():
-        state = "is not a folder" if data_dir.exists() else "does not exist"
-        raise DatasetError(f"dataset folder {data_dir} {state}; expected a folder holding {name}")
-    path = data_dir / name
-    if not path.is_file():
-        raise DatasetError(f"{path} is missing; expected {what}")
-    try:
-        return json.loads(path.read_text(encoding="utf-8")), path
-    except json.JSONDecodeError as e:
-        raise DatasetError(f"{path} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise DatasetError(f"{path} cannot be read as UTF-8 text: {e}") from None
 
 
 def _read_transforms(data_dir: Path, split: str) -> tuple[dict, Path]:
@@ -90,17 +71,8 @@ def _parse_frame(data_dir: Path, json_path: Path, index: int, frame) -> tuple[Pa
     return path, matrix
 
 
-def process_frames(num_frames: int, process_index: int, process_count: int, json_path="") -> np.ndarray:
-    """The indices of the frames one process of a multi-host run loads: its contiguous block."""
-    block = np.array_split(np.arange(num_frames), process_count)[process_index]
-    if not len(block):
-        raise DatasetError(f"{json_path}: {num_frames} frames cannot be shared by {process_count} processes; "
-                           f"expected at least one frame per process")
-    return block
-
-
 def load_split(data_dir, split: str, factor: int = 1, white_background: bool = True,
-               share: tuple[int, int] = (0, 1)) -> Split:
+               share: tuple[int, int] = (0, 1), load_images: bool = True) -> Split:
     """Loads the images and cameras of one split of a nerf_synthetic scene.
 
     Args:
@@ -110,12 +82,13 @@ def load_split(data_dir, split: str, factor: int = 1, white_background: bool = T
       white_background: composite transparent pixels onto white (else black).
       share: (process_index, process_count): load only this process's contiguous block of the
         frames, for multi-host training. Every frame's entry is still checked.
+      load_images: False for the cameras alone: `images` is None, only the first image is decoded (for
+        the size), and the cameras are exactly those of the full load.
 
     Returns:
       A `Split` with N images of [H / factor, W / factor, 3] and their cameras.
     """
-    if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
-        raise ConfigError(f"downsampling factor is {factor!r}; expected an integer >= 1")
+    check_factor(factor)
     data_dir = Path(data_dir)
     meta, json_path = _read_transforms(data_dir, split)
     frames = [_parse_frame(data_dir, json_path, k, frame) for k, frame in enumerate(meta["frames"])]
@@ -127,13 +100,12 @@ def load_split(data_dir, split: str, factor: int = 1, white_background: bool = T
         image = read_image(path, white_background, _EXPECTED_IMAGE)
         return image.shape[:2], downsample(image, factor, path)
 
-    images = read_images_into(paths, paths, read)
-    height, width = images.shape[1:3]
+    images, (height, width) = read_images(paths, paths, read, load_images)
     focal = focal_from_fov(width, float(meta["camera_angle_x"]))
     return Split(
         images=images,
         camtoworlds=np.stack([matrix for _, matrix in frames]).astype(np.float32),
-        intrinsics=Intrinsics.pinhole(focal, width, height, count=len(images)),
+        intrinsics=Intrinsics.pinhole(focal, width, height, count=len(paths)),
         height=height,
         width=width,
         files=[str(p) for p in paths],

@@ -21,15 +21,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mipnerf.camera import DISTORTION_COEFFICIENTS, Intrinsics
+from mipnerf.camera import DISTORTION_COEFFICIENTS, OPENCV_TO_OPENGL, Intrinsics
 from mipnerf.datasets import colmap_model, scene_frame
-from mipnerf.datasets.blender import process_frames
-from mipnerf.datasets.image_io import downsample, read_image, read_images_into
+from mipnerf.datasets.frames import check_factor, process_frames
+from mipnerf.datasets.image_io import downsample, read_image, read_images
 from mipnerf.datasets.split import Split
 from mipnerf.errors import ConfigError, DatasetError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-_OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0])
 _announced = set()  # (folder, factor) pairs already told that images/ is downsampled on load
 
 
@@ -52,7 +51,7 @@ def colmap_to_camtoworld(qvec: np.ndarray, tvec: np.ndarray) -> np.ndarray:
     """[4, 4] OpenGL camera-to-world matrix of a COLMAP world-to-camera pose (OpenCV axes)."""
     rotation = colmap_model.qvec_to_rotmat(qvec)
     c2w = np.eye(4)
-    c2w[:3, :3] = rotation.T @ _OPENCV_TO_OPENGL
+    c2w[:3, :3] = rotation.T @ OPENCV_TO_OPENGL
     c2w[:3, 3] = -rotation.T @ np.asarray(tvec, np.float64)
     return c2w
 
@@ -233,7 +232,7 @@ def _check_size(path: Path, image: np.ndarray, full_size, factor: int) -> None:
 
 
 def load_split(data_dir, split: str, factor: int = 1, llffhold: int = 8, forward_facing: bool = False,
-               share: tuple[int, int] = (0, 1)) -> Split:
+               share: tuple[int, int] = (0, 1), load_images: bool = True) -> Split:
     """Loads the images and cameras of one split of a capture.
 
     Args:
@@ -244,12 +243,13 @@ def load_split(data_dir, split: str, factor: int = 1, llffhold: int = 8, forward
       llffhold: every llffhold-th image sorted by name is a test view; 0 puts all in train.
       forward_facing: normalise as LLFF scenes (else as 360 scenes).
       share: (process_index, process_count): load only this process's contiguous block.
+      load_images: False for the cameras alone: `images` is None, only the first image is decoded (for
+        the size), and the cameras are exactly those of the full load.
 
     Returns:
       A `Split` in the normalised frame, with `bounds` and `transform` set.
     """
-    if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
-        raise ConfigError(f"downsampling factor is {factor!r}; expected an integer >= 1")
+    check_factor(factor)
     data_dir = Path(data_dir)
     frames = read_frames(data_dir, factor)
     transform = normalising_transform(frames, forward_facing, data_dir)
@@ -269,14 +269,14 @@ def load_split(data_dir, split: str, factor: int = 1, llffhold: int = 8, forward
         _check_size(path, image, full_size, factor // remaining)
         return image.shape[:2], downsample(image, remaining, path, crop=True)
 
-    images = read_images_into(list(zip(paths, frames.sizes[index])), paths, read)
+    images, (height, width) = read_images(list(zip(paths, frames.sizes[index])), paths, read, load_images)
     scale = scene_frame.similarity_scale(transform)
     return Split(
         images=images,
         camtoworlds=scene_frame.transform_poses(transform, frames.camtoworlds[index]).astype(np.float32),
         intrinsics=frames.intrinsics.take(index).scaled(factor),
-        height=images.shape[1],
-        width=images.shape[2],
+        height=height,
+        width=width,
         files=[str(p) for p in paths],
         bounds=(frames.bounds[index] * scale).astype(np.float32),
         transform=transform,

@@ -49,7 +49,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image as PILImage
 
-from mipnerf.camera import look_at
+from mipnerf.camera import OPENCV_TO_OPENGL, look_at
 from mipnerf.datasets import colmap_model, scene_frame
 from mipnerf.datasets.colmap import colmap_to_camtoworld
 from mipnerf.datasets.raytrace import (F32, RENDER_THREADS, box_normals, checker, dot, hit_box, hit_sphere, mix,
@@ -499,9 +499,9 @@ def surface_points() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _world_to_camera(c2w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """COLMAP's (qvec, tvec) of an OpenGL camera-to-world matrix: R = (c2w_rot diag(1, -1, -1))^T,
+    """COLMAP's (qvec, tvec) of an OpenGL camera-to-world matrix: R = (c2w_rot OPENCV_TO_OPENGL)^T,
     t = -R centre, with R rebuilt from the quaternion so that the two agree to rounding."""
-    qvec = colmap_model.rotmat_to_qvec((c2w[:3, :3] @ np.diag([1.0, -1.0, -1.0])).T)
+    qvec = colmap_model.rotmat_to_qvec((c2w[:3, :3] @ OPENCV_TO_OPENGL).T)
     rotation = colmap_model.qvec_to_rotmat(qvec)
     return qvec, -rotation @ c2w[:3, 3]
 

@@ -12,6 +12,7 @@ import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from PIL import Image
@@ -115,6 +116,15 @@ def check_same_size(sizes: list, paths: list) -> None:
                 f"image file {path} is {width}x{height} pixels but {paths[0]} is "
                 f"{sizes[0][1]}x{sizes[0][0]}; expected every image of the split to have one size"
             )
+
+
+def read_images(items: list, paths: list, read, load_images: bool = True) -> tuple[Optional[np.ndarray], tuple]:
+    """A split's images [N, h, w, 3] uint8 and their size (h, w), as `read_images_into` gives them;
+    without `load_images`, None and the size, decoding the first image only (for a split's cameras)."""
+    if not load_images:
+        return None, read(items[0])[1].shape[:2]
+    images = read_images_into(items, paths, read)
+    return images, images.shape[1:3]
 
 
 def read_images_into(items: list, paths: list, read) -> np.ndarray:

@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from mipnerf.camera import DISTORTION_COEFFICIENTS, Intrinsics
-from mipnerf.datasets import blender, demo
+from mipnerf.datasets import blender, demo, frames
 from mipnerf.datasets.image_io import read_image, read_images_into, to_uint8
 from mipnerf.datasets.scene_cache import cached_scene
 from mipnerf.datasets.split import Split
@@ -42,7 +42,7 @@ SPLITS = ("train", "val", "test")
 
 def _read_metadata(data_dir: Path, split: str) -> tuple[dict, Path]:
     """The split's lists from `metadata.json`, checked: every key, equal lengths."""
-    meta, path = blender.read_json(data_dir, "metadata.json", "the multiscale scene's metadata")
+    meta, path = frames.read_json(data_dir, "metadata.json", "the multiscale scene's metadata")
     if not isinstance(meta, dict) or not isinstance(meta.get(split), dict):
         raise DatasetError(f"{path} has no '{split}' object; expected one per split, each holding the lists {list(KEYS)}")
     lists = meta[split]
@@ -77,13 +77,15 @@ def _entry_camera(lists: dict, k: int, where: str) -> tuple[np.ndarray, tuple]:
     return c2w, (fx, fy, -pix2cam[0, 2] * fx, pix2cam[1, 2] * fy)
 
 
-def load_scales(data_dir, split: str, white_background: bool = True, share: tuple[int, int] = (0, 1)) -> list:
+def load_scales(data_dir, split: str, white_background: bool = True, share: tuple[int, int] = (0, 1),
+                load_images: bool = True) -> list:
     """Loads one split of a multiscale scene as one `Split` per scale (images of one size each).
 
     Args:
       data_dir: folder holding metadata.json and the images.
       split: "train", "val" or "test".
       share: (process_index, process_count): load only this process's contiguous block of the entries.
+      load_images: False for the cameras alone: each `images` is None and no image is decoded.
 
     Returns:
       `Split`s in increasing `scale` (the entries' label), each with `lossmult` [N] and `bounds`
@@ -94,7 +96,7 @@ def load_scales(data_dir, split: str, white_background: bool = True, share: tupl
     count = len(lists["file_path"])
     entries = np.arange(count)
     if share[1] > 1:
-        entries = entries[blender.process_frames(count, *share, path)]
+        entries = entries[frames.process_frames(count, *share, path)]
     where = lambda k: f"{path}: split '{split}', entry {k}"
     files = {k: data_dir / str(lists["file_path"][k]) for k in entries}
     groups = {}
@@ -115,7 +117,7 @@ def load_scales(data_dir, split: str, white_background: bool = True, share: tupl
         cams = [_entry_camera(lists, k, where(k)) for k in members]
         fx, fy, cx, cy = (np.array(v) for v in zip(*(c for _, c in cams)))
         scales.append(Split(
-            images=read_images_into(members, [files[k] for k in members], read),
+            images=read_images_into(members, [files[k] for k in members], read) if load_images else None,
             camtoworlds=np.stack([c2w for c2w, _ in cams]).astype(np.float32),
             intrinsics=Intrinsics(fx, fy, cx, cy, np.zeros((len(members), DISTORTION_COEFFICIENTS)),
                                    np.zeros(len(members), bool)),

@@ -11,7 +11,7 @@ class Split(NamedTuple):
     """One split of a scene, loaded, composited and downsampled.
 
     images: [N, H, W, 3] uint8 colours (3 bytes a pixel, as image files hold them); `colors`
-      gives them as floats.
+      gives them as floats. None for a split's cameras alone (`load_images=False`).
     camtoworlds: [N, 4, 4] float32 camera-to-world matrices (Blender/OpenGL convention), in
       the frame the model works in.
     intrinsics: the N cameras' `Intrinsics` (fields [N]), in pixels of `images`.

@@ -47,11 +47,11 @@ import numpy as np
 
 from mipnerf.camera import Intrinsics
 from mipnerf.datasets import scene_frame
-from mipnerf.datasets.blender import process_frames, read_json
+from mipnerf.datasets.frames import check_factor, process_frames, read_json
 from mipnerf.datasets.colmap import split_indices
-from mipnerf.datasets.image_io import downsample, downsample_mask, image_size, read_image, read_images_into
+from mipnerf.datasets.image_io import downsample, downsample_mask, image_size, read_image, read_images
 from mipnerf.datasets.split import Split
-from mipnerf.errors import ConfigError, DatasetError
+from mipnerf.errors import DatasetError
 
 FILE = "transforms.json"
 PERSPECTIVE = ("OPENCV", "PINHOLE", "SIMPLE_PINHOLE", "SIMPLE_RADIAL", "RADIAL")
@@ -261,7 +261,7 @@ def _check_size(path: Path, shape, size, factor: int, frame: str) -> None:
 
 
 def load_split(data_dir, split: str, factor: int = 1, llffhold: int = 8, white_background: bool = True,
-               share: tuple[int, int] = (0, 1)) -> Split:
+               share: tuple[int, int] = (0, 1), load_images: bool = True) -> Split:
     """Loads the images, masks and cameras of one split of a transforms.json capture.
 
     Args:
@@ -273,13 +273,14 @@ def load_split(data_dir, split: str, factor: int = 1, llffhold: int = 8, white_b
       llffhold: every llffhold-th frame sorted by file path is a test view; 0 puts all in train.
       white_background: composite transparent pixels onto white (else black).
       share: (process_index, process_count): load only this process's contiguous block.
+      load_images: False for the cameras alone: `images` and `masks` are None, only the first image is decoded (for
+        the size), and the cameras are exactly those of the full load.
 
     Returns:
       A `Split` in the normalised frame, with `transform` (the file's world to the model's),
       `applied_transform` (nerfstudio's, or None) and `masks` (None when no frame has one).
     """
-    if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
-        raise ConfigError(f"downsampling factor is {factor!r}; expected an integer >= 1")
+    check_factor(factor)
     data_dir = Path(data_dir)
     frames = read_frames(data_dir)
     json_path = data_dir / FILE
@@ -299,16 +300,16 @@ def load_split(data_dir, split: str, factor: int = 1, llffhold: int = 8, white_b
         _check_size(path, image.shape, frames.size, factor // remaining, frame)
         return image.shape[:2], downsample(image, remaining, path, crop=True)
 
-    images = read_images_into(files, [path for path, _, _ in files], read)
+    images, (height, width) = read_images(files, [path for path, _, _ in files], read, load_images)
     masks = None
-    if any(frames.mask_paths[i] is not None for i in index):
-        masks = np.stack([_read_mask(data_dir, frames, i, factor, images.shape[1:3]) for i in index])
+    if load_images and any(frames.mask_paths[i] is not None for i in index):
+        masks = np.stack([_read_mask(data_dir, frames, i, factor, (height, width)) for i in index])
     return Split(
         images=images,
         camtoworlds=scene_frame.transform_poses(transform, frames.camtoworlds[index]).astype(np.float32),
         intrinsics=frames.intrinsics.take(index).scaled(factor),
-        height=images.shape[1],
-        width=images.shape[2],
+        height=height,
+        width=width,
         files=[str(path) for path, _, _ in files],
         transform=transform,
         masks=masks,
