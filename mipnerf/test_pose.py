@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import tqdm
 
 from mipnerf import camera, pose_refine, training
 
@@ -63,7 +64,7 @@ def optimised_poses(refine_fn, params, split, config) -> np.ndarray:
     """
     lens = camera.Lens.of(split.intrinsics)
     out = []
-    for n, c2w in enumerate(split.camtoworlds):
+    for n, c2w in enumerate(tqdm.tqdm(split.camtoworlds, desc="fit test poses", unit="view")):
         cam = split.intrinsics if np.ndim(split.intrinsics.fx) == 0 else split.intrinsics.take(n)
         cameras = jax.tree.map(lambda x: x[0], camera.Cameras.of(c2w[None], cam, split.width, split.height,
                                                                  config.near, config.far))
