@@ -218,7 +218,7 @@ def test_grid_field_learns_the_scene_in_fewer_steps_than_the_mlp(tiny_scene, tmp
 def test_a_grid_run_trains_evaluates_and_renders(tiny_scene, tmp_path):
     from mipnerf import trainer
 
-    config = grid_config(tiny_scene, tmp_path, max_steps=30, checkpoint_every=30, contraction=True,
+    config = grid_config(tiny_scene, tmp_path, max_steps=30, checkpoint_every=30, contraction=True, grid_bound=1.5,
                          grid_multisamples=6, render_frames=3)
     trainer.train(config, log=lambda s: None)
     assert evaluation.evaluate(config, log=lambda s: None)["step"] == 30
