@@ -4,7 +4,8 @@ multisampled frustums, levels down-weighted by their scale, two proposal grids.
     python train.py --config=configs/360_grid.py --config.data_dir=PATH/360_v2/garden
 
 The scene model (contraction, disparity spacing, opaque background, losses) is configs/360.py's;
-the grid sizes are GPU-sized (tables of 2^21 entries for the NeRF round).
+the grid sizes are GPU-sized (tables of 2^21 entries for the NeRF round). Pose refinement and
+per-image appearance are on (configs/360.py keeps the published mip-NeRF 360 model without them).
 """
 
 import importlib
@@ -42,4 +43,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.adam_eps = 1e-15
     c.grad_max_norm = 0.0
     c.grid_decay_mult = 0.1
+    # Real captures as they come, as nerfacto and Zip-NeRF's code train them: each training
+    # camera's pose refined, and a per-image appearance vector and affine colour transform.
+    c.pose_refine = True
+    c.appearance_dim = 32
+    c.appearance_affine = True
     return c

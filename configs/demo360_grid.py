@@ -20,4 +20,7 @@ def get_config() -> ml_collections.ConfigDict:
     for field in GRID_FIELDS:
         c[field] = grid[field]
     c.exp_dir = "exp/demo360_grid"
+    c.pose_refine = True  # as configs/360_grid.py, with a smaller appearance vector
+    c.appearance_dim = 8
+    c.appearance_affine = True
     return c
