@@ -126,8 +126,25 @@ def settle(page, hide_cameras: bool = True) -> tuple[int, int]:
     if notice.count():
         notice.first.click()
     page.get_by_label("Training cameras").set_checked(not hide_cameras)  # the controls are shared by all pages
-    time.sleep(0.5)
+    wait_for_steady_view(page)
     return int(match.group(2)), int(match.group(3))
+
+
+STEADY_S = 3.0  # longer than a still frame takes to render on a busy 2-core CPU
+
+
+def wait_for_steady_view(page) -> None:
+    """Waits until the view's pixels stay the same for STEADY_S. The status line is shared by
+    every page, so a still frame it reports may be another page's while this page's is on its way."""
+    deadline, last, since = time.monotonic() + WAIT_S, None, time.monotonic()
+    while time.monotonic() < deadline:
+        pixels = view_pixels(page)
+        if last is None or not np.array_equal(pixels, last):
+            last, since = pixels, time.monotonic()
+        elif time.monotonic() - since >= STEADY_S:
+            return
+        time.sleep(0.25)
+    pytest.fail(f"the view kept changing for {WAIT_S} s")
 
 
 def package_render(reference, c2w, fov, width, height) -> np.ndarray:
