@@ -115,8 +115,8 @@ def evaluate(config, log=print, explicit=None) -> dict:
     result = {"step": renderer.step, "psnr": mean("psnr"), "psnr_color_corrected": mean("psnr_color_corrected"),
               "ssim": mean("ssim")}
     if optimise_poses:
-        result.update({key: mean(key) for key in ("psnr_test_pose_optimized", "psnr_color_corrected_test_pose_optimized",
-                                                  "ssim_test_pose_optimized")}, eval_pose_steps=config.eval_pose_steps)
+        fitted = ("psnr_test_pose_optimized", "psnr_color_corrected_test_pose_optimized", "ssim_test_pose_optimized")
+        result.update({key: mean(key) for key in fitted}, eval_pose_steps=config.eval_pose_steps)
     result["images"] = images
     if multiscale:
         result.update(scale_means(scales, images))
@@ -138,7 +138,8 @@ def evaluate(config, log=print, explicit=None) -> dict:
     if optimise_poses:
         log(f"with each test pose optimised ({config.eval_pose_steps} steps, model frozen): "
             f"PSNR {result['psnr_test_pose_optimized']:.2f} dB (colour-corrected "
-            f"{result['psnr_color_corrected_test_pose_optimized']:.2f} dB), SSIM {result['ssim_test_pose_optimized']:.4f}")
+            f"{result['psnr_color_corrected_test_pose_optimized']:.2f} dB), "
+            f"SSIM {result['ssim_test_pose_optimized']:.4f}")
     return result
 
 
