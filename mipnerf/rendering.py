@@ -125,7 +125,13 @@ def render_views(renderer: Renderer, camtoworlds: np.ndarray, intrinsics: camera
     lens = camera.Lens.of(intrinsics)
     offsets = np.zeros(len(camtoworlds)) if depth_offsets is None else depth_offsets
     for n, c2w in enumerate(tqdm.tqdm(camtoworlds, desc=desc, unit="view")):
-        cam = intrinsics if np.ndim(intrinsics.fx) == 0 else intrinsics.take(n)
-        cameras = camera.Cameras.of(c2w[None], cam, width, height, config.near + offsets[n], config.far + offsets[n])
-        yield render_image(renderer.render_fn, renderer.params, jax.tree.map(lambda x: x[0], cameras), lens,
-                           config.render_chunk, renderer.mesh)
+        cameras = view_camera(c2w, intrinsics, n, width, height, config.near + offsets[n], config.far + offsets[n])
+        yield render_image(renderer.render_fn, renderer.params, cameras, lens, config.render_chunk, renderer.mesh)
+
+
+def view_camera(c2w: np.ndarray, intrinsics: camera.Intrinsics, n: int, width: int, height: int, near: float,
+                far: float) -> camera.Cameras:
+    """View n's camera (`camera.Cameras` with scalar fields, float32 numpy) from its [3 or 4, 4]
+    camera-to-world matrix and the views' `Intrinsics` ([N] fields, or one camera's for every view)."""
+    cam = intrinsics if np.ndim(intrinsics.fx) == 0 else intrinsics.take(n)
+    return jax.tree.map(lambda x: x[0], camera.Cameras.of(np.asarray(c2w)[None], cam, width, height, near, far))

@@ -20,7 +20,7 @@ import numpy as np
 import optax
 import tqdm
 
-from mipnerf import camera, pose_refine, training
+from mipnerf import camera, pose_refine, rendering, training
 
 LR_FINAL_FRACTION = 0.1  # the last step's learning rate, as a fraction of pose_lr_init
 
@@ -65,9 +65,7 @@ def optimised_poses(refine_fn, params, split, config) -> np.ndarray:
     lens = camera.Lens.of(split.intrinsics)
     out = []
     for n, c2w in enumerate(tqdm.tqdm(split.camtoworlds, desc="fit test poses", unit="view")):
-        cam = split.intrinsics if np.ndim(split.intrinsics.fx) == 0 else split.intrinsics.take(n)
-        cameras = jax.tree.map(lambda x: x[0], camera.Cameras.of(c2w[None], cam, split.width, split.height,
-                                                                 config.near, config.far))
+        cameras = rendering.view_camera(c2w, split.intrinsics, n, split.width, split.height, config.near, config.far)
         mask = split.mask(n)
         num = split.height * split.width
         kept = np.arange(num, dtype=np.int32) if mask is None else np.flatnonzero(np.asarray(mask)).astype(np.int32)

@@ -119,3 +119,12 @@ def assert_one_line_error(result, *needles):
 def get_config():
     """The tiny config as a config file for the entry points: `--config=tests/helpers.py --config.data_dir=...`."""
     return tiny_config("", "exp/tiny")
+
+
+def mean_test_psnr(config, params) -> float:
+    """Mean PSNR over the config's test views rendered with `params`."""
+    from mipnerf import datasets, evaluation, models, rendering, training
+
+    renderer = rendering.Renderer(rendering.make_render_fn(config, models.build_model(config)), params, 0,
+                                  training.make_mesh())
+    return evaluation.mean_psnr(renderer, datasets.load_split(config, "test"), config)

@@ -3,8 +3,8 @@ lets it see the far pillars and the sky behind the central shapes."""
 
 import pytest
 
-from helpers import tiny_config
-from mipnerf import datasets, evaluation, models, rendering, trainer, training
+from helpers import mean_test_psnr, tiny_config
+from mipnerf import models, trainer, training
 from mipnerf.datasets import demo360
 
 SCENE = dict(width=48, height=32, n_images=24, spp=2, forward=True)
@@ -24,11 +24,6 @@ def forward_config(scene_dir, exp_dir, **overrides):
                     data_loss="charbonnier", distortion_loss_mult=0.01, max_steps=300, lr_init=5e-3)
     return tiny_config(scene_dir, exp_dir, **{**settings, **overrides})
 
-
-def mean_test_psnr(config, params) -> float:
-    renderer = rendering.Renderer(rendering.make_render_fn(config, models.build_model(config)), params, 0,
-                                  training.make_mesh())
-    return evaluation.mean_psnr(renderer, datasets.load_split(config, "test"), config)
 
 
 def test_ndc_learns_the_forward_facing_scene_and_beats_world_space_sampling(scene, tmp_path):

@@ -2,8 +2,8 @@
 
 import pytest
 
-from helpers import tiny_config
-from mipnerf import datasets, evaluation, models, rendering, trainer, training
+from helpers import mean_test_psnr, tiny_config
+from mipnerf import models, trainer, training
 from mipnerf.datasets import demo360
 
 SCENE = dict(width=48, height=32, n_images=24, spp=2)
@@ -23,12 +23,6 @@ def unbounded_config(scene_dir, exp_dir, **overrides):
                     max_deg_point=8, data_loss="charbonnier", distortion_loss_mult=0.01, max_steps=400, lr_init=5e-3)
     return tiny_config(scene_dir, exp_dir, **{**settings, **overrides})
 
-
-def mean_test_psnr(config, params) -> float:
-    """Mean PSNR over the test views."""
-    renderer = rendering.Renderer(rendering.make_render_fn(config, models.build_model(config)), params, 0,
-                                  training.make_mesh())
-    return evaluation.mean_psnr(renderer, datasets.load_split(config, "test"), config)
 
 
 def test_contraction_learns_the_unbounded_scene_and_beats_a_bounded_model(scene, tmp_path):
