@@ -146,7 +146,7 @@ def goals(results: dict) -> dict:
     out = {}
 
     def recovered(kind, metric):
-        clean, off, on = (results[f"{k}"][metric] for k in ("clean_off", f"{kind}_off", f"{kind}_on"))
+        clean, off, on = (results[k][metric] for k in ("clean_off", f"{kind}_off", f"{kind}_on"))
         return (on - off) / max(clean - off, 1e-6)
 
     if "clean_off" in results and "poses_on" in results:
