@@ -12,7 +12,14 @@ so that r turns the camera about its own centre and axes (OpenGL: +X right, +Y u
 focal lengths, principal points and distortion stay as loaded. The corrections start at zero, are
 frozen (learning rate 0) for `pose_warmup_steps`, then follow Adam with their own log-linear
 schedule from `pose_lr_init` to `pose_lr_final` and a decoupled weight decay (`pose_decay`)
-towards zero, i.e. towards the loaded pose. Everything is float32.
+towards zero, i.e. towards the loaded pose. Their gradient comes from the NeRF round's rays
+(the proposal rounds only place its samples). Everything is float32.
+
+A motion of all cameras together is invisible to the loss: the scene can follow it. The test
+cameras are not refined, so after each update the corrections lose their part that moves all
+training cameras together (a rotation, translation and scaling of the world,
+`remove_common_motion`): the refined cameras stay in the frame of the loaded ones, where the
+test cameras are.
 """
 
 import jax.numpy as jnp
@@ -82,6 +89,36 @@ def apply_numpy(corrections: np.ndarray, camtoworlds: np.ndarray) -> np.ndarray:
         out[n, :3, :3] = c2w[n, :3, :3] @ delta
         out[n, :3, 3] = c2w[n, :3, 3] + c2w[n, :3, :3] @ r[n, 3:]
     return out
+
+
+def common_motion_basis(camtoworlds: jnp.ndarray) -> jnp.ndarray:
+    """An orthonormal basis [N * 6, 7] of the corrections that move all N cameras together.
+
+    A small motion of the whole world (rotation w about the origin, translation u, scaling by
+    1 + s) moves camera n (rotation R, centre c) by the correction r = R^T w, t = R^T (w x c + u + s c)
+    to first order. The photometric loss cannot see such a motion, since the scene can follow it;
+    left free, the training cameras drift together away from the test cameras, which are not
+    refined. Its 7 generators (w, u along each axis, and s), flattened and orthonormalised.
+
+    Args:
+      camtoworlds: [N, 3 or 4, 4] the training cameras as loaded.
+    """
+    rotation, centre = camtoworlds[:, :3, :3], camtoworlds[:, :3, 3]
+    to_camera = lambda v: jnp.einsum("nji,nj->ni", rotation, v)  # R^T v, per camera
+    zero = jnp.zeros_like(centre)
+    axes = jnp.eye(3, dtype=centre.dtype)
+    generators = [jnp.concatenate([to_camera(jnp.broadcast_to(a, centre.shape)), to_camera(jnp.cross(a, centre))], -1)
+                  for a in axes]
+    generators += [jnp.concatenate([zero, to_camera(jnp.broadcast_to(a, centre.shape))], -1) for a in axes]
+    generators.append(jnp.concatenate([zero, to_camera(centre)], -1))
+    basis, _ = jnp.linalg.qr(jnp.stack([g.reshape(-1) for g in generators], axis=-1))
+    return basis
+
+
+def remove_common_motion(corrections: jnp.ndarray, basis: jnp.ndarray) -> jnp.ndarray:
+    """[N, 6] corrections less their part that moves all cameras together (`common_motion_basis`'s span)."""
+    flat = corrections.reshape(-1)
+    return (flat - basis @ (basis.T @ flat)).reshape(corrections.shape)
 
 
 def angles_deg(corrections: np.ndarray) -> np.ndarray:

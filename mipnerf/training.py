@@ -312,7 +312,8 @@ def make_train_step(config, model: nn.Module, tx: optax.GradientTransformation, 
 
     Each step draws `config.batch_size` pixels from the device-resident `images` and casts their
     rays (see `sample_batch`), then renders, differentiates and updates, all in one XLA program.
-    With pose refinement (`state.poses`) the rays are cast from the corrected training cameras.
+    With pose refinement (`state.poses`) the rays are cast from the corrected training cameras,
+    and after each update the corrections lose their common motion (`pose_refine.remove_common_motion`).
     Randomness comes from the seed and the step number alone, so a resumed run repeats an
     uninterrupted one.
     """
@@ -327,7 +328,11 @@ def make_train_step(config, model: nn.Module, tx: optax.GradientTransformation, 
         # Pose refinement: the rays are cast from the corrected cameras, differentiably in the corrections.
         draw = lambda poses: (lambda b: (b.rays, b))(sample_batch(images, batch_key, config.batch_size, mesh, poses))
         _, pose_vjp, batch = jax.vjp(draw, state.poses, has_aux=True)
-        return update(state, batch, model_key, pose_vjp)
+        state, stats = update(state, batch, model_key, pose_vjp)
+        # The cameras' common motion is the scene's to make: take it out of the corrections.
+        camtoworlds = jnp.zeros(state.poses.shape[:1] + (3, 4)).at[images.ids].set(images.cameras.camtoworlds[:, :3])
+        basis = pose_refine.common_motion_basis(camtoworlds)
+        return state.replace(poses=pose_refine.remove_common_motion(state.poses, basis)), stats
 
     return jax.jit(train_step, donate_argnums=(0,))
 

@@ -5,6 +5,7 @@ out as JSON and as a COLMAP model in the capture's own frame."""
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -73,6 +74,9 @@ def test_gradients_reach_the_training_poses_and_the_model_update_is_unchanged(ti
     assert np.all(moved > 0), moved  # every camera's pixels were drawn: each correction got a gradient
     # Micro-batches carry their rays' gradients back in the batch's order: the same step.
     np.testing.assert_allclose(refined[1].poses, refined[2].poses, rtol=1e-3, atol=1e-7)
+    # The step leaves no common motion of all cameras in the corrections.
+    basis = pose_refine.common_motion_basis(jnp.asarray(datasets.load_split(config, "train").camtoworlds))
+    np.testing.assert_allclose(np.asarray(basis).T @ np.asarray(refined[1].poses).reshape(-1), 0, atol=1e-8)
 
 
 @pytest.fixture(scope="module")
@@ -196,3 +200,32 @@ def test_a_refined_run_exports_its_cameras_and_restores_for_eval(tiny_scene, tmp
         assert np.isfinite(result[f"{key}_test_pose_optimized"])
         assert all(f"{key}_test_pose_optimized" in image for image in result["images"])
     assert lines[-1].startswith("with each test pose optimised (2 steps, model frozen): PSNR")
+
+
+def test_a_common_motion_of_all_cameras_is_removed_and_the_rest_kept():
+    """Corrections that move every camera by one small world motion (exactly, not to first order)
+    lose all but a second-order remainder; a correction of one camera alone keeps most of it, and
+    what is taken is a common motion (the rest is orthogonal to every one)."""
+    rng = np.random.default_rng(0)
+    c2w = np.stack([pose_refine.apply_numpy(np.concatenate([rng.normal(size=3), rng.normal(size=3) * 2])[None],
+                                            np.eye(4)[None])[0] for _ in range(12)])
+    world = pose_refine.apply_numpy(np.array([[0.01, -0.02, 0.015, 0.02, 0.01, -0.03]]), np.eye(4)[None])[0]
+    world[:3] *= 1.01  # and a scaling
+    moved = world @ c2w
+    moved[:, :3, :3] /= 1.01
+    corrections = np.zeros((12, 6))
+    for n in range(12):  # the exact correction: c2w @ delta = moved
+        delta = np.linalg.inv(c2w[n]) @ moved[n]
+        angle = np.arccos(np.clip((np.trace(delta[:3, :3]) - 1) / 2, -1, 1))
+        axis = np.array([delta[2, 1] - delta[1, 2], delta[0, 2] - delta[2, 0], delta[1, 0] - delta[0, 1]])
+        corrections[n] = np.concatenate([axis * angle / (2 * np.sin(angle)), delta[:3, 3]])
+    np.testing.assert_allclose(pose_refine.apply_numpy(corrections, c2w), moved, atol=1e-12)
+    basis = pose_refine.common_motion_basis(jnp.asarray(c2w, jnp.float32))
+    np.testing.assert_allclose(basis.T @ basis, np.eye(7), atol=1e-5)
+    left = np.asarray(pose_refine.remove_common_motion(jnp.asarray(corrections, jnp.float32), basis))
+    assert np.abs(left).max() < 0.02 * np.abs(corrections).max()
+    alone = np.zeros((12, 6), np.float32)
+    alone[3] = [0.02, -0.01, 0.0, 0.01, 0.0, 0.02]
+    kept = np.asarray(pose_refine.remove_common_motion(jnp.asarray(alone), basis))
+    assert np.linalg.norm(kept[3] - alone[3]) < 0.25 * np.linalg.norm(alone[3])
+    np.testing.assert_allclose(np.asarray(basis).T @ kept.reshape(-1), 0, atol=1e-7)
