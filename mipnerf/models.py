@@ -237,13 +237,13 @@ class MipNerf360(nn.Module):
 
     def color_transform(self, rgb, image):
         """The rendered colours rgb [..., 3] through each ray's training image's affine colour
-        transform (`appearance_affine`); unchanged with `image` None."""
+        transform (`appearance_affine`), or with `image` None through the mean of the training
+        images' transforms: the field's colours and the transforms share a common factor that no
+        image sees, and the mean is the one look of the training images that does not depend on it."""
         identity = jnp.concatenate([jnp.eye(3), jnp.zeros((3, 1))], axis=1)
         table = self.param("color_transform", lambda key, shape, dtype: jnp.broadcast_to(identity, shape).astype(dtype),
                            (self.num_images, 3, 4), jnp.float32)
-        if image is None:
-            return rgb
-        m = table[image]
+        m = jnp.mean(table, axis=0) if image is None else table[image]
         return jnp.einsum("...ij,...j->...i", m[..., :3], rgb) + m[..., 3]
 
     @nn.compact
@@ -257,7 +257,7 @@ class MipNerf360(nn.Module):
           train_frac: scalar in [0, 1], the fraction of training done (anneals the proposals).
           background: [3] colour behind the scene.
           image: [B] int, each ray's training image (for per-image appearance), or None for a
-            view that is not a training image: the mean appearance vector and no colour transform.
+            view that is not a training image: the mean appearance vector and colour transform.
 
         Returns:
           (`volume.Composite` of the NeRF round, list of every round's `Round`, the last being
@@ -286,9 +286,11 @@ class MipNerf360(nn.Module):
             t = coord.s_to_t(s, rays.near, rays.far, self.ray_spacing)
             last = i == len(num_samples) - 1
             field = self.nerf_field if last else self.prop_field
-            inputs = field.inputs(rays, t, self.contraction, self.cylinder)
+            # The proposal rounds only place samples: a gradient in the rays (pose refinement) comes from the NeRF round.
+            round_rays = rays if last else jax.tree.map(jax.lax.stop_gradient, rays)
+            inputs = field.inputs(round_rays, t, self.contraction, self.cylinder)
             density, rgb = field(*inputs, rays.viewdirs, appearance) if last else field(*inputs)
-            w = volume.compute_weights(density, t, rays.directions, opaque=self.opaque_background)
+            w = volume.compute_weights(density, t, round_rays.directions, opaque=self.opaque_background)
             rounds.append(Round(s=s, weights=w))
         out = volume.composite(w, rgb, t, background)
         if self.appearance_affine:
