@@ -73,7 +73,10 @@ def _guard_flags(parse, argv):
 
 
 def define_config(default: str = "configs/demo.py"):
-    """The `--config` flag (a config file, with `--config.FIELD=VALUE` overrides)."""
+    """The `--config` flag (a config file, with `--config.FIELD=VALUE` overrides). The default file
+    is found from any working directory: relative to the project when not relative to it."""
+    if not os.path.exists(default):
+        default = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), default)
     # config_flags reads the overrides in sys.argv as soon as the flag is defined.
     return _guard_flags(lambda: config_flags.DEFINE_config_file(
         "config", default, "Path to a config file; override fields with --config.FIELD=VALUE.", lock_config=True), sys.argv)

@@ -144,3 +144,10 @@ def test_mipnerf_debug_prints_the_traceback_of_an_oserror():
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "in read_weights" in result.stderr, result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: No such file or directory: /nowhere/weights.bin")
+
+
+def test_the_default_config_is_found_from_another_working_directory(tmp_path):
+    """eval.py run from elsewhere reads configs/demo.py and gets as far as the missing run."""
+    result = subprocess.run([sys.executable, str(ROOT / "eval.py"), f"--config.exp_dir={tmp_path / 'none'}"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert_one_line_error(result, str(tmp_path / "none"), "no checkpoint")
