@@ -286,7 +286,7 @@ class MipNerf360(nn.Module):
             t = coord.s_to_t(s, rays.near, rays.far, self.ray_spacing)
             last = i == len(num_samples) - 1
             field = self.nerf_field if last else self.prop_field
-            # The proposal rounds only place samples: a gradient in the rays (pose refinement) comes from the NeRF round.
+            # The proposal rounds only place samples: the rays' gradient (pose refinement) is the NeRF round's.
             round_rays = rays if last else jax.tree.map(jax.lax.stop_gradient, rays)
             inputs = field.inputs(round_rays, t, self.contraction, self.cylinder)
             density, rgb = field(*inputs, rays.viewdirs, appearance) if last else field(*inputs)

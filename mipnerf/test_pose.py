@@ -1,9 +1,9 @@
 """Eval with test-pose optimisation: each test camera's pose refined against its own image, with
 the model frozen (`config.eval_pose_steps`, used by eval.py when `config.pose_refine` is on).
 
-A model trained with pose refinement lives in the frame of its refined training cameras, which
-may have drifted as a whole from the frame the test cameras are given in; and the test poses
-carry the capture's own pose error. Rendering them as given charges both to the model. The
+A model trained with pose refinement keeps its refined training cameras in the frame of the
+loaded ones (`pose_refine.remove_common_motion`), but the test poses carry the capture's own
+pose error, which rendering them as given charges to the model. The
 published remedy (BARF, nerfstudio's "eval with pose optimisation") is to fit each test camera's
 pose correction (`pose_refine`'s 6 numbers) to its image before scoring, with the model's
 parameters fixed. Both figures are then reported: as given, and with the test poses optimised.

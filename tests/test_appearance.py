@@ -115,7 +115,8 @@ def test_affine_colour_transform_starts_at_identity_and_is_per_image():
     moved, _ = model.apply(params, None, rays, 1.0, jnp.ones(3), jnp.ones(32, jnp.int32))
     np.testing.assert_allclose(moved.rgb, plain.rgb * jnp.array([0.5, 1, 2]) + jnp.array([0.1, 0, 0]), atol=1e-6)
     unseen, _ = model.apply(params, None, rays, 1.0, jnp.ones(3))  # the mean of the two transforms
-    np.testing.assert_allclose(unseen.rgb, plain.rgb * jnp.array([0.75, 1, 1.5]) + jnp.array([0.05, 0, 0]), atol=1e-6)
+    mean = plain.rgb * jnp.array([0.75, 1, 1.5]) + jnp.array([0.05, 0, 0])
+    np.testing.assert_allclose(unseen.rgb, mean, atol=1e-6)
 
 
 def test_appearance_needs_the_number_of_training_images():
