@@ -42,11 +42,6 @@ EXPOSURE = (0.6, 1.5)
 WHITE_BALANCE = 0.1
 
 
-def _rotation(axis: np.ndarray, angle: float) -> np.ndarray:
-    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
-
-
 def _unit(rng: np.random.Generator) -> np.ndarray:
     v = rng.normal(size=3)
     return v / np.linalg.norm(v)
@@ -54,14 +49,17 @@ def _unit(rng: np.random.Generator) -> np.ndarray:
 
 def train_names(scene: pathlib.Path, llffhold: int) -> set:
     """The names of the images the COLMAP loader puts in the training split (all but every llffhold-th)."""
+    from mipnerf.datasets import colmap
+
     names = sorted(p.name for p in (scene / "images").iterdir())
-    return {name for k, name in enumerate(names) if llffhold <= 0 or k % llffhold}
+    return {names[k] for k in colmap.split_indices(len(names), "train", llffhold, scene)}
 
 
 def perturb_poses(scene: pathlib.Path, llffhold: int) -> dict:
     """Rewrites scene/sparse/0 with each training camera turned and moved (see the module docstring).
 
     Returns {"rotation_deg", "shift"} (the shift in COLMAP's units)."""
+    from mipnerf.camera import axis_angle
     from mipnerf.datasets import colmap_model
 
     sparse = scene / "sparse" / "0"
@@ -74,7 +72,7 @@ def perturb_poses(scene: pathlib.Path, llffhold: int) -> dict:
     images = {}
     for i, im in sorted(model.images.items()):
         if im.name in train:
-            rot = _rotation(_unit(rng), np.radians(ROTATION_DEG)) @ rotations[i]  # turns the camera's own axes
+            rot = axis_angle(_unit(rng), np.radians(ROTATION_DEG)) @ rotations[i]  # turns the camera's own axes
             centre = centres[i] + SHIFT_FRACTION * radius * _unit(rng)
             im = im._replace(qvec=colmap_model.rotmat_to_qvec(rot), tvec=-rot @ centre)
         images[i] = im

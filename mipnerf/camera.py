@@ -401,6 +401,13 @@ def project(points: np.ndarray, camtoworld: np.ndarray, intrinsics: Intrinsics) 
     return np.stack([xd * intrinsics.fx + intrinsics.cx, yd * intrinsics.fy + intrinsics.cy], axis=-1)
 
 
+def axis_angle(axis, angle: float) -> np.ndarray:
+    """[3, 3] float64 rotation by `angle` radians about `axis` ([3], any length but zero; Rodrigues)."""
+    x, y, z = np.asarray(axis, np.float64) / np.linalg.norm(axis)
+    k = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
+    return np.eye(3) + np.sin(angle) * k + (1.0 - np.cos(angle)) * k @ k
+
+
 def look_at(eye: np.ndarray, target: np.ndarray = np.zeros(3), up: np.ndarray = np.array([0.0, 0.0, 1.0])) -> np.ndarray:
     """Camera-to-world matrix of a camera at `eye` looking at `target`, with `up` kept upward.
 

@@ -27,6 +27,8 @@ import ml_collections
 import numpy as np
 import optax
 
+from mipnerf import camera
+
 SIZE = 6  # numbers per camera: axis-angle rotation (3), then translation (3)
 _EPS = 1e-15  # Adam's epsilon: pose gradients are small, and 1e-8 would shrink their steps (nerfstudio's too)
 _SMALL_ANGLE2 = 1e-4  # below this squared angle (radians^2) Rodrigues' factors use their Taylor series
@@ -81,11 +83,7 @@ def apply_numpy(corrections: np.ndarray, camtoworlds: np.ndarray) -> np.ndarray:
     r = np.asarray(corrections, np.float64)
     theta = np.linalg.norm(r[:, :3], axis=-1)
     for n in range(len(c2w)):
-        x, y, z = r[n, :3]
-        k = np.array([[0, -z, y], [z, 0, -x], [-y, x, 0]])
-        t = theta[n]
-        a, b = (np.sin(t) / t, (1 - np.cos(t)) / t**2) if t > 1e-8 else (1.0, 0.5)
-        delta = np.eye(3) + a * k + b * k @ k
+        delta = camera.axis_angle(r[n, :3], theta[n]) if theta[n] > 0 else np.eye(3)
         out[n, :3, :3] = c2w[n, :3, :3] @ delta
         out[n, :3, 3] = c2w[n, :3, 3] + c2w[n, :3, :3] @ r[n, 3:]
     return out

@@ -49,7 +49,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image as PILImage
 
-from mipnerf.camera import OPENCV_TO_OPENGL, look_at
+from mipnerf.camera import OPENCV_TO_OPENGL, axis_angle, look_at
 from mipnerf.datasets import colmap_model, scene_frame
 from mipnerf.datasets.colmap import colmap_to_camtoworld
 from mipnerf.datasets.raytrace import (F32, RENDER_THREADS, box_normals, checker, dot, hit_box, hit_sphere, mix,
@@ -73,14 +73,7 @@ COLMAP_SCALE = 2.7
 COLMAP_TRANSLATION = np.array([-1.9, 3.4, 0.8])
 
 
-def _axis_angle(axis, angle: float) -> np.ndarray:
-    """[3, 3] rotation by `angle` radians about `axis` (Rodrigues)."""
-    x, y, z = np.asarray(axis, np.float64) / np.linalg.norm(axis)
-    k = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
-    return np.eye(3) + np.sin(angle) * k + (1.0 - np.cos(angle)) * k @ k
-
-
-COLMAP_ROTATION = _axis_angle([0.42, -0.61, 0.67], 1.1)
+COLMAP_ROTATION = axis_angle([0.42, -0.61, 0.67], 1.1)
 COLMAP_FROM_SCENE = np.eye(4)
 COLMAP_FROM_SCENE[:3, :3], COLMAP_FROM_SCENE[:3, 3] = COLMAP_SCALE * COLMAP_ROTATION, COLMAP_TRANSLATION
 # What ns-process-data applies to COLMAP's world (y and z swapped, z negated) and records in transforms.json.
