@@ -25,7 +25,6 @@ def forward_config(scene_dir, exp_dir, **overrides):
     return tiny_config(scene_dir, exp_dir, **{**settings, **overrides})
 
 
-
 def test_ndc_learns_the_forward_facing_scene_and_beats_world_space_sampling(scene, tmp_path):
     config = forward_config(scene, tmp_path / "ndc")
     start = mean_test_psnr(config, training.create_train_state(config, models.build_model(config),

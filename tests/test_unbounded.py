@@ -24,7 +24,6 @@ def unbounded_config(scene_dir, exp_dir, **overrides):
     return tiny_config(scene_dir, exp_dir, **{**settings, **overrides})
 
 
-
 def test_contraction_learns_the_unbounded_scene_and_beats_a_bounded_model(scene, tmp_path):
     config = unbounded_config(scene, tmp_path / "unbounded")
     start = mean_test_psnr(config, training.create_train_state(config, models.build_model(config), training.make_mesh())[0].params)
