@@ -37,11 +37,11 @@ def main(argv):
     import jax.numpy as jnp
 
     from benchmarks.common import Figures
-    from mipnerf import camera, coord, models, training
+    from mipnerf import camera, coord, distributed, models, training
 
     config = _CONFIG.value
     model = models.build_model(config)
-    state, _ = training.create_train_state(config, model, training.make_mesh())
+    state, _ = training.create_train_state(config, model, distributed.make_mesh())
     params = state.params["params"]
     rays_n, prop_n, nerf_n = config.render_chunk, sum(config.num_prop_samples), config.num_nerf_samples
     key = jax.random.PRNGKey(0)
@@ -59,7 +59,7 @@ def main(argv):
 
     figures = Figures()
     figures.update(device=jax.devices()[0].device_kind, rays=rays_n)
-    render_rays = jax.jit(lambda params, rays: model.apply(params, None, rays, 1.0, training.background_color(config)))
+    render_rays = jax.jit(lambda params, rays: model.apply(params, None, rays, 1.0, models.background_color(config)))
     figures["render_s"] = best_seconds(render_rays, state.params, rays)
     figures["prop_mlp_s"] = best_seconds(prop, *gaussians(prop_n))
     figures["nerf_mlp_s"] = best_seconds(nerf, *gaussians(nerf_n), viewdirs)

@@ -37,9 +37,9 @@ def train_curve(config, every: int, views: int, log=print) -> list[dict]:
     """Trains `config` from scratch; returns [{"step", "train_s", "psnr"}, ...] at every `every` steps and the last."""
     import jax
 
-    from mipnerf import datasets, evaluation, models, rendering, train_images, training
+    from mipnerf import datasets, distributed, evaluation, models, rendering, train_images, training
 
-    mesh = training.make_mesh()
+    mesh = distributed.make_mesh()
     data = train_images.put_train_images(datasets.load_scales(config, "train"), config, mesh)
     test = datasets.load_split(config, "test")
     model = models.build_model(config)

@@ -78,9 +78,9 @@ def step_memory(config) -> dict:
     import jax
     import numpy as np
 
-    from mipnerf import models, training
+    from mipnerf import distributed, models, training
 
-    mesh = training.make_mesh()
+    mesh = distributed.make_mesh()
     model = models.build_model(config)
     made = {}
 
@@ -143,11 +143,11 @@ def train_capture(capture: str, factor: int, steps: int) -> dict:
 
     import jax
 
-    from mipnerf import datasets, models, train_images, training
+    from mipnerf import datasets, distributed, models, train_images, training
 
     config = importlib.import_module("configs.demo360").get_config()
     config.update(dataset="colmap", data_dir=capture, factor=factor)
-    mesh = training.make_mesh()
+    mesh = distributed.make_mesh()
     model = models.build_model(config)
     jax.block_until_ready(jax.numpy.zeros(1))
     baseline = rss_bytes()

@@ -76,7 +76,7 @@ def main(argv):
     import jax
 
     from benchmarks.common import Figures, peak_memory_mb
-    from mipnerf import camera, datasets, models, rendering, train_images, training
+    from mipnerf import camera, datasets, distributed, models, rendering, train_images, training
 
     config = _CONFIG.value
     if not config.data_dir:  # the built-in scene of the config's kind: demo360 for captures
@@ -94,7 +94,7 @@ def main(argv):
     figures["matmul_gflops"] = matmul_ceiling(config.nerf_width, dtype, rows)
     figures["copy_gbytes_per_s"] = copy_bandwidth(256 if jax.default_backend() == "cpu" else 4096)
 
-    mesh = training.make_mesh()
+    mesh = distributed.make_mesh()
     split = datasets.load_split(config, "train")
     data = train_images.put_train_images([split], config, mesh)
     model = models.build_model(config)

@@ -24,7 +24,7 @@ def main(argv):
     del argv
     import jax
 
-    from mipnerf import datasets, evaluation, models, rendering, trainer, training
+    from mipnerf import datasets, distributed, evaluation, models, rendering, trainer
 
     config = _CONFIG.value
     with tempfile.TemporaryDirectory() as tmp:
@@ -37,7 +37,7 @@ def main(argv):
         train_s = time.time() - start
 
     renderer = rendering.Renderer(rendering.make_render_fn(config, models.build_model(config)), state.params,
-                                  int(state.step), training.make_mesh())
+                                  int(state.step), distributed.make_mesh())
     test = datasets.load_split(config, "test")
     start = time.time()
     test_psnr = evaluation.mean_psnr(renderer, test, config)

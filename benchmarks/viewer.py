@@ -59,7 +59,7 @@ def main(argv):
     del argv
     import jax
 
-    from mipnerf import datasets, models, rendering, train_images, training
+    from mipnerf import datasets, distributed, models, rendering, train_images, training
     from mipnerf import viewer as viewer_lib
 
     config = _CONFIG.value
@@ -67,7 +67,7 @@ def main(argv):
     config.exp_dir = tempfile.mkdtemp()
     config.viewer_port = 0
     config.lock()
-    mesh = training.make_mesh()
+    mesh = distributed.make_mesh()
     split = datasets.load_split(config, "train")
     data = train_images.put_train_images([split], config, mesh)
     model = models.build_model(config)

@@ -27,6 +27,7 @@ from mipnerf.integrity import INTEGRITY, check_integrity, write_integrity
 from mipnerf.quiet_stderr import quiet
 
 _DRAIN_SECONDS = 1.0
+_ITEM = "default"  # the folder of a checkpoint's one item, as the manager names it
 
 
 def checkpoint_dir(exp_dir) -> pathlib.Path:
@@ -176,14 +177,32 @@ class Checkpointer:
         if problem is not None:
             raise Damaged(problem)
 
-    def _restore_step(self, step: int, abstract):
-        """Checkpoint `step` restored into `abstract`: `Damaged` when its files cannot be read,
-        `CheckpointError` saying so when it holds other arrays than the model's, and naming the
-        exception otherwise."""
+    def _read(self, step: int, abstract, partial: bool):
+        """Checkpoint `step`'s arrays into `abstract`: all of them, or with `partial` only the
+        top-level fields `abstract` names (the rest of the files is never read)."""
+        if not partial:
+            return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        restore_args = ocp.checkpoint_utils.construct_restore_args(abstract)
+        with ocp.PyTreeCheckpointer() as reader:
+            return reader.restore(self.directory / str(step) / _ITEM, args=ocp.args.PyTreeRestore(
+                abstract, restore_args=restore_args, partial_restore=True))
+
+    def _restore_step(self, step: int, abstract, partial: bool = False):
+        """Checkpoint `step` restored into `abstract` (with `partial`, only its fields): `Damaged` when
+        its files cannot be read, `CheckpointError` saying so when it holds other arrays than the
+        model's, and naming the exception otherwise."""
         self._check(step)
         verified = (self.directory / str(step) / INTEGRITY).is_file()
         try:
-            saved = _shapes(self._manager.item_metadata(step).tree)
+            tree = self._manager.item_metadata(step).tree
+            if partial:
+                missing = sorted(set(abstract) - set(tree))
+                if missing:
+                    raise self._mismatch(step, f"it holds no {', '.join(missing)}")
+                tree = {name: tree[name] for name in abstract}
+            saved = _shapes(tree)
+        except CheckpointError:
+            raise
         except Exception as e:  # damaged metadata: Orbax and TensorStore raise many kinds
             raise (self._failure(step, e) if verified else Damaged(_root_cause(e))) from None
         if saved != _shapes(abstract):
@@ -191,7 +210,7 @@ class Checkpointer:
                                        f"of other shapes")
         with quiet():
             try:
-                return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+                return self._read(step, abstract, partial)
             except Exception as e:
                 failure = e
                 # TensorStore's reads still in flight finish (and complain) on their own threads.
@@ -223,10 +242,12 @@ class Checkpointer:
             (self.directory / str(step)).rename(aside)
         return aside
 
-    def restore(self, target, step: Optional[int] = None, log: Callable[[str], None] = print):
+    def restore(self, target, step: Optional[int] = None, log: Callable[[str], None] = print, partial: bool = False):
         """Restores checkpoint `step` into the structure, shapes and shardings of `target` (a train state).
 
-        Without `step`, the newest checkpoint whose files are whole: each newer damaged one is
+        With `partial`, `target` is a dict of some of the state's top-level fields (what inference
+        needs: "step", "params"); only those are read, so that the rest (the optimizer's state) may
+        have any structure, or none this code could build. Without `step`, the newest checkpoint whose files are whole: each newer damaged one is
         moved aside to `corrupt-STEP/` with a line to `log`. An explicit `step` that is damaged
         raises `CheckpointError` naming it and the whole ones.
         """
@@ -239,14 +260,14 @@ class Checkpointer:
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, stored_fields(target))
         if step is not None:
             try:
-                restored = self._restore_step(step, abstract)
+                restored = self._restore_step(step, abstract, partial)
             except Damaged as e:
                 raise CheckpointError(f"checkpoint {self.directory / str(step)} is damaged ({e}); "
                                       f"whole checkpoints: steps {self._whole_steps(exclude=step)}") from None
         else:
             for candidate in reversed(steps):
                 try:
-                    restored = self._restore_step(candidate, abstract)
+                    restored = self._restore_step(candidate, abstract, partial)
                     break
                 except Damaged as e:
                     aside = self._move_aside(candidate)

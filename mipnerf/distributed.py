@@ -8,6 +8,8 @@ import os
 from typing import Optional
 
 import jax
+import numpy as np
+from jax.sharding import Mesh
 
 from mipnerf.errors import ConfigError
 
@@ -63,3 +65,8 @@ def initialize(config) -> None:
 def is_primary() -> bool:
     """Whether this process writes logs, tensorboard and other single-copy files (process 0)."""
     return jax.process_index() == 0
+
+
+def make_mesh(devices=None) -> Mesh:
+    """A 1-D mesh over `devices` (default: every device of every process), with the single axis "data"."""
+    return Mesh(np.array(jax.devices() if devices is None else devices), ("data",))

@@ -8,7 +8,7 @@ import numpy as np
 import tqdm
 from skimage import measure
 
-from mipnerf import camera, datasets, models, rendering, training
+from mipnerf import camera, datasets, models, rendering
 
 CHUNK = 1 << 16  # grid points (or vertices) per jitted call
 
@@ -65,7 +65,7 @@ def vertex_colors(renderer: rendering.Renderer, model, vertices: np.ndarray, nor
     through it from `depth` in front of it to `depth` behind (the background taken out); grey for
     a vertex no camera sees."""
     chosen = choose_cameras(vertices, normals, train)
-    background = training.background_color(config)
+    background = models.background_color(config)
     fx = np.asarray(train.intrinsics.fx, np.float64)
 
     @jax.jit

@@ -12,6 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from mipnerf import coord, grid, stepfun, volume
 from mipnerf.camera import Rays
@@ -318,6 +319,26 @@ def grid_decay(model: MipNerf360, params) -> jnp.ndarray:
     Zip-NeRF's of the hash grids; none of MLPs."""
     fields = (model.prop_field, model.nerf_field)
     return sum((field.decay(params["params"][field.name]) for field in fields), jnp.float32(0))
+
+
+def background_color(config: ml_collections.ConfigDict) -> jnp.ndarray:
+    """[3] the colour behind the scene: white with `white_background`, else black."""
+    return jnp.ones(3) if config.white_background else jnp.zeros(3)
+
+
+# The training image of `init_args`'s one ray, so that every table is made. numpy: a jax array
+# made at import would start the backend before `jax.distributed.initialize`.
+_INIT_IMAGE = np.zeros((1,), np.int32)
+
+
+def init_args(config: ml_collections.ConfigDict, key) -> tuple:
+    """The arguments after the key of `model.init(key, *init_args(config, key))`: one ray, jittered
+    with keys from `key`, of the config's near and far, seen from training image 0."""
+    ones = lambda width: jnp.ones((1, width))
+    look = jnp.array([[0.0, 0.0, -1.0]])
+    rays = Rays(origins=0 * ones(3), directions=look, viewdirs=look, radii=0 * ones(1), near=config.near * ones(1),
+                far=config.far * ones(1))
+    return jax.random.split(key, 1), rays, 0.0, background_color(config), _INIT_IMAGE
 
 
 def compute_dtype(precision: str) -> jnp.dtype:

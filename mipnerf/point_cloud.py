@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from mipnerf import camera, coord, datasets, rendering, training
+from mipnerf import camera, coord, datasets, models, rendering
 
 MIN_OPACITY = 0.95  # a pixel's point is kept only where the render is this opaque
 MAX_DEPTH_SPREAD = 0.02  # ... and its median depth is within this fraction of its expected depth
@@ -27,7 +27,7 @@ def median_depth(weights: jnp.ndarray, t: jnp.ndarray) -> jnp.ndarray:
 def make_points_fn(config, model):
     """A jitted `(params, cameras, pixels [B], lens) -> (points [B, 3], rgb [B, 3], keep [B])`: each
     pixel's expected-depth point in the model's frame, its colour, and whether it is kept."""
-    background = training.background_color(config)
+    background = models.background_color(config)
 
     def points(params, cameras: camera.Cameras, pixels, lens: camera.Lens):
         rays = camera.pixel_rays(cameras, pixels, lens, config.forward_facing)

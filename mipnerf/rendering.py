@@ -5,14 +5,17 @@ Shared by training's validation views, eval.py and render.py. Every chunk has th
 (the last is padded), so the render function compiles once per lens kind.
 """
 
+import contextlib
 from typing import Any, Callable, Iterator, NamedTuple, Optional
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import tqdm
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from mipnerf import camera, models, training
+from mipnerf import camera, distributed, models
+from mipnerf.checkpoints import Checkpointer, checkpoint_dir
 
 
 class Image(NamedTuple):
@@ -27,7 +30,7 @@ def make_render_fn(config, model):
     """A jitted `(params, cameras, pixels [B], lens) -> Composite` with deterministic sampling: the
     rays through `pixels` (row-major indices into the image) of one camera (`camera.Cameras` with
     scalar fields), cast on the device; `lens` (a `camera.Lens`) is static."""
-    background = training.background_color(config)
+    background = models.background_color(config)
 
     def render_pixels(params, cameras: camera.Cameras, pixels, lens: camera.Lens):
         rays = camera.pixel_rays(cameras, pixels, lens, config.forward_facing)
@@ -95,13 +98,33 @@ class Renderer(NamedTuple):
     model: Any = None
 
 
+def saved_num_images(config, ckpt: Checkpointer, step: Optional[int] = None) -> int:
+    """The number of training images the per-image tables of checkpoint `step` (default: the newest)
+    hold, or 0 when the config's model has none (no appearance)."""
+    if not (config.appearance_dim or config.appearance_affine):
+        return 0
+    name = "appearance" if config.appearance_dim else "color_transform"
+    return ckpt.saved_shape(("params", "params", name), step)[0]
+
+
 def load_renderer(config, step: Optional[int] = None, log=print) -> Renderer:
     """Builds the config's model with the parameters of checkpoint `step` (default: the newest whole
-    one) of the run in `config.exp_dir`; raises `CheckpointError` naming the folder when there is none."""
-    mesh = training.make_mesh()
-    model = models.build_model(config, training.saved_num_images(config, step))
-    state = training.restore_train_state(config, model, mesh, step, log)
-    return Renderer(make_render_fn(config, model), state.params, int(state.step), mesh, model)
+    one) of the run in `config.exp_dir`; raises `CheckpointError` naming the folder when there is none.
+
+    Reads the step and the parameters (with the per-image tables) alone: no optimizer is built
+    and its state is never read, so any run renders whatever its optimizer was. Damaged newer
+    checkpoints are moved aside with a line to `log` (see `Checkpointer.restore`).
+    """
+    mesh = distributed.make_mesh()
+    with contextlib.closing(Checkpointer(checkpoint_dir(config.exp_dir), create=False)) as ckpt:
+        model = models.build_model(config, saved_num_images(config, ckpt, step))
+        key = jax.random.PRNGKey(0)
+        shapes = jax.eval_shape(model.init, key, *models.init_args(config, key))
+        replicated = NamedSharding(mesh, P())
+        target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
+                              {"step": jax.ShapeDtypeStruct((), jnp.int32), "params": shapes})
+        restored = ckpt.restore(target, step, log=log, partial=True)
+    return Renderer(make_render_fn(config, model), restored["params"], int(restored["step"]), mesh, model)
 
 
 def render_views(renderer: Renderer, camtoworlds: np.ndarray, intrinsics: camera.Intrinsics, height: int, width: int,

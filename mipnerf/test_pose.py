@@ -20,7 +20,7 @@ import numpy as np
 import optax
 import tqdm
 
-from mipnerf import camera, pose_refine, rendering, training
+from mipnerf import camera, models, pose_refine, rendering
 
 LR_FINAL_FRACTION = 0.1  # the last step's learning rate, as a fraction of pose_lr_init
 
@@ -30,7 +30,7 @@ def make_refine_fn(config, model):
     pose correction (as `pose_refine.apply` takes it) that fits one camera (`camera.Cameras` with
     scalar fields) to its image `colors` (float32 in [0, 1], row-major), over its kept pixels: the
     first `count` entries of `kept` (row-major indices; the rest is padding); `lens` is static."""
-    background = training.background_color(config)
+    background = models.background_color(config)
     steps, batch = config.eval_pose_steps, config.batch_size
     tx = optax.adam(optax.exponential_decay(config.pose_lr_init, steps, LR_FINAL_FRACTION), eps=1e-15)
 

@@ -86,7 +86,7 @@ def train(config, log=print) -> training.TrainState:
 
 def _train(config, log, primary: bool, ckpt: Checkpointer, cleanup: contextlib.ExitStack) -> training.TrainState:
     exp_dir = pathlib.Path(config.exp_dir)
-    mesh = training.make_mesh()
+    mesh = distributed.make_mesh()
     training.check_batch_divides(config.batch_size, mesh, config.grad_accum)
     if ckpt.steps():
         run_config.check_resume(config)

@@ -8,14 +8,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from mipnerf import models, pose_refine, stepfun
-from mipnerf.camera import Rays
 from mipnerf.train_images import RayData, TrainImages, sample_batch
-from mipnerf.checkpoints import Checkpointer, checkpoint_dir
 from mipnerf.errors import ConfigError
 from mipnerf.metrics import psnr_from_mse
 
@@ -149,11 +146,6 @@ def split_micro_batches(x: jnp.ndarray, grad_accum: int) -> jnp.ndarray:
     return jnp.swapaxes(x.reshape((-1, grad_accum) + x.shape[1:]), 0, 1)
 
 
-def make_mesh(devices=None) -> Mesh:
-    """A 1-D mesh over `devices` (default: every device of every process), with the single axis "data"."""
-    return Mesh(np.array(jax.devices() if devices is None else devices), ("data",))
-
-
 def check_batch_divides(batch_size: int, mesh: Mesh, grad_accum: int = 1) -> None:
     """Raises ConfigError unless every device gets the same number of rays of every micro-batch."""
     if batch_size % mesh.size:
@@ -162,28 +154,6 @@ def check_batch_divides(batch_size: int, mesh: Mesh, grad_accum: int = 1) -> Non
     if per_device % grad_accum:
         raise ConfigError(f"config.grad_accum={grad_accum}: expected a divisor of the rays per device "
                           f"({per_device} = batch_size {batch_size} / {mesh.size} devices)")
-
-
-def background_color(config) -> jnp.ndarray:
-    return jnp.ones(3) if config.white_background else jnp.zeros(3)
-
-
-# The training image of `create_train_state`'s one ray, so that every table is made. numpy: a jax
-# array made at import would start the backend before `jax.distributed.initialize`.
-DUMMY_IMAGE = np.zeros((1,), np.int32)
-
-
-def saved_num_images(config, step: Optional[int] = None) -> int:
-    """The number of training images the per-image tables of the run in `config.exp_dir` hold
-    (checkpoint `step`, default the newest), or 0 when it has none (no appearance)."""
-    if not (config.appearance_dim or config.appearance_affine):
-        return 0
-    name = "appearance" if config.appearance_dim else "color_transform"
-    ckpt = Checkpointer(checkpoint_dir(config.exp_dir), create=False)
-    try:
-        return ckpt.saved_shape(("params", "params", name), step)[0]
-    finally:
-        ckpt.close()
 
 
 def create_train_state(config, model: nn.Module, mesh: Mesh, num_images: Optional[int] = None):
@@ -198,41 +168,21 @@ def create_train_state(config, model: nn.Module, mesh: Mesh, num_images: Optiona
     """
     if config.pose_refine and not num_images:
         raise ConfigError("config.pose_refine=True: expected the number of training cameras to refine")
-    dummy = Rays(*(jnp.zeros((1, 3 if i < 3 else 1)) for i in range(6)))
-    dummy = dummy._replace(near=dummy.near + config.near, far=dummy.far + config.far,
-                           directions=dummy.directions.at[:, 2].set(-1.0), viewdirs=dummy.viewdirs.at[:, 2].set(-1.0))
     init_key, sample_key = jax.random.split(jax.random.PRNGKey(config.seed))
-    sample_keys = jax.random.split(sample_key, 1)  # one per ray of `dummy`
-    background = background_color(config)
+    args = models.init_args(config, sample_key)
     # Shapes first, so that the optimizer can be built; then one compiled initialisation, since
     # running `init` op by op dispatches hundreds of small kernels.
-    shapes = jax.eval_shape(model.init, init_key, sample_keys, dummy, 0.0, background, DUMMY_IMAGE)
+    shapes = jax.eval_shape(model.init, init_key, *args)
     tx = make_optimizer(config, shapes)
 
     def init():
-        params = model.init(init_key, sample_keys, dummy, 0.0, background, DUMMY_IMAGE)
+        params = model.init(init_key, *args)
         poses = pose_refine.zeros(num_images) if config.pose_refine else None
         pose_opt_state = pose_refine.make_optimizer(config).init(poses) if config.pose_refine else None
         return TrainState(step=jnp.array(0, jnp.int32), params=params, opt_state=tx.init(params),
                           nonfinite_step=jnp.array(-1, jnp.int32), poses=poses, pose_opt_state=pose_opt_state)
 
     return jax.jit(init, out_shardings=NamedSharding(mesh, P()))(), tx
-
-
-def restore_train_state(config, model: nn.Module, mesh: Mesh, step: Optional[int] = None, log=print) -> TrainState:
-    """The train state of checkpoint `step` (default: the newest whole one) of the run in `config.exp_dir`.
-
-    Raises `CheckpointError`, naming the folder searched, when there is no such checkpoint, and
-    naming the step when an explicit `step` is damaged. Damaged newer checkpoints are moved
-    aside with a line to `log` (see `Checkpointer.restore`).
-    """
-    ckpt = Checkpointer(checkpoint_dir(config.exp_dir), create=False)
-    try:
-        num_images = ckpt.saved_shape("poses", step)[0] if config.pose_refine else None
-        state, _ = create_train_state(config, model, mesh, num_images)
-        return ckpt.restore(state, step, log=log)
-    finally:
-        ckpt.close()
 
 
 def make_update(config, model: nn.Module, tx: optax.GradientTransformation):
@@ -250,7 +200,7 @@ def make_update(config, model: nn.Module, tx: optax.GradientTransformation):
     [B] ray cotangents -> ([N, 6],)), the gradient of the loss in each micro-batch's rays is
     kept too, and carried back to the corrections, which take a step of their own optimizer.
     """
-    background = background_color(config)
+    background = models.background_color(config)
     schedule = lr_schedule(config)
     pose_tx = pose_refine.make_optimizer(config) if config.pose_refine else None
 

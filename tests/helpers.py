@@ -60,9 +60,9 @@ class Training(NamedTuple):
 
 def setup_training(config) -> Training:
     """Loads the config's train split onto every device and initialises the model and optimizer."""
-    from mipnerf import datasets, models, train_images, training
+    from mipnerf import datasets, distributed, models, train_images, training
 
-    mesh = training.make_mesh()
+    mesh = distributed.make_mesh()
     split = datasets.load_split(config, "train")
     rays = datasets.split_rays(split, config)
     model = models.build_model(config)
@@ -123,8 +123,8 @@ def get_config():
 
 def mean_test_psnr(config, params) -> float:
     """Mean PSNR over the config's test views rendered with `params`."""
-    from mipnerf import datasets, evaluation, models, rendering, training
+    from mipnerf import datasets, distributed, evaluation, models, rendering
 
     renderer = rendering.Renderer(rendering.make_render_fn(config, models.build_model(config)), params, 0,
-                                  training.make_mesh())
+                                  distributed.make_mesh())
     return evaluation.mean_psnr(renderer, datasets.load_split(config, "test"), config)

@@ -1,5 +1,6 @@
 """eval.py and render.py: honest metrics, saved renders, camera paths and playable videos."""
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -224,3 +225,36 @@ def test_every_render_path_built_in_scene_and_field_that_the_config_accepts_exis
     assert tuple(video_render.PATHS) + ("file",) == RENDER_PATHS
     assert tuple(datasets.BUILT_IN) == BUILT_IN_SCENES
     assert tuple(models.FIELDS) == FIELDS
+
+
+def test_inference_modules_do_not_import_the_training_step():
+    code = ("import sys; from mipnerf import evaluation, exporting, rendering, video_render, viewing; "
+            "print(sorted(m for m in ('mipnerf.training', 'mipnerf.trainer', 'mipnerf.train_images') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_a_run_whose_optimizer_state_cannot_be_built_still_renders(tiny_scene, trained_run, tmp_path):
+    """A checkpoint whose optimizer state has another structure (another optimizer, or a future
+    change) restores for rendering: only the step and the parameters are read."""
+    import shutil
+
+    import optax
+
+    from mipnerf.checkpoints import Checkpointer, checkpoint_dir
+
+    shutil.copytree(trained_run / "checkpoints" / str(STEPS), tmp_path / "checkpoints" / str(STEPS))
+    shutil.copy(trained_run / "config.json", tmp_path / "config.json")
+    config = run_config(tiny_scene, tmp_path)
+    renderer = rendering.load_renderer(config, log=lambda s: None)
+    with contextlib.closing(Checkpointer(checkpoint_dir(tmp_path))) as ckpt:
+        state = {"step": np.int32(STEPS + 1), "params": renderer.params,
+                 "opt_state": optax.sgd(0.1, momentum=0.9).init(renderer.params), "extra": np.arange(5.0)}
+        ckpt.save(STEPS + 1, state)
+    other = rendering.load_renderer(config, log=lambda s: None)
+    assert other.step == STEPS + 1
+    test = datasets.load_split(config, "test")
+    views = [next(rendering.render_views(r, test.camtoworlds[:1], test.intrinsics.take([0]), 16, 16, config, desc="t"))
+             for r in (renderer, other)]
+    np.testing.assert_array_equal(views[0].rgb, views[1].rgb)

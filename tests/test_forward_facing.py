@@ -4,7 +4,7 @@ lets it see the far pillars and the sky behind the central shapes."""
 import pytest
 
 from helpers import mean_test_psnr, tiny_config
-from mipnerf import models, trainer, training
+from mipnerf import distributed, models, trainer, training
 from mipnerf.datasets import demo360
 
 SCENE = dict(width=48, height=32, n_images=24, spp=2, forward=True)
@@ -28,7 +28,7 @@ def forward_config(scene_dir, exp_dir, **overrides):
 def test_ndc_learns_the_forward_facing_scene_and_beats_world_space_sampling(scene, tmp_path):
     config = forward_config(scene, tmp_path / "ndc")
     start = mean_test_psnr(config, training.create_train_state(config, models.build_model(config),
-                                                               training.make_mesh())[0].params)
+                                                               distributed.make_mesh())[0].params)
     ndc = mean_test_psnr(config, trainer.train(config, log=lambda s: None).params)
     # The same model without NDC: the cameras in the 360 frame (centres within [-1, 1]^3, the
     # central shapes about 6 away) and linear samples out to 20, past the central shapes and the

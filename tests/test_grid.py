@@ -10,7 +10,7 @@ import pytest
 import scipy.special
 
 from helpers import setup_training, tiny_config
-from mipnerf import coord, evaluation, grid, models, training, video_render
+from mipnerf import coord, distributed, evaluation, grid, models, training, video_render
 
 PRIMES = (1, 2654435761, 805459861)
 
@@ -162,7 +162,7 @@ def test_grid_inputs_contract_and_normalise_into_the_grids_box():
 def test_grid_decay_is_the_sum_over_levels_of_each_levels_mean_square(tiny_scene, tmp_path):
     config = grid_config(tiny_scene, tmp_path)
     model = models.build_model(config)
-    params = training.create_train_state(config, model, training.make_mesh())[0].params
+    params = training.create_train_state(config, model, distributed.make_mesh())[0].params
     expected, tables = 0.0, {}
     for name, levels, table_log2, min_res, max_res in (
             ("prop_grid", config.prop_grid_levels, config.prop_grid_table_log2, config.grid_min_res,

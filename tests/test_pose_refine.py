@@ -2,6 +2,7 @@
 only the training cameras have any), a perturbed camera is recovered, and the refined cameras go
 out as JSON and as a COLMAP model in the capture's own frame."""
 
+import contextlib
 import json
 
 import jax
@@ -11,7 +12,9 @@ import pytest
 
 from captures import write_capture
 from helpers import tiny_config
-from mipnerf import datasets, evaluation, models, pose_export, pose_refine, test_pose, train_images, trainer, training
+from mipnerf import (datasets, distributed, evaluation, models, pose_export, pose_refine, test_pose, train_images,
+                     trainer, training)
+from mipnerf.checkpoints import Checkpointer, checkpoint_dir
 from mipnerf.datasets import colmap, colmap_model, demo, scene_frame
 from mipnerf.errors import ConfigError
 
@@ -36,7 +39,7 @@ def test_rodrigues_is_exact_at_zero_and_matches_the_host():
 
 def test_zero_corrections_give_exactly_the_loaders_rays(tiny_scene, tmp_path):
     config = tiny_config(tiny_scene, tmp_path)
-    mesh = training.make_mesh(jax.devices()[:1])
+    mesh = distributed.make_mesh(jax.devices()[:1])
     images = train_images.put_train_images([datasets.load_split(config, "train")], config, mesh)
     key = jax.random.PRNGKey(3)
     draw = jax.jit(lambda images, poses: train_images.draw_batch(images, key, 512, mesh, poses))
@@ -47,7 +50,7 @@ def test_zero_corrections_give_exactly_the_loaders_rays(tiny_scene, tmp_path):
 
 def step_of(config, num_images=None):
     """A fresh state, the jitted step and the training images of `config` on every device."""
-    mesh, model = training.make_mesh(), models.build_model(config)
+    mesh, model = distributed.make_mesh(), models.build_model(config)
     data = train_images.put_train_images([datasets.load_split(config, "train")], config, mesh)
     state, tx = training.create_train_state(config, model, mesh, num_images)
     return state, training.make_train_step(config, model, tx, mesh), data
@@ -103,7 +106,7 @@ def refined_run(scene32, tmp_path_factory):
     (config, model, final state, the loaded training split, the turned cameras)."""
     config = tiny_config(scene32, tmp_path_factory.mktemp("refined"), pose_refine=True, pose_warmup_steps=100,
                          max_steps=400, pose_lr_init=3e-3, pose_lr_final=3e-4, pose_decay=0.0, eval_pose_steps=100)
-    mesh = training.make_mesh()
+    mesh = distributed.make_mesh()
     split = datasets.load_split(config, "train")
     camtoworlds = turned(split.camtoworlds, TURNED)
     model = models.build_model(config)
@@ -190,9 +193,9 @@ def test_a_refined_run_exports_its_cameras_and_restores_for_eval(tiny_scene, tmp
     state = trainer.train(config, log=lambda s: None)
     frames = json.loads((tmp_path / pose_export.CAMERAS_FILE).read_text())["frames"]
     assert len(frames) == state.poses.shape[0] and any(f["rotation_deg"] > 0 for f in frames)
-    model = models.build_model(config)
-    restored = training.restore_train_state(config, model, training.make_mesh(), log=lambda s: None)
-    np.testing.assert_array_equal(restored.poses, state.poses)
+    with contextlib.closing(Checkpointer(checkpoint_dir(config.exp_dir), create=False)) as ckpt:
+        restored = ckpt.restore({"poses": state.poses}, partial=True, log=lambda s: None)
+    np.testing.assert_array_equal(restored["poses"], state.poses)
     lines = []
     result = evaluation.evaluate(config, log=lines.append)
     assert result["eval_pose_steps"] == 2

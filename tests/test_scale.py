@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from helpers import ROOT, setup_training, tiny_config
-from mipnerf import camera, datasets, models, rendering, training
+from mipnerf import camera, datasets, distributed, models, rendering, training
 from mipnerf.checkpoints import Checkpointer
 from mipnerf.errors import ConfigError
 
@@ -34,7 +34,7 @@ batch = training.RayData(Rays(*(flat(x)[idx] for x in rays)), flat(split.colors(
 model = models.build_model(config)
 result = {{}}
 for devices in (1, 4):
-    mesh = training.make_mesh(jax.devices()[:devices])
+    mesh = distributed.make_mesh(jax.devices()[:devices])
     state, tx = training.create_train_state(config, model, mesh)
     update = jax.jit(training.make_update(config, model, tx))
     sharded = jax.device_put(batch, NamedSharding(mesh, P("data")))
@@ -94,7 +94,7 @@ def test_two_processes_train_like_one_process_on_the_same_global_batch(tiny_scen
     assert (tmp_path / "two" / "tb").is_dir() and (tmp_path / "two" / "config.json").is_file()
 
     config = tiny_config(tiny_scene, tmp_path)
-    mesh = training.make_mesh(jax.devices()[:1])
+    mesh = distributed.make_mesh(jax.devices()[:1])
     target, _ = training.create_train_state(config, models.build_model(config), mesh)
     one = Checkpointer(tmp_path / "one" / "checkpoints").restore(target, 6)
     two = Checkpointer(tmp_path / "two" / "checkpoints").restore(target, 6)

@@ -9,7 +9,7 @@ import optax
 import pytest
 
 from helpers import tiny_config
-from mipnerf import config_checks, models, training
+from mipnerf import config_checks, distributed, models, training
 from mipnerf.camera import Rays
 from mipnerf.errors import ConfigError
 
@@ -41,7 +41,7 @@ def one_update(config, batch, tx_fn=None, key=jax.random.PRNGKey(7)):
     """(new state, stats) of one update of a fresh state on `batch`; `tx_fn(params)` replaces the
     config's optimizer."""
     model = models.build_model(config)
-    state, tx = training.create_train_state(config, model, training.make_mesh())
+    state, tx = training.create_train_state(config, model, distributed.make_mesh())
     if tx_fn is not None:
         tx = tx_fn(state.params)
         state = state.replace(opt_state=tx.init(state.params))
@@ -97,7 +97,7 @@ def test_weighted_data_loss_divides_by_the_whole_batchs_weights(tmp_path):
 def test_a_ray_samples_the_same_in_any_batch(tmp_path):
     config = tiny_config(tmp_path, tmp_path)
     model = models.build_model(config)
-    params = training.create_train_state(config, model, training.make_mesh())[0].params
+    params = training.create_train_state(config, model, distributed.make_mesh())[0].params
     rays = ray_batch(16).rays
     keys = jax.random.split(jax.random.PRNGKey(3), 16)
     apply = jax.jit(lambda rays, keys: model.apply(params, keys, rays, 0.5, jnp.ones(3))[1])
@@ -114,7 +114,7 @@ def test_a_ray_samples_the_same_in_any_batch(tmp_path):
 
 
 def test_micro_batches_must_divide_each_devices_rays(tmp_path):
-    mesh = training.make_mesh()
+    mesh = distributed.make_mesh()
     training.check_batch_divides(BATCH, mesh, 4)
     with pytest.raises(ConfigError, match=r"config.grad_accum=3: expected a divisor of the rays per device \(256"):
         training.check_batch_divides(BATCH, mesh, 3)
@@ -139,7 +139,7 @@ def test_remat_keeps_the_parameters_and_the_gradients(tmp_path, field):
     for remat in (False, True):
         config = tiny_config(tmp_path, tmp_path, remat=remat, batch_size=64, **(MICRO_BATCH_CASES["grid"] if field == "grid" else {}))
         model = models.build_model(config)
-        params[remat] = training.create_train_state(config, model, training.make_mesh())[0].params
+        params[remat] = training.create_train_state(config, model, distributed.make_mesh())[0].params
         grads[remat] = one_update(config, batch, lambda params: gradient_probe())[0].opt_state
     assert jax.tree.structure(params[True]) == jax.tree.structure(params[False])
     assert jax.tree.map(jnp.shape, params[True]) == jax.tree.map(jnp.shape, params[False])
@@ -165,7 +165,7 @@ def test_bf16_keeps_mlp_activations_bf16_and_the_rest_float32(tmp_path, remat):
     config = tiny_config(tmp_path, tmp_path, precision="bf16", grad_accum=2, remat=remat, batch_size=64,
                          prop_width=40, nerf_width=56, bottleneck_width=24, view_width=20)
     model = models.build_model(config)
-    state, tx = training.create_train_state(config, model, training.make_mesh())
+    state, tx = training.create_train_state(config, model, distributed.make_mesh())
     jaxpr = jax.make_jaxpr(training.make_update(config, model, tx))(state, ray_batch(64), jax.random.PRNGKey(0))
     widths = {40, 56, 24, 20}
     activations, delicate = set(), set()

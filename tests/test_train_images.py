@@ -12,7 +12,7 @@ import pytest
 
 from captures import CAMERAS, write_capture
 from helpers import ROOT, tiny_config
-from mipnerf import datasets, models, train_images, training
+from mipnerf import datasets, distributed, models, train_images, training
 from mipnerf.datasets import multiscale
 from mipnerf.errors import ConfigError
 
@@ -32,7 +32,7 @@ def multiscale_scene(tiny_scene, tmp_path_factory):
 
 def draw(config, splits, batch_size: int, key, mesh=None):
     """`draw_batch` of the splits put on `mesh` (default: one device), jitted, on the host."""
-    mesh = mesh or training.make_mesh(jax.devices()[:1])
+    mesh = mesh or distributed.make_mesh(jax.devices()[:1])
     images = train_images.put_train_images(splits, config, mesh)
     drawn = jax.jit(lambda images, key: train_images.draw_batch(images, key, batch_size, mesh))(images, key)
     return jax.device_get(drawn)
@@ -102,7 +102,7 @@ def test_a_multiscale_steps_gradient_is_the_hand_weighted_losses(multiscale_scen
     weighted by hand (each ray by its image's 4^scale), computed from the same drawn rays."""
     config = tiny_config(multiscale_scene, tmp_path, dataset="multiscale", interlevel_loss_mult=0.0,
                          distortion_loss_mult=0.0, data_loss="mse")
-    mesh = training.make_mesh(jax.devices()[:1])
+    mesh = distributed.make_mesh(jax.devices()[:1])
     splits = datasets.load_scales(config, "train")
     images = train_images.put_train_images(splits, config, mesh)
     model = models.build_model(config)
@@ -112,7 +112,7 @@ def test_a_multiscale_steps_gradient_is_the_hand_weighted_losses(multiscale_scen
     assert len(np.unique(np.asarray(batch.lossmult))) == 4  # rays of every scale
 
     def hand_loss(params, weighted: bool):
-        out, _ = model.apply(params, jax.random.split(key, 512), batch.rays, 0.0, training.background_color(config),
+        out, _ = model.apply(params, jax.random.split(key, 512), batch.rays, 0.0, models.background_color(config),
                              batch.image)
         w = batch.lossmult if weighted else jnp.ones_like(batch.lossmult)
         return jnp.sum(w * (out.rgb - batch.rgb) ** 2) / (3 * jnp.sum(w))
@@ -163,7 +163,7 @@ def test_masked_pixels_are_never_drawn_and_kept_ones_all_are(tiny_scene, tmp_pat
     check_draw(drawn, [split], config)
     np.testing.assert_array_equal(seen, split.masks)  # 65k draws over 2.4k kept pixels: each about 27 times
     # The device holds the kept pixels only.
-    images = train_images.put_train_images([split], config, training.make_mesh(jax.devices()[:1]))
+    images = train_images.put_train_images([split], config, distributed.make_mesh(jax.devices()[:1]))
     assert int(images.counts[0]) == split.masks.sum() == len(images.pixels)
 
 
@@ -172,7 +172,7 @@ def test_masked_colours_never_reach_training(tiny_scene, tmp_path):
     parameters, bit for bit: masked pixels never contribute to any loss term."""
     config = tiny_config(tiny_scene, tmp_path)
     split = with_masks(datasets.load_split(config, "train"), seed=1)
-    mesh = training.make_mesh()
+    mesh = distributed.make_mesh()
     model = models.build_model(config)
     step = None
     params = []
@@ -193,7 +193,7 @@ def test_the_device_holds_uint8_images_and_no_per_pixel_floats(tiny_scene, tmp_p
     split = datasets.load_split(config, "train")
     pixels = split.images.shape[0] * split.height * split.width
     before = {id(a) for a in jax.live_arrays()}
-    images = train_images.put_train_images([split], config, training.make_mesh(jax.devices()[:1]))
+    images = train_images.put_train_images([split], config, distributed.make_mesh(jax.devices()[:1]))
     new = [a for a in jax.live_arrays() if id(a) not in before]
     assert images.pixels.dtype == np.uint8 and images.pixels.shape == (pixels, 3)
     np.testing.assert_array_equal(np.asarray(images.pixels), split.images.reshape(-1, 3))
@@ -218,18 +218,18 @@ import sys
 sys.path.insert(0, {tests!r})
 import jax
 from helpers import tiny_config
-from mipnerf import datasets, training
+from mipnerf import datasets, distributed, training
 import test_train_images as t
 assert jax.device_count() == 4
 config = tiny_config({scene!r}, {exp!r}, dataset="multiscale")
 splits = datasets.load_scales(config, "train")
-drawn = t.draw(config, splits, 1024, jax.random.PRNGKey(3), training.make_mesh())
+drawn = t.draw(config, splits, 1024, jax.random.PRNGKey(3), distributed.make_mesh())
 t.check_draw(drawn, splits, config)
 print("checked", len(drawn.image))
 # Masked images: each device draws from its block's kept pixels only.
 config = tiny_config({tiny!r}, {exp!r})
 split = t.with_masks(datasets.load_split(config, "train"))
-drawn = t.draw(config, [split], 1024, jax.random.PRNGKey(4), training.make_mesh())
+drawn = t.draw(config, [split], 1024, jax.random.PRNGKey(4), distributed.make_mesh())
 t.check_draw(drawn, [split], config)
 j, i = divmod(drawn.pixel, split.width)
 assert split.masks[drawn.image, j, i].all() and len(set(drawn.image.tolist())) > 4

@@ -13,7 +13,7 @@ from PIL import Image
 
 import captures
 from helpers import ROOT, assert_cameras_alone_match, assert_one_line_error, tiny_config
-from mipnerf import camera, datasets, train_images, trainer, training
+from mipnerf import camera, datasets, distributed, train_images, trainer
 from mipnerf.config_checks import check_config
 from mipnerf.datasets import colmap, demo360, scene_frame, transforms
 from mipnerf.errors import DatasetError
@@ -183,7 +183,7 @@ def test_masks_keep_their_pixels_out_of_training(tmp_path, masks_n):
     # A pixel at factor 2 is kept only where its whole 2x2 block was.
     expected = np.concatenate([masks.reshape(8, 16, 2, 24, 2).all(axis=(2, 4)), np.ones((1, 16, 24), bool)])
     np.testing.assert_array_equal(split.masks, expected)
-    images = train_images.put_train_images([split], config, training.make_mesh())
+    images = train_images.put_train_images([split], config, distributed.make_mesh())
     np.testing.assert_array_equal(np.asarray(images.pixels)[:int(images.counts.sum())], split.images[split.masks])
 
 

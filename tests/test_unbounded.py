@@ -3,7 +3,7 @@
 import pytest
 
 from helpers import mean_test_psnr, tiny_config
-from mipnerf import models, trainer, training
+from mipnerf import distributed, models, trainer, training
 from mipnerf.datasets import demo360
 
 SCENE = dict(width=48, height=32, n_images=24, spp=2)
@@ -26,7 +26,7 @@ def unbounded_config(scene_dir, exp_dir, **overrides):
 
 def test_contraction_learns_the_unbounded_scene_and_beats_a_bounded_model(scene, tmp_path):
     config = unbounded_config(scene, tmp_path / "unbounded")
-    start = mean_test_psnr(config, training.create_train_state(config, models.build_model(config), training.make_mesh())[0].params)
+    start = mean_test_psnr(config, training.create_train_state(config, models.build_model(config), distributed.make_mesh())[0].params)
     unbounded = mean_test_psnr(config, trainer.train(config, log=lambda s: None).params)
     # The same model without contraction: linear spacing out to twice the radius of the camera ring
     # (the cameras lie within [-1, 1]^3), which holds the central objects and the ground around them
