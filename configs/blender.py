@@ -141,7 +141,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.export_obj = False  # mesh: also write mesh.obj
 
     # Evaluation (eval.py) and videos (render.py).
-    c.eval_step = 0  # checkpoint step to evaluate (0: the latest)
+    c.eval_step = 0  # checkpoint step that eval, render, view and export restore (0: the latest)
     # "spiral" | "orbit" | "ellipse" | "zoom": a camera path around the training cameras' centre;
     # "file": the camera path file render_path_file.
     c.render_path = "spiral"

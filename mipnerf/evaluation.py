@@ -94,7 +94,7 @@ def evaluate(config, log=print, explicit=None) -> dict:
     config = run_config.for_restore(config, explicit)
     check_config(config)
     exp_dir = pathlib.Path(config.exp_dir)
-    renderer = rendering.load_renderer(config, config.eval_step or None, log)
+    renderer = rendering.load_renderer(config, log)
     scales = datasets.load_scales(config, "test")
     out_dir = exp_dir / "eval"
     out_dir.mkdir(parents=True, exist_ok=True)

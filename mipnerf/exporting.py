@@ -37,7 +37,7 @@ def export(config, explicit=None, log=print) -> list[pathlib.Path]:
     if config.forward_facing:
         raise ConfigError("config.forward_facing=True: export works in the world frame, and forward-facing "
                           "scenes render in NDC; expected a bounded or unbounded (360) scene")
-    renderer = rendering.load_renderer(config, log=lambda message: None)
+    renderer = rendering.load_renderer(config, log)
     model = renderer.model
     train = datasets.load_split(config, "train")
     center, half_width = export_box(train, config)

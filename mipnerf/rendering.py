@@ -107,15 +107,17 @@ def saved_num_images(config, ckpt: Checkpointer, step: Optional[int] = None) -> 
     return ckpt.saved_shape(("params", "params", name), step)[0]
 
 
-def load_renderer(config, step: Optional[int] = None, log=print) -> Renderer:
-    """Builds the config's model with the parameters of checkpoint `step` (default: the newest whole
-    one) of the run in `config.exp_dir`; raises `CheckpointError` naming the folder when there is none.
+def load_renderer(config, log=print) -> Renderer:
+    """Builds the config's model with the parameters of checkpoint `config.eval_step` (0: the newest
+    whole one) of the run in `config.exp_dir`, for every command that renders a trained run (eval,
+    render, view, export); raises `CheckpointError` naming the folder when there is none.
 
     Reads the step and the parameters (with the per-image tables) alone: no optimizer is built
     and its state is never read, so any run renders whatever its optimizer was. Damaged newer
     checkpoints are moved aside with a line to `log` (see `Checkpointer.restore`).
     """
     mesh = distributed.make_mesh()
+    step = config.eval_step or None
     with contextlib.closing(Checkpointer(checkpoint_dir(config.exp_dir), create=False)) as ckpt:
         model = models.build_model(config, saved_num_images(config, ckpt, step))
         key = jax.random.PRNGKey(0)

@@ -16,7 +16,7 @@ def serve(config, explicit=None, log=lambda message: print(message, flush=True),
 
     config = run_config.for_restore(config, explicit)
     check_config(config)
-    renderer = rendering.load_renderer(config, log=lambda message: None)
+    renderer = rendering.load_renderer(config, log)
     train = datasets.load_split(config, "train")
     viewer = viewer_lib.Viewer(config, train, renderer.render_fn, renderer.mesh)
     viewer.set_params(renderer.params, renderer.step)

@@ -258,3 +258,34 @@ def test_a_run_whose_optimizer_state_cannot_be_built_still_renders(tiny_scene, t
     views = [next(rendering.render_views(r, test.camtoworlds[:1], test.intrinsics.take([0]), 16, 16, config, desc="t"))
              for r in (renderer, other)]
     np.testing.assert_array_equal(views[0].rgb, views[1].rgb)
+
+
+def run_command(command: str, config, log):
+    """Runs eval.py's, render.py's, view.py's or export.py's work on `config`, logging to `log`."""
+    from mipnerf import exporting, viewing
+
+    if command == "view":
+        viewing.serve(config, log=log, forever=False).close()
+    elif command == "export":
+        exporting.export(config, log=log)
+    elif command == "render":
+        video_render.render_video(config, log=log)
+    else:
+        evaluation.evaluate(config, log=log)
+
+
+@pytest.mark.parametrize("command", ["eval", "render", "view", "export"])
+def test_every_command_takes_eval_step_and_says_when_it_skips_a_damaged_checkpoint(tiny_scene, trained_run, tmp_path,
+                                                                                   command):
+    import shutil
+
+    exp_dir = tmp_path / "run"
+    shutil.copytree(trained_run, exp_dir)
+    lines = []
+    run_command(command, run_config(tiny_scene, exp_dir, eval_step=EVERY, viewer_port=0), lines.append)
+    assert f"step {EVERY}" in lines[-1]
+    (exp_dir / "checkpoints" / str(STEPS) / "_CHECKPOINT_METADATA").write_text("{}")
+    lines = []
+    run_command(command, run_config(tiny_scene, exp_dir, viewer_port=0), lines.append)
+    assert any(f"checkpoint {STEPS} is damaged" in line and f"corrupt-{STEPS}" in line for line in lines), lines
+    assert f"step {STEPS - EVERY}" in lines[-1]
