@@ -8,7 +8,9 @@ A multi-host run starts this command on every host, adding
 --config.coordinator_address=HOST0:PORT --config.num_processes=N --config.process_id=I.
 """
 
-from mipnerf.cli import define_config, run
+import sys
+
+from mipnerf.cli import define_config, explicit_fields, run
 
 _CONFIG = define_config()
 
@@ -18,7 +20,7 @@ def main(argv):
     from mipnerf import distributed, trainer
 
     distributed.initialize(_CONFIG.value)
-    trainer.train(_CONFIG.value)
+    trainer.train(_CONFIG.value, explicit=explicit_fields(sys.argv))
 
 
 if __name__ == "__main__":

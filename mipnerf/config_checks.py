@@ -5,8 +5,11 @@ this module rejects values of the right type that cannot work (a negative batch,
 and settings that another field's choice would leave unused (`check_used`).
 """
 
+from typing import Iterable
+
 import ml_collections
 
+from mipnerf import models
 from mipnerf.coord import RAY_SPACINGS
 from mipnerf.errors import ConfigError
 
@@ -20,36 +23,33 @@ SCENE_FOLDERS = {"colmap": "holding images/ and sparse/0/ or poses_bounds.npy", 
 # Camera paths of render.py: mipnerf.video_render.PATHS, and "file" (config.render_path_file).
 RENDER_PATHS = ("spiral", "orbit", "ellipse", "zoom", "file")
 BASES = ("axes", "octahedron", "icosahedron")
-# Kinds of field of the model: mipnerf.models.FIELDS.
-FIELDS = ("mlp", "grid")
 EXPORTS = ("pointcloud", "mesh")  # export.py: mipnerf.exporting
 # Datasets whose splits come from their own files, not from every llffhold-th image.
 SPLIT_BY_FILES = ("blender", "demo", "multiscale")
 
-# Settings that another field's choice leaves unused: (field, its default, the choosing field,
-# whether the choice leaves it unused, why). The defaults are configs/blender.py's.
+# Settings that another field's choice leaves unused: (field, the choosing field, whether the
+# choice leaves it unused, why). Each kind of field's own settings (`models.FIELDS`) are added below.
 UNUSED = (
-    ("factor", 1, "dataset", lambda c: c.dataset == "multiscale",
+    ("factor", "dataset", lambda c: c.dataset == "multiscale",
      "a multiscale scene's metadata.json gives every image's scale"),
-    ("llffhold", 8, "dataset", lambda c: c.dataset in SPLIT_BY_FILES,
+    ("llffhold", "dataset", lambda c: c.dataset in SPLIT_BY_FILES,
      "the scene's own files give its train, val and test splits"),
-    ("multiscale_loss", True, "dataset", lambda c: c.dataset != "multiscale",
+    ("multiscale_loss", "dataset", lambda c: c.dataset != "multiscale",
      "only a multiscale scene weighs its images' losses"),
-    ("disable_integration", False, "field", lambda c: c.field == "grid",
-     "a grid encodes multisamples of each interval, not its positional encoding"),
-    ("grid_bound", 1.5, "contraction", lambda c: c.contraction,
-     "the grids then span the contracted space, [-2, 2]^3"),
-    ("charbonnier_padding", 0.001, "data_loss", lambda c: c.data_loss != "charbonnier",
-     "only the Charbonnier loss is padded"),
-    ("render_path_file", "", "render_path", lambda c: c.render_path != "file",
+    ("grid_bound", "contraction", lambda c: c.contraction, "the grids then span the contracted space, [-2, 2]^3"),
+    ("charbonnier_padding", "data_loss", lambda c: c.data_loss != "charbonnier", "only the Charbonnier loss is padded"),
+    ("render_path_file", "render_path", lambda c: c.render_path != "file",
      "render.py reads the file only with render_path='file'"),
-    ("export_resolution", 256, "export", lambda c: c.export != "mesh", "only a mesh is made on a density grid"),
-    ("export_level", 10.0, "export", lambda c: c.export != "mesh", "only a mesh has a surface density"),
-    ("export_obj", False, "export", lambda c: c.export != "mesh", "only a mesh is written as OBJ too"),
-    ("export_points", 1_000_000, "export", lambda c: c.export != "pointcloud", "only a point cloud is subsampled"),
-    ("export_views", 0, "export", lambda c: c.export != "pointcloud",
-     "only a point cloud is rendered from training views"),
-)
+    ("export_resolution", "export", lambda c: c.export != "mesh", "only a mesh is made on a density grid"),
+    ("export_level", "export", lambda c: c.export != "mesh", "only a mesh has a surface density"),
+    ("export_obj", "export", lambda c: c.export != "mesh", "only a mesh is written as OBJ too"),
+    ("export_points", "export", lambda c: c.export != "pointcloud", "only a point cloud is subsampled"),
+    ("export_views", "export", lambda c: c.export != "pointcloud", "only a point cloud is rendered from training views"),
+) + tuple((field, "pose_refine", lambda c: not c.pose_refine, "only refined poses have a schedule, a decay and test "
+           "poses to fit") for field in ("pose_lr_init", "pose_lr_final", "pose_warmup_steps", "pose_decay",
+                                         "eval_pose_steps")) + tuple(
+    (setting, "field", lambda c, kind=kind: c.field != kind, f"only field={kind!r} reads it")
+    for kind, field_kind in models.FIELDS.items() for setting in field_kind.settings)
 
 
 def _require(ok: bool, field: str, expected: str, value) -> None:
@@ -57,20 +57,23 @@ def _require(ok: bool, field: str, expected: str, value) -> None:
         raise ConfigError(f"config.{field}={value!r}: expected {expected}")
 
 
-def check_used(config: ml_collections.ConfigDict) -> None:
-    """Raises ConfigError when a field of `UNUSED` is set away from its default where another
-    field's value leaves it unused, naming both fields: a setting that would do nothing is refused
-    rather than ignored. Only a value other than the default counts as set, so a config file may
-    leave every field at its default whatever it chooses.
+def check_used(config: ml_collections.ConfigDict, explicit: Iterable[str] = ()) -> None:
+    """Raises ConfigError, naming both fields, when a field named on the command line (`explicit`)
+    is one that another field's choice leaves unused (`UNUSED`): a flag that would do nothing is
+    refused rather than ignored. A config file may set such fields (configs/demo_grid.py keeps
+    demo.py's MLP sizes, and a `--config.field=mlp` leaves 360_grid.py's grid sizes unused): only
+    the command line is checked.
     """
-    for field, default, choice, unused, why in UNUSED:
-        _require(not unused(config) or config[field] == default, field,
-                 f"{default!r} (its default) with {choice}={config[choice]!r}, which leaves it unused: {why}",
-                 config[field])
+    explicit = set(explicit)
+    for field, choice, unused, why in UNUSED:
+        if field in explicit and unused(config):
+            raise ConfigError(f"config.{field}={config[field]!r}: unused with {choice}={config[choice]!r} ({why}); "
+                              f"drop --config.{field} or choose another {choice}")
 
 
-def check_config(config: ml_collections.ConfigDict) -> None:
-    """Raises ConfigError naming the first field whose value is impossible, or unused (`check_used`)."""
+def check_config(config: ml_collections.ConfigDict, explicit: Iterable[str] = ()) -> None:
+    """Raises ConfigError naming the first field whose value is impossible, or named on the command
+    line (`explicit`) but unused (`check_used`)."""
     c = config
     _require(c.dataset in DATASETS, "dataset", f"one of {DATASETS}", c.dataset)
     scene = SCENE_FOLDERS.get(c.dataset, "holding transforms_train.json")
@@ -103,7 +106,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     _require(c.ray_spacing in RAY_SPACINGS, "ray_spacing", f"one of {RAY_SPACINGS}", c.ray_spacing)
     _require(c.ray_spacing != "disparity" or c.near > 0, "near", "a distance > 0 with ray_spacing='disparity'", c.near)
     _require(c.basis in BASES, "basis", f"one of {BASES}", c.basis)
-    _require(c.field in FIELDS, "field", f"one of {FIELDS}", c.field)
+    _require(c.field in models.FIELDS, "field", f"one of {tuple(models.FIELDS)}", c.field)
     for field in ("grid_levels", "grid_features", "grid_min_res", "prop_grid_levels", "grid_width"):
         _require(int(c[field]) >= 1, field, "an integer >= 1", c[field])
     _require(int(c.grid_depth) >= 0, "grid_depth", "an integer >= 0", c.grid_depth)
@@ -126,4 +129,4 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                   "resample_padding", "dilation_multiplier", "dilation_bias", "rgb_padding", "anneal_slope",
                   "grid_decay_mult", "pose_decay"):
         _require(c[field] >= 0, field, "a value >= 0", c[field])
-    check_used(c)
+    check_used(c, explicit)

@@ -92,7 +92,7 @@ def evaluate(config, log=print, explicit=None) -> dict:
       per-scale means (how mip-NeRF reports its average).
     """
     config = run_config.for_restore(config, explicit)
-    check_config(config)
+    check_config(config, explicit or ())
     exp_dir = pathlib.Path(config.exp_dir)
     renderer = rendering.load_renderer(config, log)
     scales = datasets.load_scales(config, "test")

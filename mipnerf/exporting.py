@@ -33,7 +33,7 @@ def export(config, explicit=None, log=print) -> list[pathlib.Path]:
     import trimesh  # imported here: the other entry points do without it
 
     config = run_config.for_restore(config, explicit)
-    check_config(config)
+    check_config(config, explicit or ())
     if config.forward_facing:
         raise ConfigError("config.forward_facing=True: export works in the world frame, and forward-facing "
                           "scenes render in NDC; expected a bounded or unbounded (360) scene")

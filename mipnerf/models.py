@@ -6,7 +6,7 @@ Modules are plain `flax.linen` modules used through `init` / `apply`. The MLPs' 
 compositing around them stay float32.
 """
 
-from typing import NamedTuple, Optional, Sequence
+from typing import Callable, NamedTuple, Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -140,6 +140,7 @@ class GridField(nn.Module):
     rgb_padding: float = 0.001
     appearance_dim: int = 0  # length of the appearance vectors the colour branch takes (0: none)
     bound: float = 1.5  # without contraction, the grid spans [-bound, bound]^3
+    decay_mult: float = 0.1  # the weight of the tables' decay in the loss
     dtype: jnp.dtype = jnp.float32
 
     def inputs(self, rays: Rays, t: jnp.ndarray, contraction: bool, cylinder: bool):
@@ -149,12 +150,13 @@ class GridField(nn.Module):
                                 self.multisamples)
 
     def decay(self, params) -> jnp.ndarray:
-        """Zip-NeRF's weight decay of the hash grid, of the field's parameters `params`: the sum over
-        its levels of the mean squared table entry (so that small coarse levels weigh as much as large fine ones)."""
+        """Zip-NeRF's weight decay of the hash grid, of the field's parameters `params`: `decay_mult`
+        times the sum over its levels of the mean squared table entry (so that small coarse levels
+        weigh as much as large fine ones)."""
         table = params["encoding"]["table"]
         layout = self.encoding.layout()
         levels = zip(layout.offset, layout.size)
-        return sum(jnp.mean(table[int(offset):int(offset + size)] ** 2) for offset, size in levels)
+        return self.decay_mult * sum(jnp.mean(table[int(offset):int(offset + size)] ** 2) for offset, size in levels)
 
     @nn.compact
     def __call__(self, points: jnp.ndarray, scales: jnp.ndarray, viewdirs: Optional[jnp.ndarray] = None,
@@ -314,9 +316,9 @@ class MipNerf360(nn.Module):
         return density[..., 0]
 
 
-def grid_decay(model: MipNerf360, params) -> jnp.ndarray:
-    """The weight decay of the model's fields (`decay`), of the model's parameters `params`:
-    Zip-NeRF's of the hash grids; none of MLPs."""
+def weight_decay(model: MipNerf360, params) -> jnp.ndarray:
+    """The loss term of the model's fields' own weight decay (each field's `decay`), of the model's
+    parameters `params`: Zip-NeRF's of the hash grids; none of MLPs."""
     fields = (model.prop_field, model.nerf_field)
     return sum((field.decay(params["params"][field.name]) for field in fields), jnp.float32(0))
 
@@ -360,7 +362,7 @@ def rematerialised(field_class, remat: bool):
 def build_grid_fields(config: ml_collections.ConfigDict, dtype) -> tuple[nn.Module, nn.Module]:
     """The proposal and NeRF hash-grid fields of a config with `field="grid"`."""
     common = dict(width=config.grid_width, depth=config.grid_depth, density_bias=config.density_bias,
-                  bound=config.grid_bound, dtype=dtype)
+                  bound=config.grid_bound, decay_mult=config.grid_decay_mult, dtype=dtype)
     field = rematerialised(GridField, config.remat)
     prop = field(grid.HashEncoding(config.prop_grid_levels, config.prop_grid_table_log2, config.grid_features,
                                    config.grid_min_res, config.prop_grid_max_res),
@@ -379,7 +381,7 @@ def build_model(config: ml_collections.ConfigDict, num_images: int = 0) -> MipNe
     per-image appearance (`appearance_dim`, `appearance_affine`) only."""
     if (config.appearance_dim or config.appearance_affine) and not num_images:
         raise ConfigError("config.appearance_dim / appearance_affine: expected the number of training images")
-    prop_field, nerf_field = FIELDS[config.field](config, compute_dtype(config.precision))
+    prop_field, nerf_field = FIELDS[config.field].build(config, compute_dtype(config.precision))
     return MipNerf360(
         num_prop_samples=tuple(config.num_prop_samples), num_nerf_samples=config.num_nerf_samples,
         prop_field=prop_field, nerf_field=nerf_field, anneal_slope=config.anneal_slope,
@@ -403,5 +405,20 @@ def build_mlp_fields(config: ml_collections.ConfigDict, dtype) -> tuple[nn.Modul
     return prop, nerf
 
 
-# The kinds of field (`config.field`): each builds a config's proposal and NeRF fields.
-FIELDS = {"mlp": build_mlp_fields, "grid": build_grid_fields}
+class FieldKind(NamedTuple):
+    """A kind of field (`config.field`): `build(config, dtype)` makes a config's proposal and NeRF
+    fields; `settings` are the config fields that this kind alone reads, which a config that
+    chooses another kind refuses (`config_checks`)."""
+
+    build: Callable[[ml_collections.ConfigDict, jnp.dtype], tuple[nn.Module, nn.Module]]
+    settings: tuple[str, ...]
+
+
+FIELDS = {
+    "mlp": FieldKind(build_mlp_fields, ("prop_depth", "prop_width", "nerf_depth", "nerf_width", "skip_layer",
+                                        "min_deg_point", "max_deg_point", "basis", "disable_integration")),
+    "grid": FieldKind(build_grid_fields, ("grid_levels", "grid_table_log2", "grid_features", "grid_min_res",
+                                          "grid_max_res", "grid_multisamples", "prop_grid_levels",
+                                          "prop_grid_table_log2", "prop_grid_max_res", "prop_grid_multisamples",
+                                          "grid_width", "grid_depth", "grid_bound", "grid_decay_mult")),
+}

@@ -6,7 +6,7 @@ import pathlib
 import signal
 import sys
 import time
-from typing import NamedTuple, Optional
+from typing import Iterable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -66,7 +66,7 @@ def params_finite(params) -> bool:
     return bool(jax.device_get(jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(params)]))))
 
 
-def train(config, log=print) -> training.TrainState:
+def train(config, log=print, explicit: Iterable[str] = ()) -> training.TrainState:
     """Trains to `config.max_steps`, resuming from the newest whole checkpoint in `config.exp_dir`.
 
     Holds `exp_dir/train.lock` while it runs. Returns the final train state. With
@@ -74,8 +74,9 @@ def train(config, log=print) -> training.TrainState:
     (with a one-line message) on bad input, a model field that differs from the run being
     resumed, or a checkpoint that cannot be saved; `NonFiniteLoss` if the loss stops being
     finite; `Interrupted` (holding the saved state) after a checkpoint on SIGTERM or Ctrl-C.
+    `explicit`: the fields named on the command line, refused where the config leaves them unused.
     """
-    check_config(config)
+    check_config(config, explicit)
     primary = distributed.is_primary()
     log = log if primary else (lambda message: None)
     with run_lock.hold(config.exp_dir, log) if primary else contextlib.nullcontext():

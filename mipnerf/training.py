@@ -228,10 +228,10 @@ def make_update(config, model: nn.Module, tx: optax.GradientTransformation):
         grads, (losses, ray_grads) = jax.lax.scan(accumulate, jax.tree.map(jnp.zeros_like, state.params),
                                                   micro_batches)
         losses = jax.tree.map(lambda x: jnp.sum(x, axis=0), losses)
-        if config.field == "grid":  # a term of the parameters alone: added once, not per micro-batch
-            losses["grid_decay"], decay_grads = jax.value_and_grad(lambda p: models.grid_decay(model, p))(state.params)
-            losses["loss"] = losses["loss"] + config.grid_decay_mult * losses["grid_decay"]
-            grads = jax.tree.map(lambda g, d: g + config.grid_decay_mult * d, grads, decay_grads)
+        # The fields' own weight decay, a term of the parameters alone: added once, not per micro-batch.
+        losses["weight_decay"], decay_grads = jax.value_and_grad(lambda p: models.weight_decay(model, p))(state.params)
+        losses["loss"] = losses["loss"] + losses["weight_decay"]
+        grads = jax.tree.map(jnp.add, grads, decay_grads)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         # A non-finite loss skips the update and is remembered, so that it never reaches a checkpoint.

@@ -83,7 +83,7 @@ def render_video(config, log=print, explicit=None) -> list[pathlib.Path]:
       The four paths written: colour mp4, colour gif, depth mp4, depth gif.
     """
     config = run_config.for_restore(config, explicit)
-    check_config(config)
+    check_config(config, explicit or ())
     if config.render_path == "file":  # before the checkpoint, so that a bad file fails at once
         file = path_file(config)
         poses, cam, height, width, fps = file_views(file, config)

@@ -15,7 +15,7 @@ def serve(config, explicit=None, log=lambda message: print(message, flush=True),
     from mipnerf import viewer as viewer_lib  # viser starts threads: import only when serving
 
     config = run_config.for_restore(config, explicit)
-    check_config(config)
+    check_config(config, explicit or ())
     renderer = rendering.load_renderer(config, log)
     train = datasets.load_split(config, "train")
     viewer = viewer_lib.Viewer(config, train, renderer.render_fn, renderer.mesh)

@@ -159,7 +159,7 @@ def test_grid_inputs_contract_and_normalise_into_the_grids_box():
     assert np.all((depth > t[:, :-1]) & (depth < t[:, 1:]))  # lies within its interval
 
 
-def test_grid_decay_is_the_sum_over_levels_of_each_levels_mean_square(tiny_scene, tmp_path):
+def test_grid_decay_is_its_multiple_of_the_sum_over_levels_of_each_levels_mean_square(tiny_scene, tmp_path):
     config = grid_config(tiny_scene, tmp_path)
     model = models.build_model(config)
     params = training.create_train_state(config, model, distributed.make_mesh())[0].params
@@ -181,7 +181,7 @@ def test_grid_decay_is_the_sum_over_levels_of_each_levels_mean_square(tiny_scene
         tables[name] = table
     params = jax.tree_util.tree_map_with_path(
         lambda path, x: jnp.asarray(tables[path[1].key], jnp.float32) if path[-1].key == "table" else x, params)
-    np.testing.assert_allclose(float(models.grid_decay(model, params)), expected, rtol=1e-5)
+    np.testing.assert_allclose(float(models.weight_decay(model, params)), config.grid_decay_mult * expected, rtol=1e-5)
 
 
 def grid_config(scene, exp_dir, **overrides):

@@ -78,8 +78,7 @@ def test_micro_batches_give_the_update_and_stats_of_the_whole_batch(tmp_path, ca
     for name in stats_1:
         np.testing.assert_allclose(stats_4[name], stats_1[name], rtol=1e-5, err_msg=name)
     assert float(stats_1["distortion"]) > 0 and float(stats_1["interlevel"]) > 0
-    if case == "grid":
-        assert float(stats_1["grid_decay"]) > 0
+    assert (float(stats_1["weight_decay"]) > 0) == (case == "grid")
 
 
 def test_weighted_data_loss_divides_by_the_whole_batchs_weights(tmp_path):

@@ -110,3 +110,31 @@ def test_the_validation_view_is_the_first_of_its_split_loaded_once(tiny_scene, t
     image = rendering.render_image(render_fn, t.state.params, first, view.lens, config.render_chunk, t.mesh)
     assert writer.logged["val/psnr"] == metrics.psnr(image.rgb, split.colors(0), split.mask(0))
     assert writer.logged["val/rgb"].shape == (16, 32, 3)
+
+
+class DecayedMLP(models.MLP):
+    """An MLP whose field brings its own weight decay: half the squared entries of its first layer."""
+
+    def decay(self, params):
+        return 0.5 * jnp.sum(params["layer_0"]["kernel"] ** 2)
+
+
+def build_decayed_mlps(config, dtype):
+    prop, nerf = models.build_mlp_fields(config, dtype)
+    return (DecayedMLP(**{f.name: getattr(prop, f.name) for f in prop.__dataclass_fields__.values() if f.init}),
+            DecayedMLP(**{f.name: getattr(nerf, f.name) for f in nerf.__dataclass_fields__.values() if f.init}))
+
+
+def test_a_new_kind_of_field_is_one_entry_of_fields_and_brings_its_own_weight_decay(tiny_scene, tmp_path,
+                                                                                    monkeypatch):
+    from mipnerf.config_checks import check_config
+
+    monkeypatch.setitem(models.FIELDS, "decayed", models.FieldKind(build_decayed_mlps, ()))
+    config = tiny_config(tiny_scene, tmp_path, field="decayed", max_steps=1)
+    check_config(config, explicit={"field"})
+    model, state, step, data = setup_step(config)
+    layers = [state.params["params"][name]["layer_0"]["kernel"] for name in ("prop_mlp", "nerf_mlp")]
+    expected = sum(0.5 * float(jnp.sum(kernel ** 2)) for kernel in layers)
+    _, stats = step(state, data)
+    np.testing.assert_allclose(float(stats["weight_decay"]), expected, rtol=1e-5)
+    assert float(stats["loss"]) > expected
