@@ -60,11 +60,12 @@ def perturb_poses(scene: pathlib.Path, llffhold: int) -> dict:
 
     Returns {"rotation_deg", "shift"} (the shift in COLMAP's units)."""
     from mipnerf.camera import axis_angle
+    from mipnerf import camera_frames
     from mipnerf.datasets import colmap_model
 
     sparse = scene / "sparse" / "0"
     model = colmap_model.read_model(sparse)
-    rotations = {i: colmap_model.qvec_to_rotmat(im.qvec) for i, im in model.images.items()}
+    rotations = {i: camera_frames.quaternion_to_matrix(im.qvec) for i, im in model.images.items()}
     centres = {i: -rotations[i].T @ im.tvec for i, im in model.images.items()}
     radius = np.mean(np.linalg.norm(np.stack(list(centres.values())) - np.mean(list(centres.values()), 0), axis=-1))
     rng = np.random.default_rng(_SEED)
@@ -74,7 +75,7 @@ def perturb_poses(scene: pathlib.Path, llffhold: int) -> dict:
         if im.name in train:
             rot = axis_angle(_unit(rng), np.radians(ROTATION_DEG)) @ rotations[i]  # turns the camera's own axes
             centre = centres[i] + SHIFT_FRACTION * radius * _unit(rng)
-            im = im._replace(qvec=colmap_model.rotmat_to_qvec(rot), tvec=-rot @ centre)
+            im = im._replace(qvec=camera_frames.matrix_to_quaternion(rot), tvec=-rot @ centre)
         images[i] = im
     fmt = colmap_model.model_format(sparse)
     colmap_model.write_model(model._replace(images=images), sparse, binary=fmt == ".bin")

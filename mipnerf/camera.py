@@ -18,11 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-# The camera axes of the OpenCV convention (+X right, +Y down, +Z forward) in those of the OpenGL
-# one (+Y up, +Z backward), and back, since the flip is its own inverse: the sign of each axis [3],
-# and the same as a [3, 3] matrix (camera-to-world rotations: `R_opengl = R_opencv @ OPENCV_TO_OPENGL`).
-OPENCV_TO_OPENGL_SIGNS = np.array([1.0, -1.0, -1.0])
-OPENCV_TO_OPENGL = np.diag(OPENCV_TO_OPENGL_SIGNS)
+from mipnerf.camera_frames import OPENCV_TO_OPENGL_SIGNS
 
 
 class Rays(NamedTuple):

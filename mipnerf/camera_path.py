@@ -23,10 +23,10 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 from scipy.spatial.transform import Rotation, RotationSpline
 
+from mipnerf.camera_frames import check_rigid
 from mipnerf.errors import ConfigError
 
 CAMERA_TYPES = ("perspective",)  # nerfstudio's "fisheye" and "equirectangular" are not rendered
-ROTATION_TOLERANCE = 1e-3  # how far a matrix's top-left 3x3 may be from a rotation
 
 
 class Keyframe(NamedTuple):
@@ -139,15 +139,8 @@ def _camera(path, entry, where: str) -> tuple[np.ndarray, float]:
     if not (isinstance(matrix, list) and len(matrix) == 16 and all(_is_number(x) for x in matrix)):
         raise ConfigError(f"{path}: {where}.camera_to_world is {str(matrix)[:80]}; "
                           "expected 16 numbers, a row-major 4x4 matrix")
-    c2w = np.array(matrix, np.float64).reshape(4, 4)
-    rotation = c2w[:3, :3]
-    if (np.abs(rotation.T @ rotation - np.eye(3)).max() > ROTATION_TOLERANCE
-            or abs(np.linalg.det(rotation) - 1) > ROTATION_TOLERANCE):
-        raise ConfigError(f"{path}: {where}.camera_to_world has a top-left 3x3 that is not a rotation; "
-                          "expected a rigid camera-to-world matrix")
-    if np.abs(c2w[3] - [0, 0, 0, 1]).max() > ROTATION_TOLERANCE:
-        raise ConfigError(f"{path}: {where}.camera_to_world has the last row {c2w[3].tolist()}; "
-                          "expected (0, 0, 0, 1), the matrix in row-major order")
+    c2w = check_rigid(np.array(matrix, np.float64).reshape(4, 4), f"{path}: {where}.camera_to_world",
+                      "a rigid camera-to-world matrix in row-major order", ConfigError)
     fov = entry.get("fov")
     if not (_is_number(fov) and 0 < fov < 180):
         raise ConfigError(f"{path}: {where}.fov is {fov!r}; expected a vertical field of view in degrees in (0, 180)")

@@ -17,7 +17,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from mipnerf import datasets, pose_refine
-from mipnerf.camera import OPENCV_TO_OPENGL
+from mipnerf.camera_frames import camtoworld_to_colmap
 from mipnerf.datasets import colmap, colmap_model, scene_frame
 
 CAMERAS_FILE = "refined_cameras.json"
@@ -42,12 +42,6 @@ def train_cameras(splits: list) -> TrainCameras:
 def to_capture(camtoworlds: np.ndarray, transform: Optional[np.ndarray]) -> np.ndarray:
     """[N, 4, 4] cameras of the model's frame in the capture's world frame (undoing `transform`)."""
     return camtoworlds if transform is None else scene_frame.transform_poses(np.linalg.inv(transform), camtoworlds)
-
-
-def camtoworld_to_colmap(c2w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A [4, 4] OpenGL camera-to-world matrix as COLMAP's world-to-camera (qvec [4], tvec [3])."""
-    rotation = (c2w[:3, :3] @ OPENCV_TO_OPENGL).T  # world to camera, OpenCV axes
-    return colmap_model.rotmat_to_qvec(rotation), -rotation @ c2w[:3, 3]
 
 
 def export(exp_dir, config, cameras: TrainCameras, poses: np.ndarray) -> None:

@@ -129,6 +129,22 @@ def load_renderer(config, log=print) -> Renderer:
     return Renderer(make_render_fn(config, model), restored["params"], int(restored["step"]), mesh, model)
 
 
+def depth_offsets(positions: np.ndarray, orbit: camera.Orbit, config) -> Optional[np.ndarray]:
+    """[N] how much farther cameras at `positions` [N, 3] are from the scene centre than the training
+    cameras (`orbit`: their median distance), by which their rays' near and far move, so that a
+    camera flying out of a bounded scene does not cut it off (render.py's paths, the viewer). None
+    for unbounded scenes (`contraction`), whose content lies at every depth, and forward-facing
+    ones, whose NDC rays span the whole depth: their rays keep near and far."""
+    if config.contraction or config.forward_facing:
+        return None
+    return np.linalg.norm(np.asarray(positions) - orbit.center, axis=-1) - float(np.median(orbit.distances))
+
+
+def ray_bounds(config, offset: float = 0.0) -> tuple[float, float]:
+    """`near` and `far` of the rays of a camera `offset` (`depth_offsets`) farther out than the training cameras."""
+    return max(config.near + offset, 0.0), config.far + offset
+
+
 def render_views(renderer: Renderer, camtoworlds: np.ndarray, intrinsics: camera.Intrinsics, height: int, width: int,
                  config, desc: str, depth_offsets: Optional[np.ndarray] = None) -> Iterator[Image]:
     """Renders the view of each camera in turn, with a progress bar `desc` over the views.
@@ -141,8 +157,7 @@ def render_views(renderer: Renderer, camtoworlds: np.ndarray, intrinsics: camera
       intrinsics: the N cameras' `Intrinsics` (fields [N]), or one camera's (scalar fields) for every view.
       height, width: image size in pixels, shared by every view.
       config: supplies `near`, `far` and `render_chunk`.
-      depth_offsets: [N] added to `near` and `far` of each view's rays, for cameras farther from
-        the scene than the training cameras (the zoom path); None for 0.
+      depth_offsets: [N] by which each view's rays' near and far move (`depth_offsets`); None for 0.
 
     Yields:
       N `Image`s, in camera order.
@@ -150,7 +165,7 @@ def render_views(renderer: Renderer, camtoworlds: np.ndarray, intrinsics: camera
     lens = camera.Lens.of(intrinsics)
     offsets = np.zeros(len(camtoworlds)) if depth_offsets is None else depth_offsets
     for n, c2w in enumerate(tqdm.tqdm(camtoworlds, desc=desc, unit="view")):
-        cameras = view_camera(c2w, intrinsics, n, width, height, config.near + offsets[n], config.far + offsets[n])
+        cameras = view_camera(c2w, intrinsics, n, width, height, *ray_bounds(config, offsets[n]))
         yield render_image(renderer.render_fn, renderer.params, cameras, lens, config.render_chunk, renderer.mesh)
 
 

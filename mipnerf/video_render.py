@@ -25,16 +25,6 @@ PATHS = {
 }
 
 
-def zoom_offsets(train: datasets.Split, poses: np.ndarray, config):
-    """[F] how much farther each zoom frame is from the scene centre than the first (which is at the
-    training cameras' distance), so that its rays' near and far move back with it; None for other
-    paths, and for forward-facing scenes, whose NDC rays always span the whole depth."""
-    if config.render_path != "zoom" or config.forward_facing:
-        return None
-    distances = np.linalg.norm(poses[:, :3, 3] - camera.camera_orbit(train.camtoworlds).center, axis=-1)
-    return distances - distances[0]
-
-
 def path_file(config) -> pathlib.Path:
     """The file `config.render_path_file` names: as given when absolute or found from the current
     directory, else under `config.exp_dir` (where the viewer saves, in camera_paths/)."""
@@ -87,10 +77,10 @@ def render_video(config, log=print, explicit=None) -> list[pathlib.Path]:
     if config.render_path == "file":  # before the checkpoint, so that a bad file fails at once
         file = path_file(config)
         poses, cam, height, width, fps = file_views(file, config)
-        name, offsets = file.stem, None
+        name = file.stem
     renderer = rendering.load_renderer(config, log=log)
+    train = datasets.load_split(config, "train", load_images=False)  # the cameras: no pixels decoded
     if config.render_path != "file":
-        train = datasets.load_split(config, "train", load_images=False)  # the cameras: no pixels decoded
         height, width = train.height // config.render_factor, train.width // config.render_factor
         if min(height, width) < 1:
             raise ConfigError(f"config.render_factor={config.render_factor}: expected at most the image size "
@@ -98,7 +88,8 @@ def render_video(config, log=print, explicit=None) -> list[pathlib.Path]:
         poses = PATHS[config.render_path](train, config)
         # An ideal pinhole with the first training camera's focal length and principal point.
         cam = train.intrinsics.take(0).without_distortion().scaled(config.render_factor)
-        name, fps, offsets = config.render_path, config.render_fps, zoom_offsets(train, poses, config)
+        name, fps = config.render_path, config.render_fps
+    offsets = rendering.depth_offsets(poses[:, :3, 3], camera.camera_orbit(train.camtoworlds), config)
     images = list(rendering.render_views(renderer, poses, cam, height, width, config, desc=f"render {name}",
                                          depth_offsets=offsets))
     depth, acc = np.stack([im.depth for im in images]), np.stack([im.acc for im in images])

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mipnerf import camera_frames
 from mipnerf.datasets import colmap_model, demo360, raytrace, scene_frame
 
 SMALL = dict(width=24, height=16, n_images=8, spp=2)
@@ -33,7 +34,7 @@ def _pixels(path) -> np.ndarray:
 
 def _camtoworld(image: colmap_model.Image) -> np.ndarray:
     """[4, 4] OpenGL camera-to-world matrix of a COLMAP world-to-camera pose."""
-    rotation = colmap_model.qvec_to_rotmat(image.qvec)
+    rotation = camera_frames.quaternion_to_matrix(image.qvec)
     c2w = np.eye(4)
     c2w[:3, :3], c2w[:3, 3] = rotation.T @ OPENCV_TO_OPENGL, -rotation.T @ image.tvec
     return c2w
@@ -104,7 +105,7 @@ def test_points_project_onto_their_observations(model):
     for im in model.images.values():
         assert len(im.xys) >= 300 and np.all(im.point3d_ids >= 1)
         assert len(set(im.point3d_ids.tolist())) == len(im.point3d_ids)
-        x, y, z = (points.xyz[[row[i] for i in im.point3d_ids]] @ colmap_model.qvec_to_rotmat(im.qvec).T + im.tvec).T
+        x, y, z = (points.xyz[[row[i] for i in im.point3d_ids]] @ camera_frames.quaternion_to_matrix(im.qvec).T + im.tvec).T
         assert np.all(z > 0)
         np.testing.assert_allclose(im.xys, np.stack([fx * x / z + cx, fy * y / z + cy], -1), rtol=0, atol=1e-6)
         assert np.all((im.xys >= 0) & (im.xys < [24, 16]))
@@ -137,7 +138,7 @@ def test_poses_bounds_match_the_model(root, model):
     for n in range(8):
         im = model.images[n + 1]
         xyz = model.points.xyz[[row[i] for i in im.point3d_ids]]
-        depths = xyz @ colmap_model.qvec_to_rotmat(im.qvec)[2] + im.tvec[2]
+        depths = xyz @ camera_frames.quaternion_to_matrix(im.qvec)[2] + im.tvec[2]
         np.testing.assert_allclose(data[n, 15:], np.percentile(depths, [0.1, 99.9]))
     # The scene reaches from the central shapes to the far pillars (in COLMAP units).
     assert np.all(data[:, 15] > 0.5 * demo360.COLMAP_SCALE) and np.all(data[:, 16] > 8 * demo360.COLMAP_SCALE)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from helpers import ROOT, TRAINED_EVERY as EVERY, TRAINED_STEPS as STEPS, assert_one_line_error, run_config, tiny_config
-from mipnerf import camera, datasets, evaluation, metrics, models, rendering, video, video_render
+from mipnerf import camera, datasets, evaluation, metrics, rendering, video, video_render
 from mipnerf.config_checks import check_config
 from mipnerf.datasets import blender, demo
 from mipnerf.errors import CheckpointError, ConfigError

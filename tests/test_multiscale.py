@@ -183,14 +183,19 @@ def test_converter_command_line(tiny_scene, tmp_path):
 
 
 def test_zoom_frames_move_near_and_far_back_with_the_camera(tiny_scene, tmp_path):
-    from mipnerf import video_render
+    from mipnerf import rendering, video_render
 
     train = blender.load_split(tiny_scene, "train")
     config = tiny_config(tiny_scene, tmp_path, render_path="zoom", render_frames=5)
     poses = video_render.PATHS["zoom"](train, config)
-    offsets = video_render.zoom_offsets(train, poses, config)
+    orbit = camera.camera_orbit(train.camtoworlds)
+    offsets = rendering.depth_offsets(poses[:, :3, 3], orbit, config)
     distances = np.linalg.norm(poses[:, :3, 3] - camera.scene_center(train.camtoworlds), axis=-1)
-    np.testing.assert_allclose(offsets, distances - distances[0], atol=1e-9)
-    np.testing.assert_allclose(offsets[-1], 3 * distances[0], rtol=1e-6)
-    config.render_path = "spiral"
-    assert video_render.zoom_offsets(train, poses, config) is None
+    training = np.median(np.linalg.norm(train.camtoworlds[:, :3, 3] - camera.scene_center(train.camtoworlds), axis=-1))
+    np.testing.assert_allclose(offsets, distances - training, atol=1e-9)
+    np.testing.assert_allclose(distances[-1], 4 * distances[0], rtol=1e-6)
+    near, far = rendering.ray_bounds(config, offsets[-1])
+    assert (near, far) == (config.near + offsets[-1], config.far + offsets[-1])
+    assert rendering.ray_bounds(config, -2 * config.near)[0] == 0.0
+    for unbounded in ({"contraction": True}, {"forward_facing": True}):
+        assert rendering.depth_offsets(poses[:, :3, 3], orbit, tiny_config(tiny_scene, tmp_path, **unbounded)) is None

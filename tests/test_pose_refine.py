@@ -12,8 +12,8 @@ import pytest
 
 from captures import write_capture
 from helpers import tiny_config
-from mipnerf import (datasets, distributed, evaluation, models, pose_export, pose_refine, test_pose, train_images,
-                     trainer, training)
+from mipnerf import (camera_frames, datasets, distributed, evaluation, models, pose_export, pose_refine, test_pose,
+                     train_images, trainer, training)
 from mipnerf.checkpoints import Checkpointer, checkpoint_dir
 from mipnerf.datasets import colmap, colmap_model, demo, scene_frame
 from mipnerf.errors import ConfigError
@@ -165,10 +165,10 @@ def test_exported_colmap_model_reads_back_as_the_refined_cameras(tmp_path):
     by_name = {im.name: im for im in back.images.values()}
     for n, name in enumerate(train):
         im = by_name[name]
-        in_model = scene_frame.transform_poses(split.transform, colmap.colmap_to_camtoworld(im.qvec, im.tvec)[None])[0]
+        in_model = scene_frame.transform_poses(split.transform, camera_frames.colmap_to_camtoworld(im.qvec, im.tvec)[None])[0]
         np.testing.assert_allclose(in_model, refined[n], atol=1e-5)
         np.testing.assert_allclose(record[n]["camtoworld_model"], refined[n], atol=1e-9)
-        np.testing.assert_allclose(colmap.colmap_to_camtoworld(im.qvec, im.tvec), record[n]["camtoworld_capture"],
+        np.testing.assert_allclose(camera_frames.colmap_to_camtoworld(im.qvec, im.tvec), record[n]["camtoworld_capture"],
                                    atol=1e-6)
         old = next(o for o in original.images.values() if o.name == name)
         assert im.id == old.id and im.camera_id == old.camera_id

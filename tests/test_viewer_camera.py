@@ -3,7 +3,7 @@
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from mipnerf import camera, viewer_camera
+from mipnerf import camera, camera_frames, viewer_camera
 
 
 def random_poses(n, seed=0):
@@ -16,12 +16,12 @@ def test_quaternions_match_scipy_and_round_trip():
     for rotation in rotations:
         x, y, z, w = rotation.as_quat()
         wxyz = np.array([w, x, y, z]) * np.sign(w)
-        np.testing.assert_allclose(viewer_camera.quaternion_to_matrix(wxyz), rotation.as_matrix(), atol=1e-12)
-        np.testing.assert_allclose(viewer_camera.matrix_to_quaternion(rotation.as_matrix()), wxyz, atol=1e-12)
+        np.testing.assert_allclose(camera_frames.quaternion_to_matrix(wxyz), rotation.as_matrix(), atol=1e-12)
+        np.testing.assert_allclose(camera_frames.matrix_to_quaternion(rotation.as_matrix()), wxyz, atol=1e-12)
     # Half-turns, where w = 0 and a naive formula divides by zero.
     for axis in np.eye(3):
         matrix = Rotation.from_rotvec(np.pi * axis).as_matrix()
-        np.testing.assert_allclose(viewer_camera.quaternion_to_matrix(viewer_camera.matrix_to_quaternion(matrix)),
+        np.testing.assert_allclose(camera_frames.quaternion_to_matrix(camera_frames.matrix_to_quaternion(matrix)),
                                    matrix, atol=1e-12)
 
 

@@ -21,7 +21,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mipnerf.camera import DISTORTION_COEFFICIENTS, OPENCV_TO_OPENGL, Intrinsics
+from mipnerf.camera import DISTORTION_COEFFICIENTS, Intrinsics
+from mipnerf.camera_frames import colmap_to_camtoworld, quaternion_to_matrix
 from mipnerf.datasets import colmap_model, scene_frame
 from mipnerf.datasets.frames import check_factor, process_frames
 from mipnerf.datasets.image_io import downsample, read_image, read_images
@@ -45,15 +46,6 @@ class Frames(NamedTuple):
     intrinsics: Intrinsics
     sizes: np.ndarray
     bounds: np.ndarray
-
-
-def colmap_to_camtoworld(qvec: np.ndarray, tvec: np.ndarray) -> np.ndarray:
-    """[4, 4] OpenGL camera-to-world matrix of a COLMAP world-to-camera pose (OpenCV axes)."""
-    rotation = colmap_model.qvec_to_rotmat(qvec)
-    c2w = np.eye(4)
-    c2w[:3, :3] = rotation.T @ OPENCV_TO_OPENGL
-    c2w[:3, 3] = -rotation.T @ np.asarray(tvec, np.float64)
-    return c2w
 
 
 def camera_intrinsics(cam: colmap_model.Camera, where: str) -> tuple:
@@ -87,7 +79,7 @@ def _point_bounds(model: colmap_model.Model, images: list, where: Path) -> np.nd
     for n, im in enumerate(images):
         rows = [positions[i] for i in im.point3d_ids.tolist() if i in positions]
         if rows:
-            depths = model.points.xyz[rows] @ colmap_model.qvec_to_rotmat(im.qvec)[2] + im.tvec[2]
+            depths = model.points.xyz[rows] @ quaternion_to_matrix(im.qvec)[2] + im.tvec[2]
             depths = depths[depths > 0]
             if len(depths):
                 bounds[n] = np.percentile(depths, [0.1, 99.9])

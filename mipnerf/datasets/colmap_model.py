@@ -77,35 +77,6 @@ class Model(NamedTuple):
     points: Points
 
 
-def qvec_to_rotmat(q: np.ndarray) -> np.ndarray:
-    """[4] unit quaternion (w, x, y, z) -> [3, 3] rotation matrix."""
-    w, x, y, z = np.asarray(q, np.float64) / np.linalg.norm(q)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-    ])
-
-
-def rotmat_to_qvec(r: np.ndarray) -> np.ndarray:
-    """[3, 3] rotation matrix -> [4] unit quaternion (w, x, y, z) with w >= 0.
-
-    The quaternion is the eigenvector of the largest eigenvalue of Bar-Itzhack's symmetric
-    4x4 matrix, which is stable for every rotation.
-    """
-    (rxx, ryx, rzx), (rxy, ryy, rzy), (rxz, ryz, rzz) = np.asarray(r, np.float64)
-    k = np.array([
-        [rxx - ryy - rzz, 0, 0, 0],
-        [ryx + rxy, ryy - rxx - rzz, 0, 0],
-        [rzx + rxz, rzy + ryz, rzz - rxx - ryy, 0],
-        [ryz - rzy, rzx - rxz, rxy - ryx, rxx + ryy + rzz],
-    ]) / 3.0
-    vals, vecs = np.linalg.eigh(k)
-    x, y, z, w = vecs[:, np.argmax(vals)]
-    q = np.array([w, x, y, z])
-    return -q if w < 0 else q
-
-
 # --- binary -----------------------------------------------------------------------------------
 
 

@@ -49,9 +49,9 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image as PILImage
 
-from mipnerf.camera import OPENCV_TO_OPENGL, axis_angle, look_at
+from mipnerf.camera import axis_angle, look_at
+from mipnerf.camera_frames import camtoworld_to_colmap, colmap_to_camtoworld, quaternion_to_matrix
 from mipnerf.datasets import colmap_model, scene_frame
-from mipnerf.datasets.colmap import colmap_to_camtoworld
 from mipnerf.datasets.raytrace import (F32, RENDER_THREADS, box_normals, checker, dot, hit_box, hit_sphere, mix,
                                        subpixel_directions, through_sphere)
 from mipnerf.datasets.scene_cache import cached_scene
@@ -491,14 +491,6 @@ def surface_points() -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(points), np.concatenate(ids)
 
 
-def _world_to_camera(c2w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """COLMAP's (qvec, tvec) of an OpenGL camera-to-world matrix: R = (c2w_rot OPENCV_TO_OPENGL)^T,
-    t = -R centre, with R rebuilt from the quaternion so that the two agree to rounding."""
-    qvec = colmap_model.rotmat_to_qvec((c2w[:3, :3] @ OPENCV_TO_OPENGL).T)
-    rotation = colmap_model.qvec_to_rotmat(qvec)
-    return qvec, -rotation @ c2w[:3, 3]
-
-
 def _visible(points: np.ndarray, eye: np.ndarray) -> np.ndarray:
     """Whether each point [P, 3] on a surface of the scene is the first thing seen from `eye` [3]
     along the ray through it: [P] bool."""
@@ -525,8 +517,8 @@ def colmap_reconstruction(c2ws: np.ndarray, names: list, width: int, height: int
     poses = scene_frame.transform_poses(COLMAP_FROM_SCENE, c2ws)
     observations = []  # per image: (point indices, xys [K, 2], depths [K])
     for c2w_scene, c2w in zip(c2ws, poses):
-        qvec, tvec = _world_to_camera(c2w)
-        cam = xyz @ colmap_model.qvec_to_rotmat(qvec).T + tvec
+        qvec, tvec = camtoworld_to_colmap(c2w)
+        cam = xyz @ quaternion_to_matrix(qvec).T + tvec
         with np.errstate(divide="ignore", invalid="ignore"):
             xys = focal * cam[:, :2] / cam[:, 2:] + np.array([0.5 * width, 0.5 * height])
         inside = (cam[:, 2] > 0) & np.all((xys >= 0) & (xys < [width, height]), axis=-1)

@@ -46,6 +46,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from mipnerf.camera import Intrinsics
+from mipnerf.camera_frames import check_rigid
 from mipnerf.datasets import scene_frame
 from mipnerf.datasets.frames import check_factor, process_frames, read_json
 from mipnerf.datasets.colmap import split_indices
@@ -57,7 +58,6 @@ FILE = "transforms.json"
 PERSPECTIVE = ("OPENCV", "PINHOLE", "SIMPLE_PINHOLE", "SIMPLE_RADIAL", "RADIAL")
 FISHEYE = "OPENCV_FISHEYE"
 PANORAMIC = ("EQUIRECTANGULAR", "OMNIDIRECTIONALSTEREO_L", "OMNIDIRECTIONALSTEREO_R", "VR180_L", "VR180_R")
-ROTATION_TOLERANCE = 1e-3  # how far a matrix's top-left 3x3 may be from a rotation (as camera path files)
 _announced = set()  # (folder, factor) pairs already told that their images are downsampled on load
 
 
@@ -152,17 +152,7 @@ def _matrix(fields: _Fields) -> np.ndarray:
     if matrix is None or matrix.shape != (4, 4) or not np.all(np.isfinite(matrix)):
         raise DatasetError(f"{fields.where}: 'transform_matrix' is {json.dumps(value)[:60]}; expected a 4x4 "
                            f"camera-to-world matrix of numbers")
-    return _check_rigid(matrix, f"{fields.where}: 'transform_matrix'", "a rigid camera-to-world matrix")
-
-
-def _check_rigid(matrix: np.ndarray, what: str, expected: str) -> np.ndarray:
-    rotation = matrix[:3, :3]
-    if (np.abs(rotation.T @ rotation - np.eye(3)).max() > ROTATION_TOLERANCE
-            or abs(np.linalg.det(rotation) - 1) > ROTATION_TOLERANCE):
-        raise DatasetError(f"{what} has a top-left 3x3 that is not a rotation; expected {expected}")
-    if np.abs(matrix[3] - [0, 0, 0, 1]).max() > ROTATION_TOLERANCE:
-        raise DatasetError(f"{what} has the last row {matrix[3].tolist()}; expected (0, 0, 0, 1) in {expected}")
-    return matrix
+    return check_rigid(matrix, f"{fields.where}: 'transform_matrix'", "a rigid camera-to-world matrix", DatasetError)
 
 
 def _applied_transform(meta: dict, path: Path) -> Optional[np.ndarray]:
@@ -177,7 +167,7 @@ def _applied_transform(meta: dict, path: Path) -> Optional[np.ndarray]:
     if matrix is None or matrix.shape not in ((3, 4), (4, 4)) or not np.all(np.isfinite(matrix)):
         raise DatasetError(f"{path}: 'applied_transform' is {json.dumps(value)[:60]}; expected a 3x4 matrix of numbers")
     matrix = np.concatenate([matrix[:3], [[0.0, 0.0, 0.0, 1.0]]])
-    return _check_rigid(matrix, f"{path}: 'applied_transform'", "a rigid transform")
+    return check_rigid(matrix, f"{path}: 'applied_transform'", "a rigid transform", DatasetError)
 
 
 def _frame_file(data_dir: Path, value, where: str, key: str) -> Path:
