@@ -12,7 +12,7 @@ so that r turns the camera about its own centre and axes (OpenGL: +X right, +Y u
 focal lengths, principal points and distortion stay as loaded. The corrections start at zero, are
 frozen (learning rate 0) for `pose_warmup_steps`, then follow Adam with their own log-linear
 schedule from `pose_lr_init` to `pose_lr_final` and a decoupled weight decay (`pose_decay`)
-towards zero, i.e. towards the loaded pose. Their gradient comes from the NeRF round's rays
+towards zero, i.e. towards the loaded pose (`optimizer.make_pose_optimizer`). Their gradient comes from the NeRF round's rays
 (the proposal rounds only place its samples). Everything is float32.
 
 A motion of all cameras together is invisible to the loss: the scene can follow it. The test
@@ -23,14 +23,11 @@ test cameras are.
 """
 
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
-import optax
 
 from mipnerf import camera
 
 SIZE = 6  # numbers per camera: axis-angle rotation (3), then translation (3)
-_EPS = 1e-15  # Adam's epsilon: pose gradients are small, and 1e-8 would shrink their steps (nerfstudio's too)
 _SMALL_ANGLE2 = 1e-4  # below this squared angle (radians^2) Rodrigues' factors use their Taylor series
 
 
@@ -122,30 +119,3 @@ def remove_common_motion(corrections: jnp.ndarray, basis: jnp.ndarray) -> jnp.nd
 def angles_deg(corrections: np.ndarray) -> np.ndarray:
     """[N, 6] -> [N] the rotation angle of each correction, in degrees."""
     return np.degrees(np.linalg.norm(np.asarray(corrections, np.float64)[:, :3], axis=-1))
-
-
-def lr_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
-    """0 until pose_warmup_steps, then log-linear from pose_lr_init to pose_lr_final at max_steps."""
-
-    def schedule(step):
-        span = max(config.max_steps - config.pose_warmup_steps, 1)
-        frac = jnp.clip((step - config.pose_warmup_steps) / span, 0, 1)
-        lr = jnp.exp(jnp.log(config.pose_lr_init) * (1 - frac) + jnp.log(config.pose_lr_final) * frac)
-        return jnp.where(step < config.pose_warmup_steps, 0.0, lr)
-
-    return schedule
-
-
-def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-    """AdamW on the corrections: the pose schedule, and weight decay towards zero (the loaded pose).
-
-    Non-finite gradient entries become 0 first, as for the model. The decay is decoupled (added
-    to the update and scaled by the learning rate), so it too is frozen during the warm-up. The
-    betas are the model's; epsilon is 1e-15, as the gradients of a pose are small.
-    """
-    zero_nonfinite = optax.GradientTransformation(
-        lambda params: optax.EmptyState(),
-        lambda updates, state, params=None: (jnp.where(jnp.isfinite(updates), updates, 0.0), state))
-    adam = optax.adamw(lr_schedule(config), b1=config.adam_beta1, b2=config.adam_beta2, eps=_EPS,
-                       weight_decay=config.pose_decay)
-    return optax.chain(zero_nonfinite, adam)

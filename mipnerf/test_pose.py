@@ -20,7 +20,7 @@ import numpy as np
 import optax
 import tqdm
 
-from mipnerf import camera, models, pose_refine, rendering
+from mipnerf import camera, models, optimizer, pose_refine, rendering
 
 LR_FINAL_FRACTION = 0.1  # the last step's learning rate, as a fraction of pose_lr_init
 
@@ -32,7 +32,7 @@ def make_refine_fn(config, model):
     first `count` entries of `kept` (row-major indices; the rest is padding); `lens` is static."""
     background = models.background_color(config)
     steps, batch = config.eval_pose_steps, config.batch_size
-    tx = optax.adam(optax.exponential_decay(config.pose_lr_init, steps, LR_FINAL_FRACTION), eps=1e-15)
+    tx = optimizer.make_test_pose_optimizer(config, LR_FINAL_FRACTION)
 
     def loss(correction, params, cameras, colors, pixels, lens):
         c2w = pose_refine.apply(correction, cameras.camtoworlds)
@@ -45,7 +45,6 @@ def make_refine_fn(config, model):
             correction, opt_state = carry
             pixels = kept[jax.random.randint(k, (batch,), 0, count)]  # uniform over the kept pixels
             grads = jax.grad(loss)(correction, params, cameras, colors, pixels, lens)
-            grads = jnp.where(jnp.isfinite(grads), grads, 0.0)
             updates, opt_state = tx.update(grads, opt_state, correction)
             return (optax.apply_updates(correction, updates), opt_state), None
 

@@ -7,11 +7,10 @@ import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from mipnerf import models, pose_refine, stepfun
+from mipnerf import models, optimizer, pose_refine, stepfun
 from mipnerf.train_images import RayData, TrainImages, sample_batch
 from mipnerf.errors import ConfigError
 from mipnerf.metrics import psnr_from_mse
@@ -33,43 +32,6 @@ class TrainState:
     nonfinite_step: jnp.ndarray
     poses: Optional[jnp.ndarray] = None
     pose_opt_state: Optional[optax.OptState] = None
-
-
-def lr_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
-    """Log-linear decay from lr_init to lr_final over max_steps, eased in over lr_delay_steps (mip-NeRF)."""
-
-    def schedule(step):
-        frac = jnp.clip(step / config.max_steps, 0, 1)
-        lr = jnp.exp(jnp.log(config.lr_init) * (1 - frac) + jnp.log(config.lr_final) * frac)
-        if config.lr_delay_steps > 0:
-            ease = jnp.sin(0.5 * jnp.pi * jnp.clip(step / config.lr_delay_steps, 0, 1))
-            lr = lr * (config.lr_delay_mult + (1 - config.lr_delay_mult) * ease)
-        return lr
-
-    return schedule
-
-
-def zero_nonfinite() -> optax.GradientTransformation:
-    """Replaces non-finite gradient entries with 0 so that one bad ray cannot poison the update."""
-
-    def update(updates, state, params=None):
-        return jax.tree.map(lambda g: jnp.where(jnp.isfinite(g), g, 0.0), updates), state
-
-    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
-
-
-def make_optimizer(config: ml_collections.ConfigDict, params) -> optax.GradientTransformation:
-    """Adam with the config's schedule; each field's gradient clipped by its own global norm.
-
-    The optimizer state has the same structure whatever `grad_max_norm` is (0: no clipping), so
-    that eval.py and render.py restore any run's checkpoints with the model fields alone.
-    """
-    top = params["params"]
-    labels = {"params": {name: name for name in top}}
-    per_field = (lambda: optax.clip_by_global_norm(config.grad_max_norm)) if config.grad_max_norm > 0 else optax.identity
-    clip = optax.multi_transform({name: per_field() for name in top}, labels)
-    adam = optax.adam(lr_schedule(config), b1=config.adam_beta1, b2=config.adam_beta2, eps=config.adam_eps)
-    return optax.chain(zero_nonfinite(), clip, adam)
 
 
 def data_weights(config, lossmult, shape) -> jnp.ndarray:
@@ -164,7 +126,7 @@ def create_train_state(config, model: nn.Module, mesh: Mesh, num_images: Optiona
 
     Returns:
       (TrainState, optax.GradientTransformation): the state, and the model's optimizer (the
-      poses' is `pose_refine.make_optimizer`).
+      poses' is `optimizer.make_pose_optimizer`).
     """
     if config.pose_refine and not num_images:
         raise ConfigError("config.pose_refine=True: expected the number of training cameras to refine")
@@ -173,12 +135,12 @@ def create_train_state(config, model: nn.Module, mesh: Mesh, num_images: Optiona
     # Shapes first, so that the optimizer can be built; then one compiled initialisation, since
     # running `init` op by op dispatches hundreds of small kernels.
     shapes = jax.eval_shape(model.init, init_key, *args)
-    tx = make_optimizer(config, shapes)
+    tx = optimizer.make_optimizer(config, shapes)
 
     def init():
         params = model.init(init_key, *args)
         poses = pose_refine.zeros(num_images) if config.pose_refine else None
-        pose_opt_state = pose_refine.make_optimizer(config).init(poses) if config.pose_refine else None
+        pose_opt_state = optimizer.make_pose_optimizer(config).init(poses) if config.pose_refine else None
         return TrainState(step=jnp.array(0, jnp.int32), params=params, opt_state=tx.init(params),
                           nonfinite_step=jnp.array(-1, jnp.int32), poses=poses, pose_opt_state=pose_opt_state)
 
@@ -201,8 +163,8 @@ def make_update(config, model: nn.Module, tx: optax.GradientTransformation):
     kept too, and carried back to the corrections, which take a step of their own optimizer.
     """
     background = models.background_color(config)
-    schedule = lr_schedule(config)
-    pose_tx = pose_refine.make_optimizer(config) if config.pose_refine else None
+    schedule = optimizer.lr_schedule(config)
+    pose_tx = optimizer.make_pose_optimizer(config) if config.pose_refine else None
 
     def update(state: TrainState, batch: RayData, key, pose_vjp=None):
         train_frac = state.step / config.max_steps
@@ -247,7 +209,7 @@ def make_update(config, model: nn.Module, tx: optax.GradientTransformation):
             pose_updates, pose_opt_state = pose_tx.update(pose_grads, state.pose_opt_state, state.poses)
             poses = keep(optax.apply_updates(state.poses, pose_updates), state.poses)
             pose_opt_state = keep(pose_opt_state, state.pose_opt_state)
-            stats["pose_lr"] = pose_refine.lr_schedule(config)(state.step)
+            stats["pose_lr"] = optimizer.pose_lr_schedule(config)(state.step)
         new_state = TrainState(step=state.step + 1, params=keep(params, state.params),
                                opt_state=keep(opt_state, state.opt_state), nonfinite_step=nonfinite_step,
                                poses=poses, pose_opt_state=pose_opt_state)
