@@ -81,7 +81,7 @@ def main(argv):
     config = _CONFIG.value
     if not config.data_dir:  # the built-in scene of the config's kind: demo360 for captures
         config.unlock()
-        config.dataset = "demo360" if datasets.is_capture(config) else "demo"
+        config.dataset = "demo360" if datasets.FORMATS[config.dataset].capture else "demo"
         config.lock()
     n = _STEPS.value
     figures = Figures()

@@ -10,31 +10,24 @@ from typing import Iterable
 import ml_collections
 
 from mipnerf import models
+from mipnerf.datasets import FORMATS
 from mipnerf.coord import RAY_SPACINGS
 from mipnerf.errors import ConfigError
 
 PRECISIONS = ("bf16", "f32", "auto")
 DATA_LOSSES = ("mse", "charbonnier")
-DATASETS = ("blender", "demo", "colmap", "demo360", "transforms", "multiscale")
-# Datasets that make their own scene when data_dir is empty: mipnerf.datasets.BUILT_IN.
-BUILT_IN_SCENES = ("demo", "demo360", "transforms", "multiscale")
-# What a scene folder holds, for the message of a missing data_dir.
-SCENE_FOLDERS = {"colmap": "holding images/ and sparse/0/ or poses_bounds.npy", "transforms": "holding transforms.json"}
 # Camera paths of render.py: mipnerf.video_render.PATHS, and "file" (config.render_path_file).
 RENDER_PATHS = ("spiral", "orbit", "ellipse", "zoom", "file")
 BASES = ("axes", "octahedron", "icosahedron")
 EXPORTS = ("pointcloud", "mesh")  # export.py: mipnerf.exporting
-# Datasets whose splits come from their own files, not from every llffhold-th image.
-SPLIT_BY_FILES = ("blender", "demo", "multiscale")
-
 # Settings that another field's choice leaves unused: (field, the choosing field, whether the
 # choice leaves it unused, why). Each kind of field's own settings (`models.FIELDS`) are added below.
 UNUSED = (
-    ("factor", "dataset", lambda c: c.dataset == "multiscale",
+    ("factor", "dataset", lambda c: FORMATS[c.dataset].multiscale,
      "a multiscale scene's metadata.json gives every image's scale"),
-    ("llffhold", "dataset", lambda c: c.dataset in SPLIT_BY_FILES,
+    ("llffhold", "dataset", lambda c: FORMATS[c.dataset].splits_by_files,
      "the scene's own files give its train, val and test splits"),
-    ("multiscale_loss", "dataset", lambda c: c.dataset != "multiscale",
+    ("multiscale_loss", "dataset", lambda c: not FORMATS[c.dataset].multiscale,
      "only a multiscale scene weighs its images' losses"),
     ("grid_bound", "contraction", lambda c: c.contraction, "the grids then span the contracted space, [-2, 2]^3"),
     ("charbonnier_padding", "data_loss", lambda c: c.data_loss != "charbonnier", "only the Charbonnier loss is padded"),
@@ -75,9 +68,10 @@ def check_config(config: ml_collections.ConfigDict, explicit: Iterable[str] = ()
     """Raises ConfigError naming the first field whose value is impossible, or named on the command
     line (`explicit`) but unused (`check_used`)."""
     c = config
-    _require(c.dataset in DATASETS, "dataset", f"one of {DATASETS}", c.dataset)
-    scene = SCENE_FOLDERS.get(c.dataset, "holding transforms_train.json")
-    _require(c.dataset in BUILT_IN_SCENES or bool(c.data_dir), "data_dir", f"the folder of a scene ({scene})", c.data_dir)
+    _require(c.dataset in FORMATS, "dataset", f"one of {tuple(FORMATS)}", c.dataset)
+    form = FORMATS[c.dataset]
+    _require(form.built_in is not None or bool(c.data_dir), "data_dir", f"the folder of a scene ({form.folder})",
+             c.data_dir)
     _require(bool(c.exp_dir), "exp_dir", "a folder for the run's outputs", c.exp_dir)
     for field in ("factor", "batch_size", "grad_accum", "max_steps", "checkpoint_every", "keep_checkpoints", "log_every",
                   "render_chunk", "num_nerf_samples", "prop_depth", "prop_width", "nerf_depth", "nerf_width", "skip_layer",
@@ -117,7 +111,7 @@ def check_config(config: ml_collections.ConfigDict, explicit: Iterable[str] = ()
     for field in ("grid_multisamples", "prop_grid_multisamples"):
         _require(int(c[field]) in (1, 6), field, "1 or 6", c[field])
     _require(c.grid_bound > 0, "grid_bound", "a half-width > 0", c.grid_bound)
-    _require(not c.forward_facing or c.dataset in ("colmap", "demo360"), "forward_facing",
+    _require(not c.forward_facing or form.depth_bounds, "forward_facing",
              "False unless the dataset is a COLMAP capture ('colmap'; a transforms.json holds no depth bounds "
              "for the forward-facing frame)", c.forward_facing)
     for field in ("lr_init", "lr_final", "pose_lr_init", "pose_lr_final"):

@@ -66,7 +66,7 @@ def export(exp_dir, config, cameras: TrainCameras, poses: np.ndarray) -> None:
                        "distortion are not refined.",
               "frames": frames}
     (exp_dir / CAMERAS_FILE).write_text(json.dumps(record, indent=1))
-    if datasets.is_capture(config) and config.dataset != "transforms":
+    if datasets.FORMATS[config.dataset].colmap_model:
         sparse = datasets.scene_dir(config) / "sparse" / "0"
         if colmap_model.model_format(sparse) is not None:
             write_colmap(sparse, exp_dir / SPARSE_DIR, config, in_capture)

@@ -219,11 +219,10 @@ def test_rendering_is_deterministic_and_compiles_once(tiny_scene, trained_run):
     assert renderer.render_fn._cache_size() == 1
 
 
-def test_every_render_path_and_built_in_scene_that_the_config_accepts_exists():
-    from mipnerf.config_checks import BUILT_IN_SCENES, RENDER_PATHS
+def test_every_render_path_that_the_config_accepts_exists():
+    from mipnerf.config_checks import RENDER_PATHS
 
     assert tuple(video_render.PATHS) + ("file",) == RENDER_PATHS
-    assert tuple(datasets.BUILT_IN) == BUILT_IN_SCENES
 
 
 def test_inference_modules_do_not_import_the_training_step():

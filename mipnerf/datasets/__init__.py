@@ -13,6 +13,7 @@ where a scene came from.
 """
 
 import pathlib
+from typing import Callable, NamedTuple, Optional
 
 from mipnerf import camera
 from mipnerf.datasets import blender, colmap, demo, demo360, transforms
@@ -27,22 +28,70 @@ def _multiscale():
     return multiscale
 
 
-# The built-in scenes: dataset name -> the function that returns their (cached) folder.
-BUILT_IN = {"demo": demo.demo_scene_dir, "demo360": demo360.demo360_scene_dir,
-            "transforms": lambda: demo360.demo360_scene_dir(transforms=True),
-            "multiscale": lambda: _multiscale().demo_multiscale_dir()}
+class Format(NamedTuple):
+    """What a value of `config.dataset` means: how its scenes load and what they hold.
+
+    load: `(config, folder, split, share, load_images) -> [Split, ...]`, one per image scale.
+    built_in: the function that returns the (cached) folder of the built-in scene in this format,
+      used when `data_dir` is empty, or None (a folder must be given).
+    folder: what a scene folder holds, for the message of a missing `data_dir`.
+    splits_by_files: the scene's own files give its splits (else every `llffhold`-th image is a test image).
+    capture: a real capture (a COLMAP layout or a transforms.json), not a synthetic Blender scene.
+    colmap_model: its folder holds COLMAP's model, which the refined cameras are written as too.
+    depth_bounds: its cameras come with depth bounds, which the forward-facing (NDC) frame needs.
+    multiscale: its images come at several sizes, weighed by `multiscale_loss`.
+    """
+
+    load: Callable
+    built_in: Optional[Callable[[], pathlib.Path]]
+    folder: str
+    splits_by_files: bool = False
+    capture: bool = False
+    colmap_model: bool = False
+    depth_bounds: bool = False
+    multiscale: bool = False
+
+
+def _load_blender(config, folder, split, share, load_images):
+    return [blender.load_split(folder, split, factor=config.factor, white_background=config.white_background,
+                               share=share, load_images=load_images)]
+
+
+def _load_colmap(config, folder, split, share, load_images):
+    return [colmap.load_split(folder, split, factor=config.factor, llffhold=config.llffhold,
+                              forward_facing=config.forward_facing, share=share, load_images=load_images)]
+
+
+def _load_transforms(config, folder, split, share, load_images):
+    return [transforms.load_split(folder, split, factor=config.factor, llffhold=config.llffhold,
+                                  white_background=config.white_background, share=share, load_images=load_images)]
+
+
+def _load_multiscale(config, folder, split, share, load_images):
+    return _multiscale().load_scales(folder, split, config.white_background, share, load_images)
+
+
+_BLENDER = "holding transforms_train.json"
+_COLMAP = "holding images/ and sparse/0/ or poses_bounds.npy"
+FORMATS = {
+    "blender": Format(_load_blender, None, _BLENDER, splits_by_files=True),
+    "demo": Format(_load_blender, demo.demo_scene_dir, _BLENDER, splits_by_files=True),
+    "colmap": Format(_load_colmap, None, _COLMAP, capture=True, colmap_model=True, depth_bounds=True),
+    "demo360": Format(_load_colmap, demo360.demo360_scene_dir, _COLMAP, capture=True, colmap_model=True,
+                      depth_bounds=True),
+    "transforms": Format(_load_transforms, lambda: demo360.demo360_scene_dir(transforms=True),
+                         "holding transforms.json", capture=True),
+    "multiscale": Format(_load_multiscale, lambda: _multiscale().demo_multiscale_dir(), _BLENDER,
+                         splits_by_files=True, multiscale=True),
+}
 
 
 def scene_dir(config) -> pathlib.Path:
     """The folder of the config's scene: `data_dir`, or a built-in scene when it is empty."""
-    if config.dataset in BUILT_IN and not config.data_dir:
-        return BUILT_IN[config.dataset]()
+    built_in = FORMATS[config.dataset].built_in
+    if built_in is not None and not config.data_dir:
+        return built_in()
     return pathlib.Path(config.data_dir)
-
-
-def is_capture(config) -> bool:
-    """Whether the config's scene is a real capture (COLMAP layout or transforms.json) rather than a Blender scene."""
-    return config.dataset in ("colmap", "demo360", "transforms")
 
 
 def load_scales(config, split: str, share: tuple[int, int] = (0, 1), load_images: bool = True) -> list:
@@ -53,29 +102,13 @@ def load_scales(config, split: str, share: tuple[int, int] = (0, 1), load_images
     of the frames.
     load_images: False for the cameras alone (`images` None), as the full load gives them.
     """
-    if config.dataset == "multiscale":
-        return _multiscale().load_scales(scene_dir(config), split, config.white_background, share, load_images)
-    return [load_split(config, split, share, load_images)]
+    return FORMATS[config.dataset].load(config, scene_dir(config), split, share, load_images)
 
 
 def load_split(config, split: str, share: tuple[int, int] = (0, 1), load_images: bool = True) -> Split:
     """Loads one split ("train", "val" or "test") of the config's scene at its `factor`; of a
-    multiscale scene, its full-resolution images (see `load_scales` for all).
-
-    share: (process_index, process_count); a process of a multi-host run loads only its block
-    of the frames.
-    load_images: False for the cameras alone (`images` None), as the full load gives them.
-    """
-    if config.dataset == "multiscale":
-        return load_scales(config, split, share, load_images)[0]
-    if config.dataset == "transforms":
-        return transforms.load_split(scene_dir(config), split, factor=config.factor, llffhold=config.llffhold,
-                                     white_background=config.white_background, share=share, load_images=load_images)
-    if is_capture(config):
-        return colmap.load_split(scene_dir(config), split, factor=config.factor, llffhold=config.llffhold,
-                                 forward_facing=config.forward_facing, share=share, load_images=load_images)
-    return blender.load_split(scene_dir(config), split, factor=config.factor,
-                              white_background=config.white_background, share=share, load_images=load_images)
+    multiscale scene, its full-resolution images (see `load_scales` for all). Arguments as `load_scales`."""
+    return load_scales(config, split, share, load_images)[0]
 
 
 def split_cameras(data: Split, config) -> camera.Cameras:
