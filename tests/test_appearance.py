@@ -86,7 +86,9 @@ def test_appearance_changes_the_colour_and_never_the_density(field):
     np.testing.assert_array_equal(density_a, density_b)
     assert float(jnp.max(jnp.abs(rgb_a - rgb_b))) > 1e-3
     # Through the whole model: two training images with different vectors render the same weights.
-    table = jnp.stack([jnp.zeros(4), jnp.ones(4), -jnp.ones(4)])
+    # The table's mean is image 0's vector, and not zero, so that the mean and a zero vector differ.
+    mean = jnp.array([0.8, -0.6, 0.5, 1.0])
+    table = jnp.stack([mean, mean + 1, mean - 1])
     params = jax.tree.map(lambda x: x, params)
     params["params"]["appearance"] = table
     out_0, rounds_0 = model.apply(params, None, rays, 1.0, jnp.ones(3), jnp.zeros(64, jnp.int32))
@@ -95,9 +97,13 @@ def test_appearance_changes_the_colour_and_never_the_density(field):
         np.testing.assert_array_equal(r0.weights, r1.weights)
     np.testing.assert_array_equal(out_0.depth, out_1.depth)
     assert float(jnp.max(jnp.abs(out_0.rgb - out_1.rgb))) > 1e-3
-    # A view that is not a training image takes the mean vector (here image 0's, zeros).
+    # A view that is not a training image takes the mean vector (here image 0's), not a zero one
+    # (image 0's colour with a zero vector in its place).
     out_mean, _ = model.apply(params, None, rays, 1.0, jnp.ones(3))
     np.testing.assert_allclose(out_mean.rgb, out_0.rgb, atol=1e-6)
+    params["params"]["appearance"] = table.at[0].set(0.0)
+    out_zero, _ = model.apply(params, None, rays, 1.0, jnp.ones(3), jnp.zeros(64, jnp.int32))
+    assert float(jnp.max(jnp.abs(out_mean.rgb - out_zero.rgb))) > 1e-3
 
 
 def test_affine_colour_transform_starts_at_identity_and_is_per_image():

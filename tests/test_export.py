@@ -43,6 +43,28 @@ def test_median_depth_matches_a_brute_force_search():
         assert m == pytest.approx(grid[np.searchsorted(mass, 0.5 * w.sum())], abs=1e-3)
 
 
+def test_the_surface_of_a_sphere_lies_on_it_to_a_tenth_of_a_cell():
+    """Marching cubes on a density that falls linearly with the distance from a sphere's centre
+    (off the grid's centre, which is off the origin): the level's sphere, radius 0.8, inside the
+    cube `center` ± 1.3 sampled at the centres of 48^3 cells. Every vertex lies on it to a tenth of
+    a cell (linear interpolation of the distance along cell edges errs by far less), the vertices
+    surround its centre, and the normals point out of it."""
+    resolution, half_width, center = 48, 1.3, np.array([0.3, -0.2, 0.5])
+    sphere_centre, radius = center + np.array([0.11, -0.07, 0.05]), 0.8
+    spacing = 2 * half_width / resolution
+    axis = (np.arange(resolution) + 0.5) * spacing - half_width  # cell centres, as mesh.density_grid samples them
+    points = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1) + center
+    density = 20.0 * (1.0 - np.linalg.norm(points - sphere_centre, axis=-1))
+    vertices, faces, normals = mesh.surface(density, 20.0 * (1.0 - radius), center, half_width)
+    assert len(vertices) > 1000 and faces.max() < len(vertices)
+    offset = vertices - sphere_centre
+    distance = np.linalg.norm(offset, axis=-1)
+    assert np.max(np.abs(distance - radius)) < 0.1 * spacing
+    np.testing.assert_allclose(vertices.mean(axis=0), sphere_centre, atol=0.1 * spacing)
+    outward = np.sum(normals * offset, axis=-1) / (np.linalg.norm(normals, axis=-1) * distance)
+    assert outward.min() > 0.99
+
+
 def test_the_camera_chosen_for_a_vertex_sees_it():
     """Two cameras on +x and -x looking at the origin: a vertex on the +x side facing +x takes the
     +x camera even when the other is nearer; one facing away from both takes none."""
@@ -66,6 +88,34 @@ def trained_demo(tmp_path_factory):
     return config
 
 
+def big_sphere_checks(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which points [P, 3] lie on the large sphere's red checks and which on its yellow ones, away
+    from the checks' borders ([P] bool each), and the colour [P, 3] the demo renders at each: its
+    check's albedo, red (0.85, 0.15, 0.1) or yellow (0.98, 0.8, 0.15), under the scene's light
+    (`demo._shade`: ambient, Lambert and shadows), the same from every view."""
+    offset = points - demo.BIG_CENTRE
+    radius = np.linalg.norm(offset, axis=-1)
+    on_sphere = np.abs(radius - demo.BIG_RADIUS) < 0.02 * SCENE_SIZE
+    unit = offset / radius[:, None]
+    lon = np.arctan2(unit[:, 1], unit[:, 0]) / (2 * np.pi) * 12.0
+    lat = np.arccos(np.clip(unit[:, 2], -1, 1)) / np.pi * 6.0
+    inside = on_sphere & (np.abs(lon - np.round(lon)) > 0.2) & (np.abs(lat - np.round(lat)) > 0.2)
+    surface = (demo.BIG_CENTRE[:, None] + demo.BIG_RADIUS * unit.T).astype(np.float32)
+    red = demo._surface(1, surface)[1][1] < 0.5
+    return inside & red, inside & ~red, demo._shade(surface, np.ones(len(points), np.int64)).T
+
+
+def assert_coloured_as_rendered(colors: np.ndarray, red: np.ndarray, yellow: np.ndarray, shaded: np.ndarray) -> None:
+    """RGB colours [P, 3] in [0, 1] on the red and on the yellow checks (`big_sphere_checks`) are
+    the rendered ones: on each check, the median of each channel's difference is under 0.1, where
+    swapping red and blue errs by over 0.3. Red is red in any light: green and blue under half
+    of it (0.18 and 0.12 in the albedo)."""
+    for check in (red, yellow):
+        assert check.sum() > 100
+        assert np.all(np.median(np.abs(colors[check] - shaded[check]), axis=0) < 0.1)
+    assert np.all(np.median(colors[red][:, 1:] / colors[red][:, :1], axis=0) < 0.5)
+
+
 def test_the_point_cloud_lies_on_the_scene_and_the_red_checks_are_red(trained_demo):
     config = trained_demo.copy_and_resolve_references()
     config.export, config.export_views, config.export_points = "pointcloud", 12, 20_000
@@ -75,18 +125,12 @@ def test_the_point_cloud_lies_on_the_scene_and_the_red_checks_are_red(trained_de
     points, colors = np.asarray(cloud.vertices), np.asarray(cloud.colors)[:, :3] / 255.0
     assert np.median(surface_distance(points)) < 0.02 * SCENE_SIZE
     # Points on the large sphere, away from its checks' borders, coloured as the checks are.
-    offset = points - demo.BIG_CENTRE
-    radius = np.linalg.norm(offset, axis=-1)
-    on_sphere = np.abs(radius - demo.BIG_RADIUS) < 0.02 * SCENE_SIZE
-    unit = offset / radius[:, None]
-    lon = np.arctan2(unit[:, 1], unit[:, 0]) / (2 * np.pi) * 12.0
-    lat = np.arccos(np.clip(unit[:, 2], -1, 1)) / np.pi * 6.0
-    inside = (np.abs(lon - np.round(lon)) > 0.2) & (np.abs(lat - np.round(lat)) > 0.2)
-    red = demo._surface(1, demo.BIG_CENTRE[:, None] + demo.BIG_RADIUS * unit.T.astype(np.float32))[1][1] < 0.5
-    red_points, yellow_points = colors[on_sphere & inside & red], colors[on_sphere & inside & ~red]
+    red, yellow, shaded = big_sphere_checks(points)
+    red_points, yellow_points = colors[red], colors[yellow]
     assert len(red_points) > 100 and len(yellow_points) > 100
     assert np.median(red_points[:, 0] - red_points[:, 1]) > 0.3  # red: much more red than green
     assert np.median(yellow_points[:, 1]) > np.median(red_points[:, 1]) + 0.3  # yellow: green too
+    assert_coloured_as_rendered(colors, red, yellow, shaded)
 
 
 def test_the_mesh_lies_on_the_scene_and_loads_as_ply_and_obj(trained_demo):
@@ -97,8 +141,14 @@ def test_the_mesh_lies_on_the_scene_and_loads_as_ply_and_obj(trained_demo):
         loaded = trimesh.load(path, process=False)
         assert isinstance(loaded, trimesh.Trimesh) and len(loaded.faces) > 5_000
         assert np.median(surface_distance(loaded.vertices)) < 0.02 * SCENE_SIZE
-    colors = np.asarray(trimesh.load(ply, process=False).visual.vertex_colors)[:, :3]
+    loaded = trimesh.load(ply, process=False)
+    colors = np.asarray(loaded.visual.vertex_colors)[:, :3]
     assert colors.std() > 20  # coloured by the scene, not one grey
+    # Vertices on the large sphere's checks that a training camera sees (the others are grey) are
+    # coloured as rendered, in RGB order. Most face away from the light: their red is about 0.35.
+    red, yellow, shaded = big_sphere_checks(np.asarray(loaded.vertices))
+    seen = np.any(colors != 128, axis=-1)
+    assert_coloured_as_rendered(colors / 255.0, red & seen, yellow & seen, shaded)
 
 
 def run_export(*flags):

@@ -1,6 +1,7 @@
 """The training set on the device: uint8 images with a camera each, pixels drawn uniformly inside the
 step, their colours gathered and their rays cast there exactly as the host casts a whole image's."""
 
+import pathlib
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ import numpy as np
 import optax
 import pytest
 
-from captures import CAMERAS, write_capture
+from captures import CAMERAS, reference_project, write_capture
 from helpers import ROOT, tiny_config
 from mipnerf import datasets, distributed, models, train_images, training
 from mipnerf.datasets import multiscale
@@ -38,8 +39,72 @@ def draw(config, splits, batch_size: int, key, mesh=None):
     return jax.device_get(drawn)
 
 
-def check_draw(drawn, splits, config) -> None:
-    """Every drawn ray and colour is the host's ray and the image's colour at the drawn pixel."""
+def reference_rays(split, n: int, pixels: np.ndarray, config, model=None) -> dict:
+    """The rays through row-major pixels [P] of image n of a split, cast here in float64 from their
+    definitions, without `mipnerf.camera`: each pixel centre's direction inverts the camera's
+    projection (Newton's method on `captures.reference_project` for COLMAP model `model`, else an
+    ideal pinhole of the split's intrinsics), the cone's radius is 2 / sqrt(12) of the distance to
+    the next pixel's direction, and in NDC (`config.forward_facing`) the rays are the images of
+    their world rays under NeRF's projective map onto the frustum beyond z = -1.
+
+    Returns:
+      {field of `camera.Rays`: [P, C]}.
+    """
+    intrinsics = split.intrinsics.take(n)
+    fx, fy, cx, cy = (float(intrinsics[k]) for k in range(4))
+    if model is None:
+        assert not np.any(intrinsics.distortion) and not intrinsics.fisheye
+        project = lambda p: np.stack([fx * p[:, 0] / p[:, 2] + cx, fy * p[:, 1] / p[:, 2] + cy], axis=-1)
+    else:
+        project = lambda p: reference_project(model, CAMERAS[model], p)
+    j, i = np.divmod(np.asarray(pixels, np.int64), split.width)
+
+    def camera_direction(u, v):
+        """Camera-space (OpenGL) directions [P, 3] through pixel positions: z = -1, or of unit length for a fisheye."""
+        target = np.stack([u, v], axis=-1)
+        point = lambda ab: np.concatenate([ab, np.ones((len(ab), 1))], axis=-1)  # OpenCV axes, z = 1
+        ab, eps = (target - [cx, cy]) / [fx, fy], 1e-6  # the ideal pinhole's, to start from
+        for _ in range(30):
+            jacobian = np.stack([(project(point(ab + d)) - project(point(ab - d))) / (2 * eps)
+                                 for d in (np.array([eps, 0.0]), np.array([0.0, eps]))], axis=-1)
+            ab = ab - np.linalg.solve(jacobian, (project(point(ab)) - target)[..., None])[..., 0]
+        np.testing.assert_allclose(project(point(ab)), target, atol=1e-9)
+        d = point(ab) * [1.0, -1.0, -1.0]  # OpenCV's axes (+y down, +z forward) to OpenGL's
+        return d / np.linalg.norm(d, axis=-1, keepdims=True) if model == "OPENCV_FISHEYE" else d
+
+    c2w = np.asarray(split.camtoworlds[n], np.float64)
+    here, right = camera_direction(i + 0.5, j + 0.5), camera_direction(i + 1.5, j + 0.5)
+    directions = here @ c2w[:3, :3].T
+    origins = np.broadcast_to(c2w[:3, 3], directions.shape)
+    viewdirs = directions / np.linalg.norm(directions, axis=-1, keepdims=True)
+    radii = np.linalg.norm(here - right, axis=-1)
+    if config.forward_facing:
+        sx, sy = 2 * fx / split.width, 2 * fy / split.height
+
+        def ndc_origin(d):
+            """The image of the world ray's point at z = -1: (-sx x / z, -sy y / z, 1 + 2 / z)."""
+            p = origins + ((-1.0 - origins[:, 2]) / d[:, 2])[:, None] * d
+            return np.stack([-sx * p[:, 0] / p[:, 2], -sy * p[:, 1] / p[:, 2], 1 + 2 / p[:, 2]], axis=-1)
+
+        ndc = ndc_origin(directions)
+        at_infinity = np.stack([-sx * directions[:, 0] / directions[:, 2], -sy * directions[:, 1] / directions[:, 2],
+                                np.ones(len(directions))], axis=-1)  # the image of the ray's point at infinity
+        radii = np.linalg.norm(ndc - ndc_origin(right @ c2w[:3, :3].T), axis=-1)
+        origins, directions = ndc, at_infinity - ndc
+    full = lambda v: np.full((len(pixels), 1), v, np.float64)
+    return dict(origins=origins, directions=directions, viewdirs=viewdirs, radii=radii[:, None] * 2 / np.sqrt(12),
+                near=full(config.near), far=full(config.far))
+
+
+def check_draw(drawn, splits, config, models=None) -> None:
+    """Every drawn ray and colour is the host's ray and the image's colour at the drawn pixel, and
+    the ray is `reference_rays`'. The host casts its rays with the step's caster
+    (`camera.cast_rays`), so matching it checks the draw (which pixel, which camera); matching
+    `reference_rays`, cast independently here, checks the casting.
+
+    models: the COLMAP models of a capture written by `captures.write_capture` (image k, img_k,
+      uses models[k % len(models)]), or None for ideal pinhole cameras.
+    """
     rays = [datasets.split_rays(s, config) for s in splits]
     per_image = [(s, n, r) for s, r in zip(splits, rays) for n in range(len(s.images))]
     image, pixel = drawn.image, drawn.pixel
@@ -59,6 +124,14 @@ def check_draw(drawn, splits, config) -> None:
         # neighbouring unit-scale directions, so their error is float32's at scale 1, not at theirs.
         atol = 2e-6 if name == "radii" else 1e-5
         np.testing.assert_allclose(got, np.array(want), rtol=1e-5, atol=atol, err_msg=name)
+    for g in np.unique(image):
+        split, n, _ = per_image[g]
+        model = None if models is None else models[int(pathlib.Path(split.files[n]).stem[4:]) % len(models)]
+        reference = reference_rays(split, n, pixel[image == g], config, model)
+        for name, got in zip(batch.rays._fields, batch.rays):
+            atol = 2e-6 if name == "radii" else 1e-5
+            np.testing.assert_allclose(got[image == g], reference[name], rtol=1e-5, atol=atol,
+                                       err_msg=f"{name} of image {g} against the reference cast")
     # The same colour, up to the rounding of x / 255 (XLA multiplies by 1 / 255).
     np.testing.assert_allclose(batch.rgb, np.array(colours, np.float32) / np.float32(255), rtol=2e-7, atol=0)
     if batch.lossmult is not None:
@@ -70,7 +143,7 @@ def test_rays_cast_in_the_step_are_the_hosts_for_every_camera_model(tmp_path, mo
     write_capture(tmp_path, count=6, models=(model, "PINHOLE"), factors=())
     config = capture_config(tmp_path, tmp_path / "exp")
     splits = datasets.load_scales(config, "train")
-    check_draw(draw(config, splits, 512, jax.random.PRNGKey(0)), splits, config)
+    check_draw(draw(config, splits, 512, jax.random.PRNGKey(0)), splits, config, models=(model, "PINHOLE"))
 
 
 def test_rays_cast_in_the_step_are_the_hosts_in_ndc(tmp_path):
@@ -78,7 +151,7 @@ def test_rays_cast_in_the_step_are_the_hosts_in_ndc(tmp_path):
     config = capture_config(tmp_path, tmp_path / "exp", forward_facing=True, near=0.0, far=1.0)
     splits = datasets.load_scales(config, "train")
     drawn = draw(config, splits, 512, jax.random.PRNGKey(1))
-    check_draw(drawn, splits, config)
+    check_draw(drawn, splits, config, models=("OPENCV",))
     np.testing.assert_allclose(drawn.batch.rays.origins[:, 2], -1.0, atol=1e-5)  # NDC: on the near plane
 
 
