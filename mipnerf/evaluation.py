@@ -98,39 +98,19 @@ def evaluate(config, log=print, explicit=None) -> dict:
     scales = datasets.load_scales(config, "test")
     out_dir = exp_dir / "eval"
     out_dir.mkdir(parents=True, exist_ok=True)
-    disparity = config.ray_spacing == "disparity"
-    multiscale = config.dataset == "multiscale"
     optimise_poses = config.pose_refine and config.eval_pose_steps > 0
-    images = []
-    for split in scales:
-        views = rendering.render_views(renderer, split.camtoworlds, split.intrinsics, split.height, split.width, config,
-                                       desc="eval" if not multiscale else f"eval scale {split.scale}")
-        scored = [score_and_save(len(images) + i, image, split.colors(i), out_dir, disparity, split.mask(i))
-                  for i, image in enumerate(views)]
-        if optimise_poses:
-            scored = [a | b for a, b in zip(scored, pose_optimised_scores(renderer, split, config))]
-        images += [dict(scores, ground_truth=split.files[i], **({"scale": split.scale} if multiscale else {}))
-                   for i, scores in enumerate(scored)]
+    images = score_views(renderer, scales, config, out_dir, optimise_poses)
     mean = lambda key: float(np.mean([m[key] for m in images]))
     result = {"step": renderer.step, "psnr": mean("psnr"), "psnr_color_corrected": mean("psnr_color_corrected"),
               "ssim": mean("ssim")}
     if optimise_poses:
-        fitted = ("psnr_test_pose_optimized", "psnr_color_corrected_test_pose_optimized", "ssim_test_pose_optimized")
-        result.update({key: mean(key) for key in fitted}, eval_pose_steps=config.eval_pose_steps)
+        result.update({key: mean(key) for key in POSE_OPTIMISED}, eval_pose_steps=config.eval_pose_steps)
     result["images"] = images
-    if multiscale:
+    if config.dataset == "multiscale":
         result.update(scale_means(scales, images))
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
-    with SummaryWriter(str(exp_dir / "tb")) as writer:
-        writer.add_scalar("eval/psnr", result["psnr"], renderer.step)
-        writer.add_scalar("eval/psnr_color_corrected", result["psnr_color_corrected"], renderer.step)
-        writer.add_scalar("eval/ssim", result["ssim"], renderer.step)
-        if optimise_poses:
-            writer.add_scalar("eval/psnr_test_pose_optimized", result["psnr_test_pose_optimized"], renderer.step)
-        for row in result.get("per_scale", []):
-            writer.add_scalar(f"eval/psnr_scale{row['scale']}", row["psnr"], renderer.step)
-            writer.add_scalar(f"eval/ssim_scale{row['scale']}", row["ssim"], renderer.step)
-    if multiscale:
+    write_tensorboard(exp_dir, result)
+    if "per_scale" in result:
         log(scale_table(result["per_scale"], result["psnr_scale_mean"], result["ssim_scale_mean"]))
     log(f"step {renderer.step}: PSNR {result['psnr']:.2f} dB "
         f"(colour-corrected {result['psnr_color_corrected']:.2f} dB), SSIM {result['ssim']:.4f} "
@@ -141,6 +121,40 @@ def evaluate(config, log=print, explicit=None) -> dict:
             f"{result['psnr_color_corrected_test_pose_optimized']:.2f} dB), "
             f"SSIM {result['ssim_test_pose_optimized']:.4f}")
     return result
+
+
+POSE_OPTIMISED = ("psnr_test_pose_optimized", "psnr_color_corrected_test_pose_optimized", "ssim_test_pose_optimized")
+
+
+def score_views(renderer: rendering.Renderer, scales: list, config, out_dir: pathlib.Path, optimise_poses: bool) -> list:
+    """Every view of the test `scales` rendered, saved into `out_dir` and scored (`score_and_save`),
+    also with its pose fitted with `optimise_poses` (`pose_optimised_scores`); numbered across the
+    scales, each with its ground truth's file and, for a multiscale scene, its scale."""
+    disparity = config.ray_spacing == "disparity"
+    multiscale = config.dataset == "multiscale"
+    images = []
+    for split in scales:
+        views = rendering.render_views(renderer, split.camtoworlds, split.intrinsics, split.height, split.width, config,
+                                       desc="eval" if not multiscale else f"eval scale {split.scale}")
+        scored = [score_and_save(len(images) + i, image, split.colors(i), out_dir, disparity, split.mask(i))
+                  for i, image in enumerate(views)]
+        if optimise_poses:
+            scored = [a | b for a, b in zip(scored, pose_optimised_scores(renderer, split, config))]
+        images += [dict(scores, ground_truth=split.files[i], **({"scale": split.scale} if multiscale else {}))
+                   for i, scores in enumerate(scored)]
+    return images
+
+
+def write_tensorboard(exp_dir: pathlib.Path, result: dict) -> None:
+    """The mean figures of `result` (metrics.json's) as eval/ scalars of `exp_dir/tb` at its step."""
+    step = result["step"]
+    with SummaryWriter(str(exp_dir / "tb")) as writer:
+        for key in ("psnr", "psnr_color_corrected", "ssim", "psnr_test_pose_optimized"):
+            if key in result:
+                writer.add_scalar(f"eval/{key}", result[key], step)
+        for row in result.get("per_scale", []):
+            writer.add_scalar(f"eval/psnr_scale{row['scale']}", row["psnr"], step)
+            writer.add_scalar(f"eval/ssim_scale{row['scale']}", row["ssim"], step)
 
 
 def scale_means(scales: list, images: list) -> dict:

@@ -143,6 +143,63 @@ def pixel_runs(mask: Optional[np.ndarray], size: int) -> tuple[np.ndarray, np.nd
     return first, end - first
 
 
+class _Runs(NamedTuple):
+    """The runs of kept pixels of every training image, in order (`pixel_runs`): each run's first
+    pixel in its image, length, image and first row among the kept pixels [R]; each image's first
+    run [N + 1] (with the end) and first row [N + 1] (with the total)."""
+
+    pixels: np.ndarray
+    lengths: np.ndarray
+    images: np.ndarray
+    starts: np.ndarray
+    image_runs: np.ndarray
+    image_starts: np.ndarray
+
+
+def _runs(splits: list) -> _Runs:
+    runs = [pixel_runs(None if s.masks is None else s.masks[n], s.height * s.width)
+            for s in splits for n in range(len(s.images))]
+    run_pixels, run_lengths = (np.concatenate(field) for field in zip(*runs))
+    run_images = np.repeat(np.arange(len(runs)), [len(first) for first, _ in runs])
+    sizes = np.array([np.sum(lengths) for _, lengths in runs], np.int64)  # each image's kept pixels
+    return _Runs(run_pixels, run_lengths, run_images, np.concatenate([[0], np.cumsum(run_lengths)])[:-1],
+                 np.searchsorted(run_images, np.arange(len(runs) + 1)), np.concatenate([[0], np.cumsum(sizes)]))
+
+
+def _block_shape(runs: _Runs, cuts: np.ndarray) -> tuple[int, int, int]:
+    """(rows, images, runs) of every device's block, the largest over the devices of every process."""
+    counts = np.diff(runs.image_starts[cuts])
+    if not counts.all():
+        raise ConfigError(f"the training images of device {int(np.argmin(counts))} keep no pixel after their masks; "
+                          f"expected kept pixels in every device's block of images")
+    shape = int(np.max(counts)), int(np.max(np.diff(cuts))), int(np.max(np.diff(runs.image_runs[cuts])))
+    if jax.process_count() > 1:
+        shape = tuple(int(np.max(multihost_utils.process_allgather(v))) for v in shape)
+    if shape[0] >= 2**31:  # rows are indexed with int32 on the device
+        raise ConfigError(f"{shape[0]} training pixels on one device: expected fewer than 2^31; train on more devices "
+                          f"or with a larger config.factor")
+    return shape
+
+
+def _block(first: int, last: int, shape: tuple[int, int, int], pixels, cameras, lossmult, runs: _Runs) -> dict:
+    """The arrays of images `first` to `last` (exclusive) as one device holds them, padded to `shape`."""
+    rows, images, num_runs = shape
+    row0, count = runs.image_starts[first], runs.image_starts[last] - runs.image_starts[first]
+    shard = pixels[row0:row0 + rows]  # a view; only a short last block is padded, by copying it
+    if len(shard) < rows:
+        shard = np.concatenate([shard, np.zeros((rows - len(shard), 3), np.uint8)])
+    take = np.minimum(np.arange(first, first + images), last - 1)  # pad with the last image's camera
+    run_first, run_last = runs.image_runs[first], runs.image_runs[last]
+    held = np.minimum(np.arange(run_first, run_first + num_runs), run_last - 1)  # padding runs start at count
+    padding = np.arange(run_first, run_first + num_runs) >= run_last
+    return dict(pixels=shard, counts=np.array([count], np.int32), ids=take.astype(np.int32),
+                cameras=jax.tree.map(lambda x: x[take], cameras),
+                lossmult=None if lossmult is None else lossmult[take],
+                starts=np.where(padding, count, runs.starts[held] - row0).astype(np.int32),
+                run_images=(runs.images[held] - first).astype(np.int32),
+                run_pixels=np.where(padding, 0, runs.pixels[held]).astype(np.int32))
+
+
 def put_train_images(splits: list, config, mesh: Mesh) -> TrainImages:
     """Places this process's training images and cameras on its devices of the mesh.
 
@@ -161,46 +218,11 @@ def put_train_images(splits: list, config, mesh: Mesh) -> TrainImages:
     lossmult = None
     if any(split.lossmult is not None for split in splits):
         lossmult = join([np.ones(len(s.images), np.float32) if s.lossmult is None else s.lossmult for s in splits])
-    runs = [pixel_runs(None if s.masks is None else s.masks[n], s.height * s.width)
-            for s in splits for n in range(len(s.images))]
-    run_pixels, run_lengths = (np.concatenate(field) for field in zip(*runs))
-    run_images = np.repeat(np.arange(len(runs)), [len(first) for first, _ in runs])
-    sizes = np.array([np.sum(lengths) for _, lengths in runs], np.int64)  # each image's kept pixels
-    starts = np.concatenate([[0], np.cumsum(sizes)])
-    run_starts = np.concatenate([[0], np.cumsum(run_lengths)])[:-1]
-    run_cuts = np.searchsorted(run_images, np.arange(len(runs) + 1))  # each image's first run
-
+    runs = _runs(splits)
     local_devices = [d for d in mesh.devices.flat if d.process_index == jax.process_index()]
-    cuts = image_blocks(sizes, len(local_devices))
-    counts = np.diff(starts[cuts])
-    if not counts.all():
-        raise ConfigError(f"the training images of device {int(np.argmin(counts))} keep no pixel after their masks; "
-                          f"expected kept pixels in every device's block of images")
-    rows, images, num_runs = int(np.max(counts)), int(np.max(np.diff(cuts))), int(np.max(np.diff(run_cuts[cuts])))
-    if jax.process_count() > 1:
-        rows, images, num_runs = (int(np.max(multihost_utils.process_allgather(v))) for v in (rows, images, num_runs))
-    if rows >= 2**31:  # rows are indexed with int32 on the device
-        raise ConfigError(f"{rows} training pixels on one device: expected fewer than 2^31; train on more devices "
-                          f"or with a larger config.factor")
-
-    def block(d):
-        first, last = cuts[d], cuts[d + 1]
-        row0, count = starts[first], starts[last] - starts[first]
-        shard = pixels[row0:row0 + rows]  # a view; only a short last block is padded, by copying it
-        if len(shard) < rows:
-            shard = np.concatenate([shard, np.zeros((rows - len(shard), 3), np.uint8)])
-        take = np.minimum(np.arange(first, first + images), last - 1)  # pad with the last image's camera
-        run_first, run_last = run_cuts[first], run_cuts[last]
-        runs = np.minimum(np.arange(run_first, run_first + num_runs), run_last - 1)  # padding runs start at count
-        padding = np.arange(run_first, run_first + num_runs) >= run_last
-        return dict(pixels=shard, counts=np.array([count], np.int32), ids=take.astype(np.int32),
-                    cameras=jax.tree.map(lambda x: x[take], cameras),
-                    lossmult=None if lossmult is None else lossmult[take],
-                    starts=np.where(padding, count, run_starts[runs] - row0).astype(np.int32),
-                    run_images=(run_images[runs] - first).astype(np.int32),
-                    run_pixels=np.where(padding, 0, run_pixels[runs]).astype(np.int32))
-
-    blocks = [block(d) for d in range(len(local_devices))]
+    cuts = image_blocks(np.diff(runs.image_starts), len(local_devices))
+    shape = _block_shape(runs, cuts)
+    blocks = [_block(cuts[d], cuts[d + 1], shape, pixels, cameras, lossmult, runs) for d in range(len(local_devices))]
     sharding = NamedSharding(mesh, P("data"))
 
     def put(*shards):

@@ -6,7 +6,7 @@ import pathlib
 import signal
 import sys
 import time
-from typing import Iterable, NamedTuple, Optional
+from typing import Any, Iterable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -85,9 +85,22 @@ def train(config, log=print, explicit: Iterable[str] = ()) -> training.TrainStat
             return _train(config, log, primary, ckpt, cleanup)
 
 
-def _train(config, log, primary: bool, ckpt: Checkpointer, cleanup: contextlib.ExitStack) -> training.TrainState:
-    exp_dir = pathlib.Path(config.exp_dir)
-    mesh = distributed.make_mesh()
+class _Run(NamedTuple):
+    """What the loop of a run works with, made once: the device mesh, the training images on the
+    devices, the model and its optimizer, the training cameras (for their refined poses), the
+    viewer (or None) and the logged validation view (or None)."""
+
+    mesh: Any
+    data: train_images.TrainImages
+    model: Any
+    tx: Any
+    train_cameras: pose_export.TrainCameras
+    viewer: Any
+    val_view: Optional["ValView"]
+
+
+def _check_run(config, ckpt: Checkpointer, mesh) -> None:
+    """Raises `ConfigError` for a run this config cannot make or resume."""
     training.check_batch_divides(config.batch_size, mesh, config.grad_accum)
     if ckpt.steps():
         run_config.check_resume(config)
@@ -98,6 +111,12 @@ def _train(config, log, primary: bool, ckpt: Checkpointer, cleanup: contextlib.E
         raise ConfigError("config.appearance_dim / appearance_affine: expected a single-process run (the "
                           "appearance tables are indexed by one process's training images)")
 
+
+def _set_up(config, log, primary: bool, ckpt: Checkpointer, cleanup: contextlib.ExitStack):
+    """The run's `_Run` and its train state, restored from the newest whole checkpoint when there is one."""
+    exp_dir = pathlib.Path(config.exp_dir)
+    mesh = distributed.make_mesh()
+    _check_run(config, ckpt, mesh)
     # Each process of a multi-host run loads only its share of the training images; once they are on
     # the devices, the host's copy is dropped.
     train_scales = datasets.load_scales(config, "train", share=(jax.process_index(), jax.process_count()))
@@ -122,56 +141,21 @@ def _train(config, log, primary: bool, ckpt: Checkpointer, cleanup: contextlib.E
     if ckpt.steps():
         state = ckpt.restore(state, log=log)
         log(f"resuming from step {int(state.step)} ({ckpt.directory})")
+    return _Run(mesh, data, model, tx, train_cameras, viewer, val_view), state
+
+
+def _train(config, log, primary: bool, ckpt: Checkpointer, cleanup: contextlib.ExitStack) -> training.TrainState:
+    run, state = _set_up(config, log, primary, ckpt, cleanup)
     start = int(state.step)
     if start >= config.max_steps:
         log(f"already trained to step {start} (max_steps={config.max_steps}); nothing to do")
         return state
-
-    train_step = training.make_train_step(config, model, tx, mesh)
-    render_fn = rendering.make_render_fn(config, model) if val_view is not None else None
-    writer = SummaryWriter(str(exp_dir / "tb")) if primary else None
-    last_saved = start
+    writer = SummaryWriter(str(pathlib.Path(config.exp_dir) / "tb")) if primary else None
     stop = _StopRequests()
     try:
         with stop.installed(), tqdm.tqdm(initial=start, total=config.max_steps, desc="train", unit="step",
                                              disable=not primary) as bar:
-            tic, tic_step = time.time(), start
-            in_flight = None  # the previous step's stats: the bar counts finished steps, not dispatched ones
-            for step in range(start + 1, config.max_steps + 1):
-                if viewer is not None:  # before the step, which donates the parameters the viewer may copy
-                    viewer.training_step(state.params, step - 1)
-                state, stats = train_step(state, data)
-                if in_flight is not None:
-                    jax.block_until_ready(in_flight)
-                    bar.update(1)
-                in_flight = stats
-                is_last = step == config.max_steps or stop.requested is not None
-                if step % config.log_every == 0 or is_last:
-                    stats = {k: float(v) for k, v in jax.device_get(stats).items()}
-                    check_finite(state, last_saved)
-                    rays_per_s = (step - tic_step) * config.batch_size / (time.time() - tic)
-                    tic, tic_step = time.time(), step
-                    bar.set_postfix(loss=f"{stats['loss']:.4f}", psnr=f"{stats['psnr']:.2f}",
-                                    lr=f"{stats['lr']:.1e}", rays_per_s=f"{rays_per_s:.0f}", refresh=False)
-                    if writer is not None:
-                        for k, v in dict(stats, rays_per_s=rays_per_s).items():
-                            writer.add_scalar(f"train/{k}", v, step)
-                if step % config.checkpoint_every == 0 or is_last:
-                    check_finite(state, last_saved)
-                    if not params_finite(state.params):
-                        raise NonFiniteLoss(f"parameters became non-finite by step {step}; not saved. "
-                                            f"The last good checkpoint (step {last_saved}) is intact")
-                    ckpt.save(step, state)
-                    last_saved = step
-                    if primary and state.poses is not None:
-                        pose_export.export(exp_dir, config, train_cameras, jax.device_get(state.poses))
-                if render_fn is not None and config.val_every and step % config.val_every == 0 and writer is not None:
-                    log_val_view(writer, step, render_fn, state.params, val_view, config, mesh)
-                if stop.requested is not None:
-                    break
-            if in_flight is not None:
-                jax.block_until_ready(in_flight)
-                bar.update(1)
+            state = _loop(config, run, state, ckpt, writer, bar, stop, primary)
     finally:
         if writer is not None:
             writer.close()
@@ -180,6 +164,63 @@ def _train(config, log, primary: bool, ckpt: Checkpointer, cleanup: contextlib.E
         raise Interrupted(f"{name}: saved checkpoint at step {int(state.step)}; run the same command to resume",
                           stop.requested, state)
     return state
+
+
+def _loop(config, run: _Run, state, ckpt: Checkpointer, writer, bar, stop: "_StopRequests", primary: bool):
+    """Steps from `state` to max_steps (or a stop request), logging, checkpointing and showing the
+    validation view on the way; returns the last state."""
+    train_step = training.make_train_step(config, run.model, run.tx, run.mesh)
+    render_fn = rendering.make_render_fn(config, run.model) if run.val_view is not None else None
+    start = last_saved = int(state.step)
+    tic, tic_step = time.time(), start
+    in_flight = None  # the previous step's stats: the bar counts finished steps, not dispatched ones
+    for step in range(start + 1, config.max_steps + 1):
+        if run.viewer is not None:  # before the step, which donates the parameters the viewer may copy
+            run.viewer.training_step(state.params, step - 1)
+        state, stats = train_step(state, run.data)
+        if in_flight is not None:
+            jax.block_until_ready(in_flight)
+            bar.update(1)
+        in_flight = stats
+        is_last = step == config.max_steps or stop.requested is not None
+        if step % config.log_every == 0 or is_last:
+            check_finite(state, last_saved)
+            rays_per_s = (step - tic_step) * config.batch_size / (time.time() - tic)
+            tic, tic_step = time.time(), step
+            log_stats(writer, bar, step, jax.device_get(stats), rays_per_s)
+        if step % config.checkpoint_every == 0 or is_last:
+            save_checkpoint(config, ckpt, step, state, last_saved, run.train_cameras, primary)
+            last_saved = step
+        if render_fn is not None and step % config.val_every == 0 and writer is not None:
+            log_val_view(writer, step, render_fn, state.params, run.val_view, config, run.mesh)
+        if stop.requested is not None:
+            break
+    if in_flight is not None:
+        jax.block_until_ready(in_flight)
+        bar.update(1)
+    return state
+
+
+def log_stats(writer, bar, step: int, stats: dict, rays_per_s: float) -> None:
+    """Shows a step's stats on the progress bar and writes them to tensorboard (`writer`, or None)."""
+    stats = {k: float(v) for k, v in stats.items()}
+    bar.set_postfix(loss=f"{stats['loss']:.4f}", psnr=f"{stats['psnr']:.2f}", lr=f"{stats['lr']:.1e}",
+                    rays_per_s=f"{rays_per_s:.0f}", refresh=False)
+    if writer is not None:
+        for k, v in dict(stats, rays_per_s=rays_per_s).items():
+            writer.add_scalar(f"train/{k}", v, step)
+
+
+def save_checkpoint(config, ckpt: Checkpointer, step: int, state, last_saved: int, train_cameras, primary: bool):
+    """Saves `state` as checkpoint `step` once it is known to be finite, with the refined cameras
+    (`pose_export`) when poses are refined; `NonFiniteLoss` (naming `last_saved`) otherwise."""
+    check_finite(state, last_saved)
+    if not params_finite(state.params):
+        raise NonFiniteLoss(f"parameters became non-finite by step {step}; not saved. "
+                            f"The last good checkpoint (step {last_saved}) is intact")
+    ckpt.save(step, state)
+    if primary and state.poses is not None:
+        pose_export.export(config.exp_dir, config, train_cameras, jax.device_get(state.poses))
 
 
 def start_viewer(config, train: datasets.Split, model, mesh, log):

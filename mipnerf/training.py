@@ -150,50 +150,21 @@ def create_train_state(config, model: nn.Module, mesh: Mesh, num_images: Optiona
 def make_update(config, model: nn.Module, tx: optax.GradientTransformation):
     """The update `(state, batch, key) -> (state, stats)` on a given batch (a `RayData` [B]), unjitted.
 
-    The batch is rendered and differentiated in `config.grad_accum` micro-batches (see
-    `split_micro_batches`) whose gradients are summed in a scan, so that a step needs the
+    The gradients come from `batch_gradients`, in micro-batches, so that a step needs the
     activations of one micro-batch only; the update and the stats are those of the whole batch.
-    Each ray's sampling jitter comes from its own key (`jax.random.split(key, B)`), so that it
-    does not depend on `grad_accum`. With the batch sharded over a mesh and the state
-    replicated, XLA averages the gradients over devices. A non-finite loss skips the update and
-    is remembered in `nonfinite_step`.
+    With the batch sharded over a mesh and the state replicated, XLA averages the gradients over
+    devices. A non-finite loss skips the update and is remembered in `nonfinite_step`.
 
     With `pose_vjp` (pose refinement: the rays' vector-Jacobian product in the pose corrections,
     [B] ray cotangents -> ([N, 6],)), the gradient of the loss in each micro-batch's rays is
     kept too, and carried back to the corrections, which take a step of their own optimizer.
     """
-    background = models.background_color(config)
     schedule = optimizer.lr_schedule(config)
     pose_tx = optimizer.make_pose_optimizer(config) if config.pose_refine else None
 
     def update(state: TrainState, batch: RayData, key, pose_vjp=None):
-        train_frac = state.step / config.max_steps
-        # The data loss divides by the whole batch's weights, which do not depend on the parameters.
-        totals = batch_totals(batch, config)
-        keys = jax.random.split(key, totals.rays)
-        micro_batches = jax.tree.map(lambda x: split_micro_batches(x, config.grad_accum), (batch, keys))
-
-        def micro_loss(params, rays, micro):
-            micro_batch, micro_keys = micro
-            out, rounds = model.apply(params, micro_keys, rays, train_frac, background, micro_batch.image)
-            losses = compute_losses(rounds, out.rgb, micro_batch.rgb, config, micro_batch.lossmult, totals)
-            return losses["loss"], losses
-
-        def accumulate(grads, micro):
-            if pose_vjp is None:
-                micro_grads, losses = jax.grad(micro_loss, has_aux=True)(state.params, micro[0].rays, micro)
-                return jax.tree.map(jnp.add, grads, micro_grads), (losses, None)
-            (micro_grads, ray_grads), losses = jax.grad(micro_loss, argnums=(0, 1), has_aux=True)(
-                state.params, micro[0].rays, micro)
-            return jax.tree.map(jnp.add, grads, micro_grads), (losses, ray_grads)
-
-        grads, (losses, ray_grads) = jax.lax.scan(accumulate, jax.tree.map(jnp.zeros_like, state.params),
-                                                  micro_batches)
-        losses = jax.tree.map(lambda x: jnp.sum(x, axis=0), losses)
-        # The fields' own weight decay, a term of the parameters alone: added once, not per micro-batch.
-        losses["weight_decay"], decay_grads = jax.value_and_grad(lambda p: models.weight_decay(model, p))(state.params)
-        losses["loss"] = losses["loss"] + losses["weight_decay"]
-        grads = jax.tree.map(jnp.add, grads, decay_grads)
+        grads, losses, ray_grads = batch_gradients(config, model, state.params, batch, key,
+                                                   state.step / config.max_steps, pose_vjp is not None)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         # A non-finite loss skips the update and is remembered, so that it never reaches a checkpoint.
@@ -203,8 +174,6 @@ def make_update(config, model: nn.Module, tx: optax.GradientTransformation):
         poses, pose_opt_state = state.poses, state.pose_opt_state
         stats = {}
         if pose_vjp is not None:
-            # The micro-batches' ray gradients back in the batch's order (undoing `split_micro_batches`).
-            ray_grads = jax.tree.map(lambda g: jnp.swapaxes(g, 0, 1).reshape((-1,) + g.shape[2:]), ray_grads)
             (pose_grads,) = pose_vjp(ray_grads)
             pose_updates, pose_opt_state = pose_tx.update(pose_grads, state.pose_opt_state, state.poses)
             poses = keep(optax.apply_updates(state.poses, pose_updates), state.poses)
@@ -217,6 +186,46 @@ def make_update(config, model: nn.Module, tx: optax.GradientTransformation):
         return new_state, stats
 
     return update
+
+
+def batch_gradients(config, model: nn.Module, params, batch: RayData, key, train_frac, ray_gradients: bool):
+    """The losses of a batch (a `RayData` [B]) and their gradient in `params`, with the fields' own
+    weight decay (`models.weight_decay`), a term of the parameters alone added once.
+
+    The batch is rendered and differentiated in `config.grad_accum` micro-batches (see
+    `split_micro_batches`) whose gradients are summed in a scan. Each ray's sampling jitter comes
+    from its own key (`jax.random.split(key, B)`), so that it does not depend on `grad_accum`.
+
+    Returns:
+      (gradients, the dict of losses, and with `ray_gradients` the gradient in each ray [B] in the
+      batch's order, else None).
+    """
+    background = models.background_color(config)
+    # The data loss divides by the whole batch's weights, which do not depend on the parameters.
+    totals = batch_totals(batch, config)
+    keys = jax.random.split(key, totals.rays)
+    micro_batches = jax.tree.map(lambda x: split_micro_batches(x, config.grad_accum), (batch, keys))
+
+    def micro_loss(params, rays, micro):
+        micro_batch, micro_keys = micro
+        out, rounds = model.apply(params, micro_keys, rays, train_frac, background, micro_batch.image)
+        losses = compute_losses(rounds, out.rgb, micro_batch.rgb, config, micro_batch.lossmult, totals)
+        return losses["loss"], losses
+
+    def accumulate(grads, micro):
+        argnums = (0, 1) if ray_gradients else 0
+        micro_grads, losses = jax.grad(micro_loss, argnums=argnums, has_aux=True)(params, micro[0].rays, micro)
+        micro_grads, ray_grads = micro_grads if ray_gradients else (micro_grads, None)
+        return jax.tree.map(jnp.add, grads, micro_grads), (losses, ray_grads)
+
+    grads, (losses, ray_grads) = jax.lax.scan(accumulate, jax.tree.map(jnp.zeros_like, params), micro_batches)
+    losses = jax.tree.map(lambda x: jnp.sum(x, axis=0), losses)
+    losses["weight_decay"], decay_grads = jax.value_and_grad(lambda p: models.weight_decay(model, p))(params)
+    losses["loss"] = losses["loss"] + losses["weight_decay"]
+    grads = jax.tree.map(jnp.add, grads, decay_grads)
+    if ray_gradients:  # back in the batch's order (undoing `split_micro_batches`)
+        ray_grads = jax.tree.map(lambda g: jnp.swapaxes(g, 0, 1).reshape((-1,) + g.shape[2:]), ray_grads)
+    return grads, losses, ray_grads
 
 
 def make_train_step(config, model: nn.Module, tx: optax.GradientTransformation, mesh: Mesh):

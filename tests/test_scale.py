@@ -22,7 +22,7 @@ sys.path.insert(0, {tests!r})
 import jax, numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 from helpers import tiny_config
-from mipnerf import datasets, models, training
+from mipnerf import datasets, distributed, models, training
 from mipnerf.camera import Rays
 assert jax.device_count() == 4, jax.devices()
 config = tiny_config({scene!r}, {exp!r})
