@@ -9,6 +9,10 @@ render function that eval.py and render.py use, so a new camera pose abandons a 
 chunks. Rendering is progressive, as in nerfstudio: while the camera moves, frames are sized
 from the measured rays per second for about `MOVING_FPS` frames a second; once it has been still
 for `SETTLE_S`, the full resolution (the canvas, capped by the "Max resolution" control).
+
+Each browser has a status line of its own, sent after each image: for a still frame it reads
+"Still frame N complete", with the camera the frame was rendered from and whether the training
+cameras are drawn over it, so a page (or a test driving one) knows the exact view it shows.
 """
 
 import contextlib
@@ -16,7 +20,8 @@ import io
 import socket
 import threading
 import time
-from typing import Optional
+from collections.abc import Generator
+from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -76,16 +81,43 @@ def output_image(image: rendering.Image, output: str, disparity: bool) -> np.nda
     return video.to_uint8(image.rgb)
 
 
+def pose_text(camtoworld: np.ndarray, fov: float) -> str:
+    """A camera as a status line names it: position, view and up directions, vertical field of view."""
+    def vector(v) -> str:
+        return "(" + ", ".join(f"{round(x, 4) + 0.0:.4f}" for x in v) + ")"  # + 0.0: no "-0.0000"
+
+    c2w = np.asarray(camtoworld, np.float64)
+    return (f"Camera at {vector(c2w[:3, 3])} looking {vector(-c2w[:3, 2])} up {vector(c2w[:3, 1])}, "
+            f"fov {np.degrees(fov):.3f}°")
+
+
+class FrameKey(NamedTuple):
+    """What a frame is rendered for: the versions of the browser's camera, the parameters and the
+    settings, and whether the camera is moving (a frame sized for `MOVING_FPS`) or still."""
+    camera: int
+    params: int
+    settings: int
+    moving: bool
+
+
+class Job(NamedTuple):
+    """A frame being rendered: its key and the generator that renders it a chunk per iteration."""
+    key: FrameKey
+    chunks: Generator
+
+
 class _Client:
     """What one browser tab shows and asked for; viser's threads only bump `version` and `moved_at`."""
 
-    def __init__(self, handle: viser.ClientHandle):
+    def __init__(self, handle: viser.ClientHandle, status_order: float):
         self.handle = handle
+        self.report = "Waiting for the model..."  # what its status line says of the frame on screen
+        self.status = handle.gui.add_markdown(self.report, order=status_order)  # a status line of its own
         self.version = 0  # counts camera updates
         self.moved_at = time.monotonic()
-        self.shown = None  # key of the frame on screen: (camera version, params version, settings version, low)
+        self.shown: Optional[FrameKey] = None  # the frame on screen
         self.image: Optional[rendering.Image] = None  # that frame, for switching outputs without rendering
-        self.job = None  # (key, generator) of the frame being rendered
+        self.job: Optional[Job] = None  # the frame being rendered
         self.frustums = []  # its training cameras' scene nodes
 
 
@@ -105,6 +137,7 @@ class Viewer:
         self.server = start_server(config.viewer_host, config.viewer_port)
         self.url = url(config.viewer_host, self.server.get_port())
         self.lock = threading.Lock()
+        self.status_lock = threading.Lock()  # for writing a status line from the render thread or viser's
         self.clients: dict[int, _Client] = {}
         self.params, self.step, self.params_version = None, None, 0
         self.settings_version = 0
@@ -124,7 +157,7 @@ class Viewer:
     # --- what viser's threads call -------------------------------------------------------------
 
     def _connect(self, handle: viser.ClientHandle) -> None:
-        state = _Client(handle)
+        state = _Client(handle, self.status_order)
         self._add_frustums(state)
         with self.lock:
             self.clients[handle.client_id] = state
@@ -164,7 +197,7 @@ class Viewer:
         """Frustums with thumbnails; keeps the cameras and, for scoring, the images downsampled (not the split)."""
         c2ws = np.asarray(train.camtoworlds, np.float64)
         self.camtoworlds = c2ws
-        orbit = camera.camera_orbit(c2ws)
+        self.orbit = orbit = camera.camera_orbit(c2ws)
         self.center = orbit.center
         # The training cameras' median distance from the centre: the scale of frustums and ray bounds.
         self.scene_size = float(np.median(orbit.distances)) or 1.0
@@ -210,8 +243,8 @@ class Viewer:
         gui = self.server.gui
         gui.configure_theme(show_logo=False, control_width="medium")
         gui.main_panel.dock_right()  # beside the view, not over it
-        self.status = gui.add_markdown("Waiting for the model...")
         self.output = gui.add_dropdown("Output", OUTPUTS, initial_value=OUTPUTS[0])
+        self.status_order = self.output.order - 0.5  # each browser's status line goes above the controls
         self.max_side = gui.add_slider("Max resolution", 64, 2048, 32, 512,
                                        hint="The longest side of the still frame, in pixels")
         self.show_cameras = gui.add_checkbox("Training cameras", True)
@@ -232,6 +265,8 @@ class Viewer:
         def _(event) -> None:
             for state in self._states():
                 self._update_frustums(state)
+                with self.status_lock:  # after the frustums: a page that reads it has them drawn
+                    state.status.content = self._status_text(state)
 
     # --- rendering ----------------------------------------------------------------------------
 
@@ -276,12 +311,11 @@ class Viewer:
             if time.perf_counter() >= deadline:
                 return True
 
-    def _target(self, state: _Client):
+    def _target(self, state: _Client) -> Optional[FrameKey]:
         """The key of the frame a browser should see next, or None when it sees it."""
-        key = (state.version, self.params_version, self.settings_version)
-        if time.monotonic() - state.moved_at < SETTLE_S:
-            return None if state.shown == key + (True,) else key + (True,)
-        return None if state.shown == key + (False,) else key + (False,)
+        moving = time.monotonic() - state.moved_at < SETTLE_S
+        key = FrameKey(state.version, self.params_version, self.settings_version, moving)
+        return None if state.shown == key else key
 
     def _next_work(self):
         """The generator to advance by one chunk: a browser's frame, else a training camera's score."""
@@ -295,9 +329,10 @@ class Viewer:
             job = state.job
             # A moving frame is small and always finished; a still frame is dropped when the camera
             # or the settings change, not when only the parameters do.
-            if job is None or not (job[0][3] or job[0][0::2] == target[0::2]):
-                job = state.job = (target, self._frame(state, target))
-            return job[1]
+            same_view = job is not None and (job.key.camera, job.key.settings) == (target.camera, target.settings)
+            if job is None or not (job.key.moving or same_view):
+                job = state.job = Job(target, self._frame(state, target))
+            return job.chunks
         if self.score_request is not None and states:
             index, gen = self.score_request
             if gen is None:
@@ -327,34 +362,42 @@ class Viewer:
             self.rays_per_s = rate if self.rays_per_s is None else 0.7 * self.rays_per_s + 0.3 * rate
         return rendering.join_chunks(outs, int(cameras.height), int(cameras.width))
 
-    def _frame(self, state: _Client, key):
+    def _frame(self, state: _Client, key: FrameKey):
+        """Renders a browser's frame for `key` a chunk per iteration (a generator), then shows it."""
         cam = state.handle.camera
-        low = key[3]
-        max_pixels = (self.rays_per_s or 4096 * MOVING_FPS) / MOVING_FPS if low else np.inf
+        max_pixels = (self.rays_per_s or 4096 * MOVING_FPS) / MOVING_FPS if key.moving else np.inf
         width, height = frame_size(cam.image_width, cam.image_height, max_pixels, int(self.max_side.value))
-        c2w, intrinsics = viewer_camera.browser_camera(cam.position, cam.wxyz, cam.fov, width, height)
+        fov = float(cam.fov)
+        c2w, intrinsics = viewer_camera.browser_camera(cam.position, cam.wxyz, fov, width, height)
         cameras = jax.tree.map(lambda x: x[0], camera.Cameras.of(c2w[None], intrinsics, width, height,
                                                                 *self.ray_bounds(c2w[:3, 3])))
         # Small chunks for moving frames, and between training steps, where a chunk must fit the time left.
-        small = low or self.training
+        small = key.moving or self.training
         chunk = max(self.mesh.size, self.config.render_chunk // 8) if small else self.config.render_chunk
         tic = time.perf_counter()
-        state.image = yield from self._render(cameras, chunk)
-        state.shown, state.job = key, None
-        self._send(state)
+        image = yield from self._render(cameras, chunk)
         self.frames += 1
-        self.status.content = (f"Frame {self.frames}: step {self.step}, {'moving' if low else 'still'} {width}×{height} "
-                               f"in {time.perf_counter() - tic:.2f} s, {self.rays_per_s or 0:,.0f} rays/s")
+        timing = f"{width}×{height} in {time.perf_counter() - tic:.2f} s, {self.rays_per_s or 0:,.0f} rays/s"
+        if key.moving:
+            report = f"Frame {self.frames}: step {self.step}, moving {timing}"
+        else:
+            report = f"Still frame {self.frames} complete: step {self.step}, {timing}.\n\n{pose_text(c2w, fov)}"
+        with self.status_lock:  # the status line goes to the browser after the image it reports
+            state.image, state.shown, state.job, state.report = image, key, None, report
+            self._send(state)
+            state.status.content = self._status_text(state)
+
+    def _status_text(self, state: _Client) -> str:
+        """A browser's status line: its frame on screen, and for a still frame whether the training
+        cameras are drawn over it (written again when that changes)."""
+        if state.shown is None or state.shown.moving:
+            return state.report
+        return f"{state.report}; training cameras {'shown' if self.show_cameras.value else 'hidden'}."
 
     def ray_bounds(self, position) -> tuple[float, float]:
-        """`near` and `far` of the rays of a camera at `position`. In a bounded scene they move with the
-        camera's distance from the centre beyond the training cameras' (as on render.py's zoom path),
-        so that flying out does not cut the scene off; unbounded and forward-facing scenes keep them."""
-        near, far = self.config.near, self.config.far
-        if self.config.contraction or self.config.forward_facing:
-            return near, far
-        offset = float(np.linalg.norm(np.asarray(position) - self.center)) - self.scene_size
-        return max(near + offset, 0.0), far + offset
+        """`near` and `far` of the rays of a camera at `position`: render.py's rule (`rendering.depth_offsets`)."""
+        offsets = rendering.depth_offsets(np.asarray(position)[None], self.orbit, self.config)
+        return rendering.ray_bounds(self.config, 0.0 if offsets is None else float(offsets[0]))
 
     def _score(self, index: int):
         """Renders training camera `index` at the size of its downsampled image and shows the PSNR."""
@@ -373,9 +416,9 @@ class Viewer:
     def _send(self, state: _Client) -> None:
         if state.image is None:
             return
-        low = state.shown is not None and state.shown[3]
+        moving = state.shown is not None and state.shown.moving
         state.handle.scene.set_background_image(output_image(state.image, self.output.value, self.disparity),
-                                                format="jpeg" if low else "png", jpeg_quality=90)
+                                                format="jpeg" if moving else "png", jpeg_quality=90)
 
     def close(self) -> None:
         self.server.stop()

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import NamedTuple, Optional
 
 import numpy as np
 import pytest
@@ -94,22 +95,60 @@ def wait_for(page, pattern: str) -> re.Match:
     pytest.fail(f"the page never showed {pattern!r}; it shows: {page.inner_text('body')[:500]}")
 
 
-STILL = r"Frame (\d+): step \d+, still (\d+)×(\d+)"
+VECTOR = r"\(([-\d.]+), ([-\d.]+), ([-\d.]+)\)"
+STILL = (rf"Still frame (\d+) complete: step \d+, (\d+)×(\d+) in .*\s+Camera at {VECTOR} looking {VECTOR} "
+         rf"up {VECTOR}, fov ([\d.]+)°; training cameras (shown|hidden)\.")
+STEP = r"rame \d+(?: complete)?: step (\d+)"  # in the status line of a moving or still frame
+POSE_ATOL = 2e-3  # the status line gives the camera to 4 decimals
 
 
-def frame_number(page) -> int:
-    return int(wait_for(page, r"Frame (\d+):").group(1))
+class Still(NamedTuple):
+    """A still frame that a page's status line says is complete."""
+    number: int
+    width: int
+    height: int
+    position: np.ndarray
+    forward: np.ndarray
+    up: np.ndarray
+    fov: float  # vertical, radians
+    cameras_shown: bool  # whether the training cameras are drawn over it
+
+    @classmethod
+    def of(cls, match: re.Match) -> "Still":
+        v = [float(x) for x in match.groups()[3:13]]
+        return cls(int(match.group(1)), int(match.group(2)), int(match.group(3)), np.array(v[0:3]),
+                   np.array(v[3:6]), np.array(v[6:9]), np.radians(v[9]), match.group(14) == "shown")
+
+    def is_of(self, c2w, fov: float) -> bool:
+        """Whether this frame is of the camera `c2w` (camera-to-world, OpenGL) with vertical `fov`."""
+        c2w = np.asarray(c2w, np.float64)
+        return (np.allclose(self.position, c2w[:3, 3], atol=POSE_ATOL)
+                and np.allclose(self.forward, -c2w[:3, 2], atol=POSE_ATOL)
+                and np.allclose(self.up, c2w[:3, 1], atol=POSE_ATOL) and abs(self.fov - fov) < 1e-4)
 
 
-def wait_for_still(page, after: int = 0) -> re.Match:
-    """Waits for a still frame numbered above `after`."""
+def wait_for_still(page, c2w=None, fov: Optional[float] = None, cameras_shown: Optional[bool] = None,
+                   after: int = 0) -> Still:
+    """Waits until the page's status line says its still frame is complete: numbered above `after`,
+    of the camera `c2w` with `fov` and with the training cameras shown or not (each when given);
+    then until the page has drawn it. The line is the page's own, sent after that frame's image."""
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
-        match = wait_for(page, STILL)
-        if int(match.group(1)) > after:
-            return match
-        time.sleep(0.2)
-    pytest.fail(f"no still frame after frame {after}")
+        match = re.search(STILL, page.inner_text("body"))
+        still = match and Still.of(match)
+        if (still and still.number > after and (c2w is None or still.is_of(c2w, fov))
+                and cameras_shown in (None, still.cameras_shown)):
+            drawn(page)
+            return still
+        time.sleep(0.1)
+    pytest.fail(f"the page never said its still frame of {c2w} (fov {fov}, training cameras shown: {cameras_shown}, "
+                f"after frame {after}) was complete; it shows: {page.inner_text('body')[:500]}")
+
+
+def drawn(page) -> None:
+    """Waits for the page to draw twice: time for the image that came just before its status line
+    (decoded asynchronously) to reach the canvas."""
+    page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
 
 
 def view_pixels(page) -> np.ndarray:
@@ -119,32 +158,23 @@ def view_pixels(page) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"), np.float32) / 255
 
 
-def settle(page, hide_cameras: bool = True) -> tuple[int, int]:
-    """Waits for a still frame, closes the software-WebGL notice and shows or hides the frustums; returns (width, height)."""
-    match = wait_for_still(page)
+def settle(page, c2w, fov: float, hide_cameras: bool = True) -> Still:
+    """Waits for the page's still frame of camera `c2w` with `fov`, closes the software-WebGL notice
+    and shows or hides the training cameras (the control is shared by all pages); returns that frame
+    once the page shows it with the training cameras so."""
+    wait_for_still(page, c2w, fov)
     notice = page.locator(".mantine-Notification-closeButton")
     if notice.count():
         notice.first.click()
-    page.get_by_label("Training cameras").set_checked(not hide_cameras)  # the controls are shared by all pages
-    wait_for_steady_view(page)
-    return int(match.group(2)), int(match.group(3))
+        notice.first.wait_for(state="detached")
+    page.get_by_label("Training cameras").set_checked(not hide_cameras)
+    return wait_for_still(page, c2w, fov, cameras_shown=not hide_cameras)
 
 
-STEADY_S = 3.0  # longer than a still frame takes to render on a busy 2-core CPU
-
-
-def wait_for_steady_view(page) -> None:
-    """Waits until the view's pixels stay the same for STEADY_S. The status line is shared by
-    every page, so a still frame it reports may be another page's while this page's is on its way."""
-    deadline, last, since = time.monotonic() + WAIT_S, None, time.monotonic()
-    while time.monotonic() < deadline:
-        pixels = view_pixels(page)
-        if last is None or not np.array_equal(pixels, last):
-            last, since = pixels, time.monotonic()
-        elif time.monotonic() - since >= STEADY_S:
-            return
-        time.sleep(0.25)
-    pytest.fail(f"the view kept changing for {WAIT_S} s")
+def start_view(reference) -> tuple[np.ndarray, float]:
+    """The camera a page opens with: the first training camera's (camera-to-world, vertical fov)."""
+    _, train, _ = reference
+    return train.camtoworlds[0], viewer_camera.vertical_fov(float(train.intrinsics.fy[0]), train.height)
 
 
 def package_render(reference, c2w, fov, width, height) -> np.ndarray:
@@ -156,21 +186,21 @@ def package_render(reference, c2w, fov, width, height) -> np.ndarray:
 
 def test_the_page_shows_the_render_of_the_first_training_camera(page, reference):
     _, train, _ = reference
-    width, height = settle(page)
+    c2w, fov = start_view(reference)
+    still = settle(page, c2w, fov)
+    width, height = still.width, still.height
     shown = view_pixels(page)
     assert shown.shape == (height, width, 3)  # the still frame is the view's own size
-    fov = viewer_camera.vertical_fov(float(train.intrinsics.fy[0]), train.height)
-    expected = package_render(reference, train.camtoworlds[0], fov, width, height)
+    expected = package_render(reference, c2w, fov, width, height)
     assert metrics.psnr(shown, expected) >= 30.0
     # Not just any render: the second training camera's view is far from it.
     other = package_render(reference, train.camtoworlds[1], fov, width, height)
     assert metrics.psnr(shown, other) < 25.0
 
 
-def test_dragging_the_mouse_changes_the_view(page):
-    settle(page, hide_cameras=False)
+def test_dragging_the_mouse_changes_the_view(page, reference):
+    first = settle(page, *start_view(reference), hide_cameras=False)
     before = view_pixels(page)
-    first = frame_number(page)
     box = page.locator("canvas").first.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.75
     page.mouse.move(x, y)
@@ -178,8 +208,7 @@ def test_dragging_the_mouse_changes_the_view(page):
     page.mouse.move(x + 60, y + 10, steps=10)
     page.mouse.up()
     wait_for(page, r"moving \d+×\d+")
-    wait_for_still(page, after=first)
-    time.sleep(0.5)
+    wait_for_still(page, after=first.number)
     assert np.mean(np.abs(view_pixels(page) - before)) > 0.02
 
 
@@ -193,8 +222,9 @@ def frustum_centre_on_screen(train, k, c2w0, fov, width, height, scale):
 
 def test_clicking_a_training_camera_flies_to_it_and_scores_it(page, reference):
     renderer, train, config = reference
-    width, height = settle(page, hide_cameras=False)
-    fov = viewer_camera.vertical_fov(float(train.intrinsics.fy[0]), train.height)
+    _, fov = start_view(reference)
+    still = settle(page, train.camtoworlds[0], fov, hide_cameras=False)
+    width, height = still.width, still.height
     c2ws = np.asarray(train.camtoworlds, np.float64)
     centre = camera.scene_center(c2ws)
     scale = viewer.FRUSTUM_SCALE * float(np.median(np.linalg.norm(c2ws[:, :3, 3] - centre, axis=-1)))
@@ -207,7 +237,6 @@ def test_clicking_a_training_camera_flies_to_it_and_scores_it(page, reference):
             targets.append((np.linalg.norm(c2ws[k, :3, 3] - c2ws[0, :3, 3]), k, u, v))
     assert targets, "no training camera in view of the first"
     _, k, u, v = min(targets)  # the nearest, which no other frustum hides
-    clicked = frame_number(page)
     page.mouse.click(box["x"] + u, box["y"] + v)
     match = wait_for(page, rf"Training camera {k}: PSNR ([\d.]+) dB")
     # The score is the PSNR of the render of that camera against its image.
@@ -215,15 +244,15 @@ def test_clicking_a_training_camera_flies_to_it_and_scores_it(page, reference):
                                     config, desc="score")
     assert float(match.group(1)) == pytest.approx(metrics.psnr(image.rgb, train.colors(k)), abs=0.01)
     # And the view is now that camera's.
-    wait_for_still(page, after=clicked)
-    settle(page)
     fov_k = viewer_camera.vertical_fov(float(train.intrinsics.fy[k]), train.height)
+    settle(page, c2ws[k], fov_k)
     assert metrics.psnr(view_pixels(page), package_render(reference, c2ws[k], fov_k, width, height)) >= 30.0
 
 
 def test_a_keyframed_path_saved_from_the_page_renders_with_render_py(page, reference, served, tmp_path):
     _, _, config = reference
-    width, height = settle(page)
+    still = settle(page, *start_view(reference))
+    width, height = still.width, still.height
     first_view = view_pixels(page)
     page.get_by_text("Camera path").click()  # open the folder
     page.get_by_role("button", name="Add keyframe").click()
@@ -274,9 +303,9 @@ def test_training_with_the_viewer_shows_newer_steps(browser, tiny_scene, tmp_pat
         url = re.search(r"viewer: (http://\S+)", lines.get(timeout=WAIT_S))
         assert url
         page.goto(url.group(1))
-        first = int(wait_for(page, r"Frame \d+: step (\d+)").group(1))
+        first = int(wait_for(page, STEP).group(1))
         deadline = time.monotonic() + WAIT_S
-        while int(wait_for(page, r"Frame \d+: step (\d+)").group(1)) <= first:  # the view follows training
+        while int(wait_for(page, STEP).group(1)) <= first:  # the view follows training
             assert time.monotonic() < deadline, "the view never showed a newer step"
             time.sleep(0.5)
     except BaseException:
