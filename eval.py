@@ -12,16 +12,16 @@ each view's values).
 
 import sys
 
-from mipnerf.cli import define_config, explicit_fields, run
+from mipnerf.commands.cli import define_config, explicit_fields, run
 
 _CONFIG = define_config()
 
 
 def main(argv):
     del argv
-    from mipnerf import evaluation
+    from mipnerf.commands import evaluate
 
-    evaluation.evaluate(_CONFIG.value, explicit=explicit_fields(sys.argv))
+    evaluate.evaluate(_CONFIG.value, explicit=explicit_fields(sys.argv))
 
 
 if __name__ == "__main__":

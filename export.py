@@ -9,16 +9,16 @@ exp_dir/export/pointcloud.ply, or mesh.ply (and mesh.obj).
 
 import sys
 
-from mipnerf.cli import define_config, explicit_fields, run
+from mipnerf.commands.cli import define_config, explicit_fields, run
 
 _CONFIG = define_config()
 
 
 def main(argv):
     del argv
-    from mipnerf import exporting
+    from mipnerf.commands import export
 
-    exporting.export(_CONFIG.value, explicit=explicit_fields(sys.argv))
+    export.export(_CONFIG.value, explicit=explicit_fields(sys.argv))
 
 
 if __name__ == "__main__":

@@ -11,16 +11,16 @@ Writes exp_dir/render/{path}_{color,depth}.{mp4,gif} ({path}: the camera path fi
 
 import sys
 
-from mipnerf.cli import define_config, explicit_fields, run
+from mipnerf.commands.cli import define_config, explicit_fields, run
 
 _CONFIG = define_config()
 
 
 def main(argv):
     del argv
-    from mipnerf import video_render
+    from mipnerf.commands import render
 
-    video_render.render_video(_CONFIG.value, explicit=explicit_fields(sys.argv))
+    render.render_video(_CONFIG.value, explicit=explicit_fields(sys.argv))
 
 
 if __name__ == "__main__":

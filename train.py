@@ -10,17 +10,18 @@ A multi-host run starts this command on every host, adding
 
 import sys
 
-from mipnerf.cli import define_config, explicit_fields, run
+from mipnerf.commands.cli import define_config, explicit_fields, run
 
 _CONFIG = define_config()
 
 
 def main(argv):
     del argv
-    from mipnerf import distributed, trainer
+    from mipnerf.commands import train
+    from mipnerf.training import distributed
 
     distributed.initialize(_CONFIG.value)
-    trainer.train(_CONFIG.value, explicit=explicit_fields(sys.argv))
+    train.train(_CONFIG.value, explicit=explicit_fields(sys.argv))
 
 
 if __name__ == "__main__":

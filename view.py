@@ -10,16 +10,16 @@ as for eval.py. Prints the address to open (http://localhost:8080) and serves un
 
 import sys
 
-from mipnerf.cli import define_config, explicit_fields, run
+from mipnerf.commands.cli import define_config, explicit_fields, run
 
 _CONFIG = define_config()
 
 
 def main(argv):
     del argv
-    from mipnerf import viewing
+    from mipnerf.commands import view
 
-    viewing.serve(_CONFIG.value, explicit=explicit_fields(sys.argv))
+    view.serve(_CONFIG.value, explicit=explicit_fields(sys.argv))
 
 
 if __name__ == "__main__":

@@ -18,14 +18,15 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import Figures  # noqa: E402
-from mipnerf.cli import define_config, run  # noqa: E402
+from mipnerf.commands.cli import define_config, run  # noqa: E402
 
 _CONFIG = define_config("configs/multiscale.py")
 
 
 def main(argv):
     del argv
-    from mipnerf import datasets, evaluation, trainer
+    from mipnerf import datasets
+    from mipnerf.commands import evaluate, train
 
     base = _CONFIG.value
     datasets.load_scales(base, "train")  # makes the multiscale scene once, outside the timing
@@ -37,11 +38,11 @@ def main(argv):
             config = base.copy_and_resolve_references()
             config.exp_dir, config.disable_integration, config.val_every = f"{tmp}/{name}", disable, 0
             tic = time.time()
-            trainer.train(config, log=lambda s: None)
+            train.train(config, log=lambda s: None)
             figures[f"{name}_train_s"] = time.time() - tic
-            results[name] = evaluation.evaluate(config, log=lambda s: None)
+            results[name] = evaluate.evaluate(config, log=lambda s: None)
             print(f"{name.upper()} ({'IPE' if not disable else 'positional encoding of the means'}):")
-            print(evaluation.scale_table(results[name]["per_scale"], results[name]["psnr_scale_mean"],
+            print(evaluate.scale_table(results[name]["per_scale"], results[name]["psnr_scale_mean"],
                                          results[name]["ssim_scale_mean"]), flush=True)
     for name in results:
         figures[f"{name}_psnr_scale_mean"] = results[name]["psnr_scale_mean"]

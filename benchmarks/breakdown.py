@@ -14,7 +14,7 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from mipnerf.cli import define_config, run  # noqa: E402
+from mipnerf.commands.cli import define_config, run  # noqa: E402
 
 _CONFIG = define_config("configs/blender.py")
 
@@ -37,11 +37,13 @@ def main(argv):
     import jax.numpy as jnp
 
     from benchmarks.common import Figures
-    from mipnerf import camera, coord, distributed, models, training
+    from mipnerf.cameras import camera
+    from mipnerf.model import coord, mipnerf360
+    from mipnerf.training import distributed, update
 
     config = _CONFIG.value
-    model = models.build_model(config)
-    state, _ = training.create_train_state(config, model, distributed.make_mesh())
+    model = mipnerf360.build_model(config)
+    state, _ = update.create_train_state(config, model, distributed.make_mesh())
     params = state.params["params"]
     rays_n, prop_n, nerf_n = config.render_chunk, sum(config.num_prop_samples), config.num_nerf_samples
     key = jax.random.PRNGKey(0)
@@ -59,7 +61,7 @@ def main(argv):
 
     figures = Figures()
     figures.update(device=jax.devices()[0].device_kind, rays=rays_n)
-    render_rays = jax.jit(lambda params, rays: model.apply(params, None, rays, 1.0, models.background_color(config)))
+    render_rays = jax.jit(lambda params, rays: model.apply(params, None, rays, 1.0, mipnerf360.background_color(config)))
     figures["render_s"] = best_seconds(render_rays, state.params, rays)
     figures["prop_mlp_s"] = best_seconds(prop, *gaussians(prop_n))
     figures["nerf_mlp_s"] = best_seconds(nerf, *gaussians(nerf_n), viewdirs)

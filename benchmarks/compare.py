@@ -37,14 +37,18 @@ def train_curve(config, every: int, views: int, log=print) -> list[dict]:
     """Trains `config` from scratch; returns [{"step", "train_s", "psnr"}, ...] at every `every` steps and the last."""
     import jax
 
-    from mipnerf import datasets, distributed, evaluation, models, rendering, train_images, training
+    from mipnerf import datasets
+    from mipnerf.commands import evaluate
+    from mipnerf.model import mipnerf360
+    from mipnerf.render import rendering
+    from mipnerf.training import distributed, train_images, update
 
     mesh = distributed.make_mesh()
     data = train_images.put_train_images(datasets.load_scales(config, "train"), config, mesh)
     test = datasets.load_split(config, "test")
-    model = models.build_model(config)
-    state, tx = training.create_train_state(config, model, mesh)
-    step_fn = training.make_train_step(config, model, tx, mesh)
+    model = mipnerf360.build_model(config)
+    state, tx = update.create_train_state(config, model, mesh)
+    step_fn = update.make_train_step(config, model, tx, mesh)
     render_fn = rendering.make_render_fn(config, model)
     curve, train_s = [], 0.0
     for step in range(1, config.max_steps + 1):
@@ -54,7 +58,7 @@ def train_curve(config, every: int, views: int, log=print) -> list[dict]:
             jax.block_until_ready(stats)
         train_s += time.time() - tic
         if step % every == 0 or step == config.max_steps:
-            psnr = evaluation.mean_psnr(rendering.Renderer(render_fn, state.params, step, mesh), test, config, views)
+            psnr = evaluate.mean_psnr(rendering.Renderer(render_fn, state.params, step, mesh), test, config, views)
             curve.append({"step": step, "train_s": train_s, "psnr": psnr})
             log(f"  step {step:5d}  {train_s:7.1f} s  test PSNR {curve[-1]['psnr']:.2f} dB")
     return curve

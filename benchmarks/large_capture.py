@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mipnerf.datasets import colmap_model, demo360
+from mipnerf.datasets import colmap_model
+from mipnerf.datasets.builtin import demo360
 
 # (images, width, height) of images_2/: the mip-NeRF 360 dataset's room at factor 2, and a smaller default.
 SIZES = {"room": (311, 1557, 1038), "default": (160, 1008, 672)}

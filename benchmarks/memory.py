@@ -34,7 +34,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from absl import flags  # noqa: E402
 
-from mipnerf.cli import run  # noqa: E402
+from mipnerf.commands.cli import run  # noqa: E402
 from mipnerf.errors import MipNerfError  # noqa: E402
 
 _STEP = flags.DEFINE_bool("step", False, "Measure the memory of the training step of configs/360.py and configs/blender.py.")
@@ -57,7 +57,8 @@ def abstract_images(mesh, views: int = 8, height: int = 1000, width: int = 1000)
     import jax.numpy as jnp
     from jax.sharding import NamedSharding, PartitionSpec as P
 
-    from mipnerf import camera, train_images
+    from mipnerf.cameras import camera
+    from mipnerf.training import train_images
 
     sharding = NamedSharding(mesh, P("data"))
     rows = lambda dtype, *shape: jax.ShapeDtypeStruct((mesh.size * shape[0],) + shape[1:], dtype, sharding=sharding)
@@ -78,18 +79,19 @@ def step_memory(config) -> dict:
     import jax
     import numpy as np
 
-    from mipnerf import distributed, models, training
+    from mipnerf.model import mipnerf360
+    from mipnerf.training import distributed, update
 
     mesh = distributed.make_mesh()
-    model = models.build_model(config)
+    model = mipnerf360.build_model(config)
     made = {}
 
     def init():
-        state, made["tx"] = training.create_train_state(config, model, mesh)
+        state, made["tx"] = update.create_train_state(config, model, mesh)
         return state
 
     state = jax.eval_shape(init)  # shapes only: nothing is initialised
-    step = training.make_train_step(config, model, made["tx"], mesh)
+    step = update.make_train_step(config, model, made["tx"], mesh)
     start = time.perf_counter()
     analysis = step.lower(state, abstract_images(mesh)).compile().memory_analysis()
     return {"temp_bytes": analysis.temp_size_in_bytes, "argument_bytes": analysis.argument_size_in_bytes,
@@ -143,12 +145,14 @@ def train_capture(capture: str, factor: int, steps: int) -> dict:
 
     import jax
 
-    from mipnerf import datasets, distributed, models, train_images, training
+    from mipnerf import datasets
+    from mipnerf.model import mipnerf360
+    from mipnerf.training import distributed, train_images, update
 
     config = importlib.import_module("configs.demo360").get_config()
     config.update(dataset="colmap", data_dir=capture, factor=factor)
     mesh = distributed.make_mesh()
-    model = models.build_model(config)
+    model = mipnerf360.build_model(config)
     jax.block_until_ready(jax.numpy.zeros(1))
     baseline = rss_bytes()
     start = time.perf_counter()
@@ -160,8 +164,8 @@ def train_capture(capture: str, factor: int, steps: int) -> dict:
     put_s = time.perf_counter() - start - load_s
     del splits
     device_bytes = sum(x.nbytes for x in jax.tree.leaves(images))
-    state, tx = training.create_train_state(config, model, mesh)
-    step = training.make_train_step(config, model, tx, mesh)
+    state, tx = update.create_train_state(config, model, mesh)
+    step = update.make_train_step(config, model, tx, mesh)
     state, stats = step(state, images)  # compiles
     jax.block_until_ready(stats)
     start = time.perf_counter()

@@ -12,7 +12,7 @@ The test views and their poses stay as rendered, so the test PSNR measures the m
 Trains `configs/demo360.py` (or --config) on the clean and degraded captures, each with the
 corrections off and on ("on": pose_refine=True, appearance_dim=--appearance_dim and
 appearance_affine=True, as the grid configs set them), scores the test views through eval.py's
-`evaluation.evaluate`, and prints a table of test PSNR and colour-corrected PSNR and a last line of JSON.
+`evaluate.evaluate`, and prints a table of test PSNR and colour-corrected PSNR and a last line of JSON.
 """
 
 import json
@@ -29,7 +29,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from absl import flags  # noqa: E402
 from PIL import Image as PILImage  # noqa: E402
 
-from mipnerf.cli import define_config, run  # noqa: E402
+from mipnerf.commands.cli import define_config, run  # noqa: E402
 
 _CONFIG = define_config("configs/demo360.py")
 _ROWS = flags.DEFINE_list("rows", ["clean", "poses", "exposure"], "the captures to train on")
@@ -59,13 +59,13 @@ def perturb_poses(scene: pathlib.Path, llffhold: int) -> dict:
     """Rewrites scene/sparse/0 with each training camera turned and moved (see the module docstring).
 
     Returns {"rotation_deg", "shift"} (the shift in COLMAP's units)."""
-    from mipnerf.camera import axis_angle
-    from mipnerf import camera_frames
+    from mipnerf.cameras.camera import axis_angle
+    from mipnerf.cameras import conventions
     from mipnerf.datasets import colmap_model
 
     sparse = scene / "sparse" / "0"
     model = colmap_model.read_model(sparse)
-    rotations = {i: camera_frames.quaternion_to_matrix(im.qvec) for i, im in model.images.items()}
+    rotations = {i: conventions.quaternion_to_matrix(im.qvec) for i, im in model.images.items()}
     centres = {i: -rotations[i].T @ im.tvec for i, im in model.images.items()}
     radius = np.mean(np.linalg.norm(np.stack(list(centres.values())) - np.mean(list(centres.values()), 0), axis=-1))
     rng = np.random.default_rng(_SEED)
@@ -75,7 +75,7 @@ def perturb_poses(scene: pathlib.Path, llffhold: int) -> dict:
         if im.name in train:
             rot = axis_angle(_unit(rng), np.radians(ROTATION_DEG)) @ rotations[i]  # turns the camera's own axes
             centre = centres[i] + SHIFT_FRACTION * radius * _unit(rng)
-            im = im._replace(qvec=camera_frames.matrix_to_quaternion(rot), tvec=-rot @ centre)
+            im = im._replace(qvec=conventions.matrix_to_quaternion(rot), tvec=-rot @ centre)
         images[i] = im
     fmt = colmap_model.model_format(sparse)
     colmap_model.write_model(model._replace(images=images), sparse, binary=fmt == ".bin")
@@ -95,7 +95,7 @@ def vary_exposure(scene: pathlib.Path, llffhold: int) -> None:
 
 def write_capture(kind: str, out: pathlib.Path, llffhold: int) -> pathlib.Path:
     """A copy of the built-in unbounded scene in `out/kind`, degraded as `kind` says."""
-    from mipnerf.datasets import demo360
+    from mipnerf.datasets.builtin import demo360
 
     scene = out / kind
     shutil.copytree(demo360.demo360_scene_dir(), scene)
@@ -107,7 +107,7 @@ def write_capture(kind: str, out: pathlib.Path, llffhold: int) -> pathlib.Path:
 
 
 def run_one(base, scene: pathlib.Path, exp_dir: pathlib.Path, on: bool) -> dict:
-    from mipnerf import evaluation, trainer
+    from mipnerf.commands import evaluate, train
 
     config = base.copy_and_resolve_references()
     config.dataset, config.data_dir, config.exp_dir = "colmap", str(scene), str(exp_dir)
@@ -116,9 +116,9 @@ def run_one(base, scene: pathlib.Path, exp_dir: pathlib.Path, on: bool) -> dict:
     config.appearance_affine = on
     config.eval_pose_steps = 0  # the test poses are exact here: score them as given
     start = time.time()
-    trainer.train(config, log=lambda s: None)
+    train.train(config, log=lambda s: None)
     train_s = time.time() - start
-    result = evaluation.evaluate(config, log=lambda s: None)
+    result = evaluate.evaluate(config, log=lambda s: None)
     return {"psnr": result["psnr"], "psnr_color_corrected": result["psnr_color_corrected"], "train_s": train_s}
 
 

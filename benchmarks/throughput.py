@@ -21,7 +21,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from absl import flags  # noqa: E402
 
-from mipnerf.cli import define_config, run  # noqa: E402
+from mipnerf.commands.cli import define_config, run  # noqa: E402
 
 _CONFIG = define_config("configs/blender.py")
 _STEPS = flags.DEFINE_integer("steps", 5, "Timed training steps (and render calls), after one warm-up.")
@@ -76,7 +76,11 @@ def main(argv):
     import jax
 
     from benchmarks.common import Figures, peak_memory_mb
-    from mipnerf import camera, datasets, distributed, models, rendering, train_images, training
+    from mipnerf import datasets
+    from mipnerf.cameras import camera
+    from mipnerf.model import mipnerf360
+    from mipnerf.render import rendering
+    from mipnerf.training import distributed, train_images, update
 
     config = _CONFIG.value
     if not config.data_dir:  # the built-in scene of the config's kind: demo360 for captures
@@ -88,7 +92,7 @@ def main(argv):
     figures.update(device=jax.devices()[0].device_kind, devices=jax.device_count(), precision=config.precision,
                    batch_size=config.batch_size)
     # The ceiling is a matmul in the MLPs' compute dtype: float32 on a CPU, bfloat16 on a GPU.
-    dtype = models.compute_dtype(config.precision)
+    dtype = mipnerf360.compute_dtype(config.precision)
     figures["matmul_dtype"] = jax.numpy.dtype(dtype).name
     rows = 1 << 16 if jax.default_backend() == "cpu" else 1 << 20
     figures["matmul_gflops"] = matmul_ceiling(config.nerf_width, dtype, rows)
@@ -97,10 +101,10 @@ def main(argv):
     mesh = distributed.make_mesh()
     split = datasets.load_split(config, "train")
     data = train_images.put_train_images([split], config, mesh)
-    model = models.build_model(config)
-    state, tx = training.create_train_state(config, model, mesh)
+    model = mipnerf360.build_model(config)
+    state, tx = update.create_train_state(config, model, mesh)
     step, train_flops, train_bytes, figures["train_compile_s"] = compile_with_costs(
-        training.make_train_step(config, model, tx, mesh), state, data)
+        update.make_train_step(config, model, tx, mesh), state, data)
     holder = [state]
 
     def train_once(state, data):

@@ -15,7 +15,7 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import Figures, peak_memory_mb  # noqa: E402
-from mipnerf.cli import define_config, run  # noqa: E402
+from mipnerf.commands.cli import define_config, run  # noqa: E402
 
 _CONFIG = define_config("configs/demo.py")
 
@@ -24,7 +24,11 @@ def main(argv):
     del argv
     import jax
 
-    from mipnerf import datasets, distributed, evaluation, models, rendering, trainer
+    from mipnerf import datasets
+    from mipnerf.commands import evaluate, train
+    from mipnerf.model import mipnerf360
+    from mipnerf.render import rendering
+    from mipnerf.training import distributed
 
     config = _CONFIG.value
     with tempfile.TemporaryDirectory() as tmp:
@@ -33,14 +37,14 @@ def main(argv):
         config.lock()
         datasets.load_split(config, "train")  # renders the demo scene once, outside the timing
         start = time.time()
-        state = trainer.train(config, log=lambda s: None)
+        state = train.train(config, log=lambda s: None)
         train_s = time.time() - start
 
-    renderer = rendering.Renderer(rendering.make_render_fn(config, models.build_model(config)), state.params,
+    renderer = rendering.Renderer(rendering.make_render_fn(config, mipnerf360.build_model(config)), state.params,
                                   int(state.step), distributed.make_mesh())
     test = datasets.load_split(config, "test")
     start = time.time()
-    test_psnr = evaluation.mean_psnr(renderer, test, config)
+    test_psnr = evaluate.mean_psnr(renderer, test, config)
     render_s = time.time() - start
 
     figures = Figures()

@@ -25,7 +25,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from absl import flags  # noqa: E402
 
 from benchmarks.common import Figures  # noqa: E402
-from mipnerf.cli import define_config, run  # noqa: E402
+from mipnerf.commands.cli import define_config, run  # noqa: E402
 
 _CONFIG = define_config("configs/demo.py")
 _STEPS = flags.DEFINE_integer("steps", 60, "Timed training steps per mode, after a warm-up.")
@@ -59,8 +59,11 @@ def main(argv):
     del argv
     import jax
 
-    from mipnerf import datasets, distributed, models, rendering, train_images, training
-    from mipnerf import viewer as viewer_lib
+    from mipnerf import datasets
+    from mipnerf.model import mipnerf360
+    from mipnerf.render import rendering
+    from mipnerf.training import distributed, train_images, update
+    from mipnerf.viewer import server as viewer_lib
 
     config = _CONFIG.value
     config.unlock()
@@ -70,9 +73,9 @@ def main(argv):
     mesh = distributed.make_mesh()
     split = datasets.load_split(config, "train")
     data = train_images.put_train_images([split], config, mesh)
-    model = models.build_model(config)
-    state, tx = training.create_train_state(config, model, mesh)
-    train_step = training.make_train_step(config, model, tx, mesh)
+    model = mipnerf360.build_model(config)
+    state, tx = update.create_train_state(config, model, mesh)
+    train_step = update.make_train_step(config, model, tx, mesh)
     viewer = viewer_lib.Viewer(config, split, rendering.make_render_fn(config, model), mesh, training=True)
 
     def timed(with_viewer: bool, steps: int, mode: str = "") -> float:

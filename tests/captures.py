@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mipnerf import camera_frames
-from mipnerf.camera import look_at
+from mipnerf.cameras import conventions
+from mipnerf.cameras.camera import look_at
 from mipnerf.datasets import colmap_model as cm
 
 OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0])
@@ -52,7 +52,7 @@ def reference_project(model: str, params, points_cam: np.ndarray) -> np.ndarray:
 
 
 # The capture's world frame is the scene's, moved by a similarity, as COLMAP's arbitrary frame is.
-WORLD_ROTATION = camera_frames.quaternion_to_matrix(np.array([0.9, 0.2, -0.3, 0.25]))
+WORLD_ROTATION = conventions.quaternion_to_matrix(np.array([0.9, 0.2, -0.3, 0.25]))
 WORLD_SCALE, WORLD_SHIFT = 2.5, np.array([3.0, -1.0, 0.5])
 
 
@@ -85,7 +85,7 @@ def forward_poses(count: int, rng) -> np.ndarray:
 def world_to_camera(c2w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """COLMAP's (qvec, tvec) of an OpenGL camera-to-world matrix."""
     rotation = (c2w[:3, :3] @ OPENCV_TO_OPENGL).T
-    return camera_frames.matrix_to_quaternion(rotation), -rotation @ c2w[:3, 3]
+    return conventions.matrix_to_quaternion(rotation), -rotation @ c2w[:3, 3]
 
 
 def write_capture(root, count: int = 10, models=("PINHOLE",), factors=(2,), binary: bool = True,
@@ -109,7 +109,7 @@ def write_capture(root, count: int = 10, models=("PINHOLE",), factors=(2,), bina
     for k, c2w in enumerate(poses):
         name, cam = f"img_{k:03d}.png", cameras[k % len(models) + 1]
         qvec, tvec = world_to_camera(c2w)
-        in_cam = points @ camera_frames.quaternion_to_matrix(qvec).T + tvec
+        in_cam = points @ conventions.quaternion_to_matrix(qvec).T + tvec
         uv = reference_project(cam.model, cam.params, in_cam)
         seen = np.flatnonzero((in_cam[:, 2] > 0) & np.all((uv >= 0) & (uv < [WIDTH, HEIGHT]), axis=-1))
         for j, p in enumerate(seen):

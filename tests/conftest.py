@@ -6,7 +6,7 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from helpers import run_config  # noqa: E402
-from mipnerf.datasets import demo  # noqa: E402
+from mipnerf.datasets.builtin import demo  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -20,10 +20,10 @@ def tiny_scene(tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained_run(tiny_scene, tmp_path_factory):
     """The exp_dir of a tiny model trained on the tiny scene (`helpers.run_config`), with checkpoints every 50 steps."""
-    from mipnerf import trainer
+    from mipnerf.commands import train
 
     exp_dir = tmp_path_factory.mktemp("trained")
-    trainer.train(run_config(tiny_scene, exp_dir), log=lambda s: None)
+    train.train(run_config(tiny_scene, exp_dir), log=lambda s: None)
     return exp_dir
 
 

@@ -60,13 +60,15 @@ class Training(NamedTuple):
 
 def setup_training(config) -> Training:
     """Loads the config's train split onto every device and initialises the model and optimizer."""
-    from mipnerf import datasets, distributed, models, train_images, training
+    from mipnerf import datasets
+    from mipnerf.model import mipnerf360
+    from mipnerf.training import distributed, train_images, update
 
     mesh = distributed.make_mesh()
     split = datasets.load_split(config, "train")
     rays = datasets.split_rays(split, config)
-    model = models.build_model(config)
-    state, tx = training.create_train_state(config, model, mesh)
+    model = mipnerf360.build_model(config)
+    state, tx = update.create_train_state(config, model, mesh)
     return Training(mesh, rays, train_images.put_train_images([split], config, mesh), model, state, tx)
 
 
@@ -75,9 +77,9 @@ def interrupt_after(monkeypatch, calls: int):
     import os
     import signal
 
-    from mipnerf import training
+    from mipnerf.training import update
 
-    make = training.make_train_step
+    make = update.make_train_step
 
     def make_interrupted(*args):
         step, count = make(*args), [0]
@@ -90,7 +92,7 @@ def interrupt_after(monkeypatch, calls: int):
 
         return interrupted
 
-    monkeypatch.setattr(training, "make_train_step", make_interrupted)
+    monkeypatch.setattr(update, "make_train_step", make_interrupted)
 
 
 def assert_cameras_alone_match(config, split: str) -> None:
@@ -123,8 +125,12 @@ def get_config():
 
 def mean_test_psnr(config, params) -> float:
     """Mean PSNR over the config's test views rendered with `params`."""
-    from mipnerf import datasets, distributed, evaluation, models, rendering
+    from mipnerf import datasets
+    from mipnerf.commands import evaluate
+    from mipnerf.model import mipnerf360
+    from mipnerf.render import rendering
+    from mipnerf.training import distributed
 
-    renderer = rendering.Renderer(rendering.make_render_fn(config, models.build_model(config)), params, 0,
+    renderer = rendering.Renderer(rendering.make_render_fn(config, mipnerf360.build_model(config)), params, 0,
                                   distributed.make_mesh())
-    return evaluation.mean_psnr(renderer, datasets.load_split(config, "test"), config)
+    return evaluate.mean_psnr(renderer, datasets.load_split(config, "test"), config)

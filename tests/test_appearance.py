@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import helpers  # noqa: F401  (puts the repository on the path)
-from mipnerf import metrics, models
+from mipnerf import metrics
+from mipnerf.model import mipnerf360
 from mipnerf.errors import ConfigError
 
 
@@ -57,7 +58,7 @@ def tiny_model_config(field: str, **overrides):
 
 
 def random_rays(count: int, seed: int = 0):
-    from mipnerf.camera import Rays
+    from mipnerf.cameras.camera import Rays
     rng = np.random.default_rng(seed)
     directions = rng.normal(size=(count, 3)).astype(np.float32)
     directions /= np.linalg.norm(directions, axis=-1, keepdims=True)
@@ -69,7 +70,7 @@ def random_rays(count: int, seed: int = 0):
 @pytest.mark.parametrize("field", ["mlp", "grid"])
 def test_appearance_changes_the_colour_and_never_the_density(field):
     config = tiny_model_config(field, appearance_dim=4)
-    model = models.build_model(config, num_images=3)
+    model = mipnerf360.build_model(config, num_images=3)
     nerf = model.nerf_field
     rays = random_rays(64)
     key = jax.random.PRNGKey(0)
@@ -108,7 +109,7 @@ def test_appearance_changes_the_colour_and_never_the_density(field):
 
 def test_affine_colour_transform_starts_at_identity_and_is_per_image():
     config = tiny_model_config("mlp", appearance_affine=True)
-    model = models.build_model(config, num_images=2)
+    model = mipnerf360.build_model(config, num_images=2)
     rays = random_rays(32)
     images = jnp.zeros(32, jnp.int32)
     params = model.init(jax.random.PRNGKey(0), None, rays, 1.0, jnp.ones(3), images)
@@ -127,16 +128,18 @@ def test_affine_colour_transform_starts_at_identity_and_is_per_image():
 
 def test_appearance_needs_the_number_of_training_images():
     with pytest.raises(ConfigError, match="appearance"):
-        models.build_model(tiny_model_config("mlp", appearance_dim=4))
+        mipnerf360.build_model(tiny_model_config("mlp", appearance_dim=4))
 
 
 def test_training_learns_the_tables_and_renders_unseen_views_from_a_checkpoint(tiny_scene, tmp_path):
     from helpers import tiny_config
-    from mipnerf import datasets, rendering, trainer
+    from mipnerf import datasets
+    from mipnerf.commands import train
+    from mipnerf.render import rendering
 
     config = tiny_config(tiny_scene, tmp_path, appearance_dim=4, appearance_affine=True, max_steps=20,
                          checkpoint_every=20, lr_delay_steps=0)
-    trainer.train(config, log=lambda s: None)
+    train.train(config, log=lambda s: None)
     renderer = rendering.load_renderer(config, log=lambda s: None)
     images = len(datasets.load_split(config, "train").images)
     table = np.asarray(renderer.params["params"]["appearance"])

@@ -3,7 +3,7 @@
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from mipnerf import camera
+from mipnerf.cameras import camera
 
 
 def test_rays_hit_projections_of_known_points():

@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 
 from helpers import run_config, tiny_config
-from mipnerf import camera, camera_path, datasets, metrics, rendering, video, video_render
-from mipnerf.camera_path import Keyframe
-from mipnerf.config_checks import check_config
+from mipnerf import datasets, metrics
+from mipnerf.cameras import camera, path_files
+from mipnerf.commands import render
+from mipnerf.render import rendering, video
+from mipnerf.cameras.path_files import Keyframe
+from mipnerf.commands.config_checks import check_config
 from mipnerf.errors import ConfigError
 
 
@@ -33,7 +36,7 @@ def assert_rigid(poses):
 def test_the_path_passes_through_each_keyframe_at_its_time_and_stays_rigid():
     keyframes = ring_keyframes(3)[:3]
     keyframes[1] = keyframes[1]._replace(camtoworld=keyframes[1].camtoworld @ np.diag([1.0, -1.0, -1.0, 1.0]))  # a turn
-    poses, fovs = camera_path.interpolate(keyframes, seconds=1.0, fps=9)
+    poses, fovs = path_files.interpolate(keyframes, seconds=1.0, fps=9)
     assert poses.shape == (9, 4, 4) and fovs.shape == (9,)
     for frame, key in zip([0, 4, 8], keyframes):  # keyframes at times 0, 1/2, 1 of frames i / 8
         np.testing.assert_allclose(poses[frame], key.camtoworld, atol=1e-9)
@@ -46,27 +49,27 @@ def test_the_path_passes_through_each_keyframe_at_its_time_and_stays_rigid():
 
 def test_two_keyframes_and_the_frame_count():
     keyframes = ring_keyframes(4)[:2]
-    poses, fovs = camera_path.interpolate(keyframes, seconds=0.5, fps=10)
+    poses, fovs = path_files.interpolate(keyframes, seconds=0.5, fps=10)
     assert len(poses) == len(fovs) == 5
     np.testing.assert_allclose(poses[[0, -1]], [k.camtoworld for k in keyframes], atol=1e-9)
     assert_rigid(poses)
-    assert len(camera_path.interpolate(keyframes, seconds=0.01, fps=10)[0]) == 1  # never fewer than one frame
-    assert len(camera_path.interpolate(keyframes, seconds=2.0, fps=29.97)[0]) == 60
+    assert len(path_files.interpolate(keyframes, seconds=0.01, fps=10)[0]) == 1  # never fewer than one frame
+    assert len(path_files.interpolate(keyframes, seconds=2.0, fps=29.97)[0]) == 60
 
 
 def test_one_keyframe_holds_still_and_none_is_an_error():
     key = ring_keyframes(3)[1]
-    poses, fovs = camera_path.interpolate([key], seconds=2.0, fps=5)
+    poses, fovs = path_files.interpolate([key], seconds=2.0, fps=5)
     assert poses.shape == (10, 4, 4)
     np.testing.assert_array_equal(poses, np.broadcast_to(key.camtoworld, poses.shape))
     np.testing.assert_array_equal(fovs, key.fov)
     with pytest.raises(ValueError, match="at least one keyframe"):
-        camera_path.interpolate([], seconds=1.0, fps=10)
+        path_files.interpolate([], seconds=1.0, fps=10)
 
 
 def test_a_loop_closes_smoothly_back_to_the_first_keyframe():
     keyframes = ring_keyframes(4)
-    poses, fovs = camera_path.interpolate(keyframes, seconds=2.0, fps=16, loop=True)
+    poses, fovs = path_files.interpolate(keyframes, seconds=2.0, fps=16, loop=True)
     assert len(poses) == 32
     for frame, key in zip([0, 8, 16, 24], keyframes):  # keyframes at times k / 4 of frames i / 32
         np.testing.assert_allclose(poses[frame], key.camtoworld, atol=1e-9)
@@ -85,16 +88,16 @@ def test_a_loop_closes_smoothly_back_to_the_first_keyframe():
     closes_smoothly(poses[:, :3, :3])
     closes_smoothly(fovs)
     # Without the loop, the path ends at the last keyframe, a quarter turn away.
-    open_poses, _ = camera_path.interpolate(keyframes, seconds=2.0, fps=16)
+    open_poses, _ = path_files.interpolate(keyframes, seconds=2.0, fps=16)
     np.testing.assert_allclose(open_poses[-1], keyframes[-1].camtoworld, atol=1e-9)
 
 
 def test_save_and_load_round_trip(tmp_path):
     keyframes = ring_keyframes(3)
-    path = camera_path.save(tmp_path / "paths" / "ring.json", keyframes, seconds=1.5, fps=12, width=40, height=30)
+    path = path_files.save(tmp_path / "paths" / "ring.json", keyframes, seconds=1.5, fps=12, width=40, height=30)
     assert path == tmp_path / "paths" / "ring.json"
-    poses, fovs = camera_path.interpolate(keyframes, seconds=1.5, fps=12)
-    loaded = camera_path.load(path)
+    poses, fovs = path_files.interpolate(keyframes, seconds=1.5, fps=12)
+    loaded = path_files.load(path)
     np.testing.assert_allclose(loaded.camtoworlds, poses, atol=1e-6)
     np.testing.assert_allclose(loaded.fovs, fovs, atol=1e-9)
     assert (loaded.width, loaded.height, loaded.fps) == (40, 30, 12.0)
@@ -110,14 +113,14 @@ def test_save_and_load_round_trip(tmp_path):
     assert frame["fov"] == pytest.approx(math.degrees(fovs[1])) and frame["aspect"] == pytest.approx(40 / 30)
     assert data["keyframes"][2]["fov"] == pytest.approx(math.degrees(keyframes[2].fov))
     # A loop is recorded as nerfstudio's is_cycle.
-    looped = camera_path.save(tmp_path / "loop.json", keyframes, seconds=1.0, fps=8, width=4, height=4, loop=True)
+    looped = path_files.save(tmp_path / "loop.json", keyframes, seconds=1.0, fps=8, width=4, height=4, loop=True)
     assert json.loads(looped.read_text())["is_cycle"] is True
-    np.testing.assert_allclose(camera_path.load(looped).camtoworlds,
-                               camera_path.interpolate(keyframes, 1.0, 8, loop=True)[0], atol=1e-6)
+    np.testing.assert_allclose(path_files.load(looped).camtoworlds,
+                               path_files.interpolate(keyframes, 1.0, 8, loop=True)[0], atol=1e-6)
 
 
 def nerfstudio_file(poses, fovs_degrees, width=640, height=480) -> dict:
-    """A camera_path.json as nerfstudio's viewer writes it, with its own keyframe dicts."""
+    """A path_files.json as nerfstudio's viewer writes it, with its own keyframe dicts."""
     keyframe = {"matrix": [float(x) for x in np.eye(4).reshape(-1)], "fov": 50.0, "aspect": width / height,
                 "override_transition_enabled": False, "override_transition_sec": None}
     return {
@@ -131,16 +134,16 @@ def nerfstudio_file(poses, fovs_degrees, width=640, height=480) -> dict:
 
 def test_a_nerfstudio_camera_path_loads(tmp_path):
     poses = np.stack([k.camtoworld for k in ring_keyframes(5)])
-    path = tmp_path / "camera_path.json"
+    path = tmp_path / "path_files.json"
     path.write_text(json.dumps(nerfstudio_file(poses, [50.0, 52.5, 55.0, 57.5, 60.0])))
-    loaded = camera_path.load(path)
+    loaded = path_files.load(path)
     np.testing.assert_allclose(loaded.camtoworlds, poses, atol=1e-12)
     np.testing.assert_allclose(loaded.fovs, np.radians([50.0, 52.5, 55.0, 57.5, 60.0]))
     assert (loaded.width, loaded.height, loaded.fps) == (640, 480, 24.0)
     assert loaded.keyframes == []  # nerfstudio's keyframes ("matrix") are in its viewer's frame, not read
     # Rendered as nerfstudio renders it: focal length 0.5 H / tan(fov / 2) in both axes, centred.
     config = tiny_config(tmp_path, tmp_path, render_factor=2)
-    views, intrinsics, height, width, fps = video_render.file_views(path, config)
+    views, intrinsics, height, width, fps = render.file_views(path, config)
     assert (height, width, fps) == (240, 320, 24.0)
     np.testing.assert_allclose(intrinsics.fy, 120 / np.tan(np.radians([25.0, 26.25, 27.5, 28.75, 30.0])))
     np.testing.assert_array_equal(intrinsics.fx, intrinsics.fy)
@@ -195,7 +198,7 @@ def test_bad_camera_path_files_give_one_line_naming_the_file_and_field(tmp_path,
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(data))
     with pytest.raises(ConfigError) as info:
-        camera_path.load(path)
+        path_files.load(path)
     message = str(info.value)
     assert message.startswith(f"{path}: ") and needle in message and "\n" not in message, message
 
@@ -204,12 +207,12 @@ def test_unreadable_and_missing_files_are_named(tmp_path):
     path = tmp_path / "broken.json"
     path.write_text('{"camera_path": [')
     with pytest.raises(ConfigError, match=f"{path} cannot be read .*expected a camera path JSON"):
-        camera_path.load(path)
+        path_files.load(path)
     path.write_text("[1, 2]")
     with pytest.raises(ConfigError, match=f"{path}: expected a JSON object"):
-        camera_path.load(path)
+        path_files.load(path)
     with pytest.raises(ConfigError, match=f"{tmp_path / 'gone.json'}: no such file"):
-        camera_path.load(tmp_path / "gone.json")
+        path_files.load(tmp_path / "gone.json")
 
 
 def test_render_path_file_needs_a_file(tmp_path):
@@ -220,7 +223,7 @@ def test_render_path_file_needs_a_file(tmp_path):
     missing = tmp_path / "run" / "camera_paths" / "none.json"
     with pytest.raises(ConfigError, match="render_path_file='camera_paths/none.json': no such file "
                                           f"\\(neither camera_paths/none.json nor {missing}\\)"):
-        video_render.render_video(config, log=lambda s: None)
+        render.render_video(config, log=lambda s: None)
 
 
 def vertical_fov(split: datasets.Split, index: int) -> float:
@@ -245,9 +248,9 @@ def test_render_path_file_renders_the_keyframes_cameras(tiny_scene, trained_run,
     train = datasets.load_split(config, "train")
     keyframes = [Keyframe(train.camtoworlds[i].astype(np.float64), vertical_fov(train, i)) for i in (0, 3)]
     # Saved where the viewer saves, named relative to exp_dir; 20x16 pixels, 3 frames, the last the second keyframe.
-    camera_path.save(trained_run / "camera_paths" / "two.json", keyframes, seconds=0.5, fps=6, width=20, height=16)
+    path_files.save(trained_run / "camera_paths" / "two.json", keyframes, seconds=0.5, fps=6, width=20, height=16)
     messages = []
-    written = video_render.render_video(config, log=messages.append)
+    written = render.render_video(config, log=messages.append)
     assert [p.name for p in written] == [f"two_{kind}.{ext}" for kind in ("color", "depth") for ext in ("mp4", "gif")]
     for p in written:
         assert p.parent == trained_run / "render"
@@ -275,10 +278,10 @@ def test_a_keyframe_at_a_training_camera_renders_its_image(tiny_scene, trained_r
     shifted[:3, 3] += 0.8 * pose[:3, 0]  # the same camera moved sideways
     psnr = {}
     for name, c2w in [("exact", pose), ("shifted", shifted)]:
-        path = camera_path.save(trained_run / "camera_paths" / f"{name}.json", [Keyframe(c2w, vertical_fov(train, index))],
+        path = path_files.save(trained_run / "camera_paths" / f"{name}.json", [Keyframe(c2w, vertical_fov(train, index))],
                                 seconds=1.0, fps=1, width=train.width, height=train.height)
         config.render_path_file = str(path)
-        video_render.render_video(config, log=lambda s: None)
+        render.render_video(config, log=lambda s: None)
         frames, _ = captured_frames[f"{name}_color"]
         assert frames.shape == (1, train.height, train.width, 3)
         psnr[name] = metrics.psnr(frames[0] / 255.0, train.colors(index))

@@ -119,7 +119,7 @@ def test_too_few_training_images_gives_one_line(tmp_path):
 # An entry point whose main meets an OSError from a bug: a file nobody named, deep in the code.
 OSERROR_DRIVER = """
 import errno, os
-from mipnerf import cli
+from mipnerf.commands import cli
 def read_weights():
     raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), "/nowhere/weights.bin")
 cli.run(lambda argv: read_weights())

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import captures
-from mipnerf import camera, camera_frames
+from mipnerf.cameras import camera, conventions
 from mipnerf.datasets import colmap, colmap_model as cm, scene_frame
 from mipnerf.errors import ConfigError, DatasetError
 
@@ -49,11 +49,11 @@ def test_quaternions_round_trip():
     rng = np.random.default_rng(0)
     for q in rng.normal(size=(20, 4)):
         q = q / np.linalg.norm(q) * np.sign(q[0])
-        r = camera_frames.quaternion_to_matrix(q)
+        r = conventions.quaternion_to_matrix(q)
         np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-12)
-        np.testing.assert_allclose(camera_frames.matrix_to_quaternion(r), q, atol=1e-12)
+        np.testing.assert_allclose(conventions.matrix_to_quaternion(r), q, atol=1e-12)
     # A half turn about x has w = 0.
-    np.testing.assert_allclose(camera_frames.matrix_to_quaternion(np.diag([1.0, -1.0, -1.0])), [0, 1, 0, 0], atol=1e-12)
+    np.testing.assert_allclose(conventions.matrix_to_quaternion(np.diag([1.0, -1.0, -1.0])), [0, 1, 0, 0], atol=1e-12)
 
 
 @pytest.mark.parametrize("model", list(captures.CAMERAS))
@@ -100,7 +100,7 @@ def test_colmap_and_poses_bounds_give_the_same_cameras(tmp_path):
         np.testing.assert_allclose(from_colmap.intrinsics.fx, from_llff.intrinsics.fx)
         np.testing.assert_array_equal(from_colmap.images, from_llff.images)
     # The COLMAP pose's conversion itself: the camera sits at its centre and looks along -Z at its target.
-    world = camera_frames.colmap_to_camtoworld(*captures.world_to_camera(a["poses"][3]))
+    world = conventions.colmap_to_camtoworld(*captures.world_to_camera(a["poses"][3]))
     np.testing.assert_allclose(world, a["poses"][3], atol=1e-12)
 
 
@@ -198,7 +198,7 @@ def test_bounds_from_points_are_depth_percentiles(tmp_path):
     capture = captures.write_capture(tmp_path, count=8)
     split = colmap.load_split(tmp_path, "train", llffhold=0)
     im = capture["model"].images[3]
-    depths = (capture["points"][im.point3d_ids - 1] @ camera_frames.quaternion_to_matrix(im.qvec).T + im.tvec)[:, 2]
+    depths = (capture["points"][im.point3d_ids - 1] @ conventions.quaternion_to_matrix(im.qvec).T + im.tvec)[:, 2]
     scale = scene_frame.similarity_scale(split.transform)
     np.testing.assert_allclose(split.bounds[2], np.percentile(depths, [0.1, 99.9]) * scale, rtol=1e-5)
 
@@ -211,7 +211,7 @@ def test_an_image_that_sees_no_3d_point_gets_the_widest_bounds_of_the_others(tmp
     cm.write_model(capture["model"]._replace(images=images), tmp_path / "sparse" / "0")
     bounds = colmap.read_frames(tmp_path).bounds  # rows in name order: image id k is row k - 1
     seen = [k for k in sorted(images) if k != blind]
-    depths = [(capture["points"][images[k].point3d_ids - 1] @ camera_frames.quaternion_to_matrix(images[k].qvec).T
+    depths = [(capture["points"][images[k].point3d_ids - 1] @ conventions.quaternion_to_matrix(images[k].qvec).T
                + images[k].tvec)[:, 2] for k in seen]
     others = np.array([np.percentile(d, [0.1, 99.9]) for d in depths])
     np.testing.assert_allclose(bounds[np.array(seen) - 1], others, rtol=1e-6)

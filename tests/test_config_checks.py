@@ -6,8 +6,8 @@ import pytest
 
 import jax.numpy as jnp
 from helpers import ROOT, tiny_config
-from mipnerf import models
-from mipnerf.config_checks import UNUSED, check_config
+from mipnerf.model import mipnerf360
+from mipnerf.commands.config_checks import UNUSED, check_config
 from mipnerf.errors import ConfigError
 
 # (field, a value, the field choosing, a choice that leaves it unused, one that uses it)
@@ -73,9 +73,9 @@ def test_every_unused_setting_is_tried():
 
 
 def test_every_setting_of_a_field_kind_is_read_by_its_builder_alone(tmp_path):
-    """`models.FIELDS` lists the settings each kind alone reads: a kind that read another's, or
+    """`mipnerf360.FIELDS` lists the settings each kind alone reads: a kind that read another's, or
     missed one of its own, would make the refusal wrong."""
-    for kind, field_kind in models.FIELDS.items():
+    for kind, field_kind in mipnerf360.FIELDS.items():
         read = set()
         plain = tiny_config(tmp_path, tmp_path, field=kind).to_dict()
 
@@ -85,7 +85,7 @@ def test_every_setting_of_a_field_kind_is_read_by_its_builder_alone(tmp_path):
                 return plain[name]
 
         field_kind.build(Recorder(plain), jnp.float32)
-        others = {s for k, f in models.FIELDS.items() if k != kind for s in f.settings}
+        others = {s for k, f in mipnerf360.FIELDS.items() if k != kind for s in f.settings}
         assert set(field_kind.settings) <= read, kind
         assert not (read & others), kind
 

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mipnerf import coord
+from mipnerf.model import coord
 
 
 def random_points(rng, n, radius_range):

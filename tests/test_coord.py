@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mipnerf import coord
+from mipnerf.model import coord
 
 
 def sample_frustum(rng, d, t0, t1, radius, n):

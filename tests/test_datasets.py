@@ -8,8 +8,9 @@ import pytest
 from PIL import Image
 
 from helpers import assert_cameras_alone_match, tiny_config
-from mipnerf import camera
-from mipnerf.datasets import blender, demo, multiscale
+from mipnerf.cameras import camera
+from mipnerf.datasets import blender, multiscale
+from mipnerf.datasets.builtin import demo
 from mipnerf.errors import DatasetError
 
 ANGLE = 0.69

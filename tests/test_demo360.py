@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mipnerf import camera_frames
-from mipnerf.datasets import colmap_model, demo360, raytrace, scene_frame
+from mipnerf.cameras import conventions
+from mipnerf.datasets import colmap_model, scene_frame
+from mipnerf.datasets.builtin import demo360, raytrace
 
 SMALL = dict(width=24, height=16, n_images=8, spp=2)
 NAMES = [f"IMG_{k:04d}.png" for k in range(8)]
@@ -34,7 +35,7 @@ def _pixels(path) -> np.ndarray:
 
 def _camtoworld(image: colmap_model.Image) -> np.ndarray:
     """[4, 4] OpenGL camera-to-world matrix of a COLMAP world-to-camera pose."""
-    rotation = camera_frames.quaternion_to_matrix(image.qvec)
+    rotation = conventions.quaternion_to_matrix(image.qvec)
     c2w = np.eye(4)
     c2w[:3, :3], c2w[:3, 3] = rotation.T @ OPENCV_TO_OPENGL, -rotation.T @ image.tvec
     return c2w
@@ -105,7 +106,7 @@ def test_points_project_onto_their_observations(model):
     for im in model.images.values():
         assert len(im.xys) >= 300 and np.all(im.point3d_ids >= 1)
         assert len(set(im.point3d_ids.tolist())) == len(im.point3d_ids)
-        x, y, z = (points.xyz[[row[i] for i in im.point3d_ids]] @ camera_frames.quaternion_to_matrix(im.qvec).T + im.tvec).T
+        x, y, z = (points.xyz[[row[i] for i in im.point3d_ids]] @ conventions.quaternion_to_matrix(im.qvec).T + im.tvec).T
         assert np.all(z > 0)
         np.testing.assert_allclose(im.xys, np.stack([fx * x / z + cx, fy * y / z + cy], -1), rtol=0, atol=1e-6)
         assert np.all((im.xys >= 0) & (im.xys < [24, 16]))
@@ -138,7 +139,7 @@ def test_poses_bounds_match_the_model(root, model):
     for n in range(8):
         im = model.images[n + 1]
         xyz = model.points.xyz[[row[i] for i in im.point3d_ids]]
-        depths = xyz @ camera_frames.quaternion_to_matrix(im.qvec)[2] + im.tvec[2]
+        depths = xyz @ conventions.quaternion_to_matrix(im.qvec)[2] + im.tvec[2]
         np.testing.assert_allclose(data[n, 15:], np.percentile(depths, [0.1, 99.9]))
     # The scene reaches from the central shapes to the far pillars (in COLMAP units).
     assert np.all(data[:, 15] > 0.5 * demo360.COLMAP_SCALE) and np.all(data[:, 16] > 8 * demo360.COLMAP_SCALE)
@@ -196,7 +197,7 @@ def test_scene_dir_uses_the_cache_variable(tmp_path, monkeypatch, quick_render):
 def test_loaded_rays_hit_the_scene_points(root, model, factor):
     """Through the COLMAP loader: every point an image sees lies on the ray through its observation,
     and projects onto it, in the normalised frame the loader puts the cameras in."""
-    from mipnerf import camera
+    from mipnerf.cameras import camera
     from mipnerf.datasets import colmap
 
     split = colmap.load_split(root, "train", factor=factor, llffhold=0)

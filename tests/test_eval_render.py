@@ -10,9 +10,13 @@ import numpy as np
 import pytest
 
 from helpers import ROOT, TRAINED_EVERY as EVERY, TRAINED_STEPS as STEPS, assert_one_line_error, run_config, tiny_config
-from mipnerf import camera, datasets, evaluation, metrics, rendering, video, video_render
-from mipnerf.config_checks import check_config
-from mipnerf.datasets import blender, demo
+from mipnerf import datasets, metrics
+from mipnerf.cameras import camera
+from mipnerf.commands import evaluate, render
+from mipnerf.render import rendering, video
+from mipnerf.commands.config_checks import check_config
+from mipnerf.datasets import blender
+from mipnerf.datasets.builtin import demo
 from mipnerf.errors import CheckpointError, ConfigError
 
 
@@ -79,7 +83,7 @@ def test_masked_pixels_do_not_score(tmp_path):
     np.testing.assert_allclose(metrics.ssim(render, truth, np.ones_like(mask)), metrics.ssim(render, truth), atol=1e-6)
     # eval.py's scores of a view go through the same functions.
     view = rendering.Image(painted.astype(np.float32), np.ones((24, 30), np.float32), np.ones((24, 30), np.float32))
-    scores = evaluation.score_and_save(0, view, truth, tmp_path, disparity=False, mask=mask)
+    scores = evaluate.score_and_save(0, view, truth, tmp_path, disparity=False, mask=mask)
     kept = render.astype(np.float32)
     assert (scores["psnr"], scores["ssim"]) == (metrics.psnr(kept, truth, mask), metrics.ssim(kept, truth, mask))
 
@@ -94,7 +98,7 @@ def test_bad_render_and_eval_fields_are_rejected(tmp_path):
 def test_eval_scores_every_test_view_and_agrees_with_the_saved_pngs(tiny_scene, trained_run):
     config = run_config(tiny_scene, trained_run)
     messages = []
-    result = evaluation.evaluate(config, log=messages.append)
+    result = evaluate.evaluate(config, log=messages.append)
     out = trained_run / "eval"
     assert json.loads((out / "metrics.json").read_text()) == result
     assert result["step"] == STEPS and {"psnr", "psnr_color_corrected", "ssim", "images"} <= result.keys()
@@ -120,14 +124,14 @@ def test_eval_scores_every_test_view_and_agrees_with_the_saved_pngs(tiny_scene, 
 
 
 def test_eval_step_picks_that_checkpoint(tiny_scene, trained_run):
-    assert evaluation.evaluate(run_config(tiny_scene, trained_run, eval_step=EVERY), log=lambda s: None)["step"] == EVERY
+    assert evaluate.evaluate(run_config(tiny_scene, trained_run, eval_step=EVERY), log=lambda s: None)["step"] == EVERY
     with pytest.raises(CheckpointError, match=f"for step {EVERY + 1} .*found steps: \\[50, 100, 150\\]"):
-        evaluation.evaluate(run_config(tiny_scene, trained_run, eval_step=EVERY + 1), log=lambda s: None)
+        evaluate.evaluate(run_config(tiny_scene, trained_run, eval_step=EVERY + 1), log=lambda s: None)
 
 
 def test_eval_without_checkpoint_names_the_folder_searched(tiny_scene, tmp_path):
     with pytest.raises(CheckpointError, match=str(tmp_path / "checkpoints")):
-        evaluation.evaluate(run_config(tiny_scene, tmp_path), log=lambda s: None)
+        evaluate.evaluate(run_config(tiny_scene, tmp_path), log=lambda s: None)
     assert not (tmp_path / "checkpoints").exists()
 
 
@@ -141,7 +145,7 @@ def test_commands_without_checkpoint_give_one_line(script, tmp_path):
 @pytest.mark.parametrize("path,factor", [("spiral", 1), ("orbit", 2)])
 def test_render_writes_videos_that_decode(tiny_scene, trained_run, path, factor):
     config = run_config(tiny_scene, trained_run, render_path=path, render_frames=4, render_factor=factor)
-    written = video_render.render_video(config, log=lambda s: None)
+    written = render.render_video(config, log=lambda s: None)
     names = [f"{path}_{kind}.{ext}" for kind in ("color", "depth") for ext in ("mp4", "gif")]
     assert [p.name for p in written] == names
     size = 16 // factor
@@ -220,14 +224,15 @@ def test_rendering_is_deterministic_and_compiles_once(tiny_scene, trained_run):
 
 
 def test_every_render_path_that_the_config_accepts_exists():
-    from mipnerf.config_checks import RENDER_PATHS
+    from mipnerf.commands.config_checks import RENDER_PATHS
 
-    assert tuple(video_render.PATHS) + ("file",) == RENDER_PATHS
+    assert tuple(render.PATHS) + ("file",) == RENDER_PATHS
 
 
 def test_inference_modules_do_not_import_the_training_step():
-    code = ("import sys; from mipnerf import evaluation, exporting, rendering, video_render, viewing; "
-            "print(sorted(m for m in ('mipnerf.training', 'mipnerf.trainer', 'mipnerf.train_images') if m in sys.modules))")
+    code = ("import sys; from mipnerf.commands import evaluate, export, render, view; "
+            "training = ('mipnerf.training.update', 'mipnerf.training.train_images', 'mipnerf.commands.train'); "
+            "print(sorted(m for m in training if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
@@ -240,7 +245,7 @@ def test_a_run_whose_optimizer_state_cannot_be_built_still_renders(tiny_scene, t
 
     import optax
 
-    from mipnerf.checkpoints import Checkpointer, checkpoint_dir
+    from mipnerf.store.checkpoints import Checkpointer, checkpoint_dir
 
     shutil.copytree(trained_run / "checkpoints" / str(STEPS), tmp_path / "checkpoints" / str(STEPS))
     shutil.copy(trained_run / "config.json", tmp_path / "config.json")
@@ -260,16 +265,16 @@ def test_a_run_whose_optimizer_state_cannot_be_built_still_renders(tiny_scene, t
 
 def run_command(command: str, config, log):
     """Runs eval.py's, render.py's, view.py's or export.py's work on `config`, logging to `log`."""
-    from mipnerf import exporting, viewing
+    from mipnerf.commands import export, view
 
     if command == "view":
-        viewing.serve(config, log=log, forever=False).close()
+        view.serve(config, log=log, forever=False).close()
     elif command == "export":
-        exporting.export(config, log=log)
+        export.export(config, log=log)
     elif command == "render":
-        video_render.render_video(config, log=log)
+        render.render_video(config, log=log)
     else:
-        evaluation.evaluate(config, log=log)
+        evaluate.evaluate(config, log=log)
 
 
 @pytest.mark.parametrize("command", ["eval", "render", "view", "export"])

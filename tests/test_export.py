@@ -10,8 +10,11 @@ import trimesh
 
 from configs import demo_grid
 from helpers import ROOT, assert_one_line_error
-from mipnerf import camera, datasets, exporting, mesh, point_cloud, trainer
-from mipnerf.datasets import demo
+from mipnerf import datasets
+from mipnerf.cameras import camera
+from mipnerf.commands import export, train
+from mipnerf.export import mesh, point_cloud
+from mipnerf.datasets.builtin import demo
 
 SCENE_SIZE = 2 * demo.SCENE_RADIUS  # the diameter of the sphere that bounds the demo's shapes
 
@@ -84,7 +87,7 @@ def trained_demo(tmp_path_factory):
     config = demo_grid.get_config()
     config.exp_dir = str(tmp_path_factory.mktemp("demo_grid"))
     config.val_every = 0
-    trainer.train(config, log=lambda s: None)
+    train.train(config, log=lambda s: None)
     return config
 
 
@@ -119,7 +122,7 @@ def assert_coloured_as_rendered(colors: np.ndarray, red: np.ndarray, yellow: np.
 def test_the_point_cloud_lies_on_the_scene_and_the_red_checks_are_red(trained_demo):
     config = trained_demo.copy_and_resolve_references()
     config.export, config.export_views, config.export_points = "pointcloud", 12, 20_000
-    path, = exporting.export(config, log=lambda s: None)
+    path, = export.export(config, log=lambda s: None)
     cloud = trimesh.load(path)
     assert isinstance(cloud, trimesh.PointCloud) and 5_000 <= len(cloud.vertices) <= 20_000
     points, colors = np.asarray(cloud.vertices), np.asarray(cloud.colors)[:, :3] / 255.0
@@ -136,7 +139,7 @@ def test_the_point_cloud_lies_on_the_scene_and_the_red_checks_are_red(trained_de
 def test_the_mesh_lies_on_the_scene_and_loads_as_ply_and_obj(trained_demo):
     config = trained_demo.copy_and_resolve_references()
     config.export, config.export_resolution, config.export_obj = "mesh", 96, True
-    ply, obj = exporting.export(config, log=lambda s: None)
+    ply, obj = export.export(config, log=lambda s: None)
     for path in (ply, obj):
         loaded = trimesh.load(path, process=False)
         assert isinstance(loaded, trimesh.Trimesh) and len(loaded.faces) > 5_000

@@ -21,8 +21,12 @@ import orbax.checkpoint as ocp
 import pytest
 
 from helpers import ROOT, assert_one_line_error, interrupt_after, setup_training, tiny_config
-from mipnerf import checkpoints, datasets, distributed, integrity, rendering, run_config, run_lock, trainer
-from mipnerf.checkpoints import Checkpointer
+from mipnerf import datasets
+from mipnerf.commands import run_config, run_lock, train
+from mipnerf.render import rendering
+from mipnerf.store import checkpoints, integrity
+from mipnerf.training import distributed
+from mipnerf.store.checkpoints import Checkpointer
 from mipnerf.errors import CheckpointError, ConfigError
 
 EVERY, STEPS = 10, 30
@@ -53,7 +57,7 @@ def run(script, *flags, **kwargs):
 @pytest.fixture(scope="module")
 def straight(tiny_scene, tmp_path_factory):
     """The parameters of an uninterrupted run to STEPS."""
-    return trainer.train(config(tiny_scene, tmp_path_factory.mktemp("straight")), log=quiet).params
+    return train.train(config(tiny_scene, tmp_path_factory.mktemp("straight")), log=quiet).params
 
 
 def largest_data_file(step_dir):
@@ -69,15 +73,15 @@ def truncate(path):
                          ids=["truncated", "deleted", "truncated-without-record"])
 def test_resume_skips_a_damaged_checkpoint_and_moves_it_aside(tiny_scene, tmp_path, monkeypatch, straight, damage,
                                                              record):
-    with monkeypatch.context() as m, pytest.raises(trainer.Interrupted):  # stopped at step 20 of 30
+    with monkeypatch.context() as m, pytest.raises(train.Interrupted):  # stopped at step 20 of 30
         interrupt_after(m, 2 * EVERY)
-        trainer.train(config(tiny_scene, tmp_path), log=quiet)
+        train.train(config(tiny_scene, tmp_path), log=quiet)
     newest = tmp_path / "checkpoints" / str(2 * EVERY)
     damage(largest_data_file(newest))
     if not record:  # a checkpoint written before integrity records, or cut off just before its record
         (newest / integrity.INTEGRITY).unlink()
     messages = []
-    resumed = trainer.train(config(tiny_scene, tmp_path), log=messages.append)
+    resumed = train.train(config(tiny_scene, tmp_path), log=messages.append)
     assert any(f"checkpoint {2 * EVERY} is damaged" in m and "corrupt-20" in m for m in messages), messages
     assert any(f"resuming from step {EVERY}" in m for m in messages), messages
     assert len(messages) == 2
@@ -89,7 +93,7 @@ def test_resume_skips_a_damaged_checkpoint_and_moves_it_aside(tiny_scene, tmp_pa
 
 
 def test_an_explicit_damaged_step_is_named_with_the_whole_ones(tiny_scene, tmp_path):
-    trainer.train(config(tiny_scene, tmp_path), log=quiet)
+    train.train(config(tiny_scene, tmp_path), log=quiet)
     damaged = tmp_path / "checkpoints" / str(2 * EVERY)
     (damaged / "_CHECKPOINT_METADATA").write_text("{}")  # same size or not, the checksum tells
     state = setup_training(config(tiny_scene, tmp_path)).state
@@ -100,7 +104,7 @@ def test_an_explicit_damaged_step_is_named_with_the_whole_ones(tiny_scene, tmp_p
 
 
 def test_a_whole_checkpoint_that_does_not_restore_is_a_mismatch_and_stays(tiny_scene, tmp_path, monkeypatch):
-    trainer.train(config(tiny_scene, tmp_path, max_steps=EVERY), log=quiet)
+    train.train(config(tiny_scene, tmp_path, max_steps=EVERY), log=quiet)
     state = setup_training(config(tiny_scene, tmp_path)).state
 
     def other_tree(self, step, *args, **kwargs):
@@ -117,7 +121,7 @@ def test_a_whole_checkpoint_that_does_not_restore_is_a_mismatch_and_stays(tiny_s
 def two_step_run(tiny_scene, tmp_path_factory):
     """A run of two steps of `tiny_config`'s model, with its checkpoint of step 2."""
     exp_dir = tmp_path_factory.mktemp("two_steps")
-    trainer.train(tiny_config(tiny_scene, exp_dir, max_steps=2, checkpoint_every=2), log=quiet)
+    train.train(tiny_config(tiny_scene, exp_dir, max_steps=2, checkpoint_every=2), log=quiet)
     return exp_dir
 
 
@@ -218,11 +222,11 @@ def test_a_save_that_fails_midway_leaves_no_folder(tiny_scene, tmp_path, monkeyp
         (self.directory / str(step)).mkdir()  # as if Orbax had finished but the record could not be written
         raise OSError(errno.EACCES, os.strerror(errno.EACCES), str(self.directory / str(step)))
 
-    trainer.train(config(tiny_scene, tmp_path, max_steps=EVERY), log=quiet)
+    train.train(config(tiny_scene, tmp_path, max_steps=EVERY), log=quiet)
     monkeypatch.setattr(ocp.CheckpointManager, "save", fail_after_writing)
     with pytest.raises(CheckpointError, match=rf"cannot save checkpoint {2 * EVERY} .*Permission denied; "
                                               rf"checkpoints \[{EVERY}\] are intact"):
-        trainer.train(config(tiny_scene, tmp_path), log=quiet)
+        train.train(config(tiny_scene, tmp_path), log=quiet)
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [str(EVERY)]
 
 
@@ -294,18 +298,21 @@ class ReadFields:
 def fields_read_by_the_model(config, split) -> set[str]:
     """The fields of `config` read while building the model, its train state, a training step and a
     render of `split`'s first camera (traced, not compiled)."""
-    from mipnerf import camera, models, rendering, train_images, training
+    from mipnerf.cameras import camera
+    from mipnerf.model import mipnerf360
+    from mipnerf.render import rendering
+    from mipnerf.training import train_images, update
 
     recorded, mesh, count = ReadFields(config), distributed.make_mesh(), len(split.camtoworlds)
-    model, made = models.build_model(recorded, count), {}
+    model, made = mipnerf360.build_model(recorded, count), {}
 
     def create():
-        state, made["tx"] = training.create_train_state(recorded, model, mesh, count)
+        state, made["tx"] = update.create_train_state(recorded, model, mesh, count)
         return state
 
     state = jax.eval_shape(create)
     images = train_images.put_train_images([split], recorded, mesh)
-    jax.eval_shape(training.make_train_step(recorded, model, made["tx"], mesh), state, images)
+    jax.eval_shape(update.make_train_step(recorded, model, made["tx"], mesh), state, images)
     render, lens = rendering.make_render_fn(recorded, model), camera.Lens.of(split.intrinsics)
     cameras = jax.tree.map(lambda x: x[0], datasets.split_cameras(split, recorded))
     jax.eval_shape(lambda p, c, px: render(p, c, px, lens), state.params, cameras, np.arange(8, dtype=np.int32))
@@ -401,7 +408,8 @@ def test_a_checkpoint_from_before_the_pose_fields_restores(tmp_path):
     by name, as Orbax stores a dataclass) restore into today's state, whose pose fields are None."""
     import flax
 
-    from mipnerf import models, training
+    from mipnerf.model import mipnerf360
+    from mipnerf.training import update
 
     @flax.struct.dataclass
     class EarlierState:
@@ -412,12 +420,12 @@ def test_a_checkpoint_from_before_the_pose_fields_restores(tmp_path):
 
     c = tiny_config("", tmp_path)
     mesh = distributed.make_mesh()
-    state, _ = training.create_train_state(c, models.build_model(c), mesh)
+    state, _ = update.create_train_state(c, mipnerf360.build_model(c), mesh)
     state = state.replace(step=state.step + 7)
     ckpt = Checkpointer(tmp_path / "checkpoints")
     ckpt.save(7, EarlierState(state.step, state.params, state.opt_state, state.nonfinite_step))
     assert sorted(ckpt._manager.item_metadata(7).tree) == ["nonfinite_step", "opt_state", "params", "step"]
-    fresh, _ = training.create_train_state(c, models.build_model(c), mesh)
+    fresh, _ = update.create_train_state(c, mipnerf360.build_model(c), mesh)
     restored = ckpt.restore(fresh)
     ckpt.close()
     assert int(restored.step) == 7 and restored.poses is None and restored.pose_opt_state is None

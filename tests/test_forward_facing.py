@@ -4,8 +4,10 @@ lets it see the far pillars and the sky behind the central shapes."""
 import pytest
 
 from helpers import mean_test_psnr, tiny_config
-from mipnerf import distributed, models, trainer, training
-from mipnerf.datasets import demo360
+from mipnerf.commands import train
+from mipnerf.model import mipnerf360
+from mipnerf.training import distributed, update
+from mipnerf.datasets.builtin import demo360
 
 SCENE = dict(width=48, height=32, n_images=24, spp=2, forward=True)
 
@@ -27,14 +29,14 @@ def forward_config(scene_dir, exp_dir, **overrides):
 
 def test_ndc_learns_the_forward_facing_scene_and_beats_world_space_sampling(scene, tmp_path):
     config = forward_config(scene, tmp_path / "ndc")
-    start = mean_test_psnr(config, training.create_train_state(config, models.build_model(config),
+    start = mean_test_psnr(config, update.create_train_state(config, mipnerf360.build_model(config),
                                                                distributed.make_mesh())[0].params)
-    ndc = mean_test_psnr(config, trainer.train(config, log=lambda s: None).params)
+    ndc = mean_test_psnr(config, train.train(config, log=lambda s: None).params)
     # The same model without NDC: the cameras in the 360 frame (centres within [-1, 1]^3, the
     # central shapes about 6 away) and linear samples out to 20, past the central shapes and the
     # nearest pillars but short of the others, the far ground and the sky.
     world_config = forward_config(scene, tmp_path / "world", forward_facing=False, near=0.5, far=20.0)
-    world = mean_test_psnr(world_config, trainer.train(world_config, log=lambda s: None).params)
+    world = mean_test_psnr(world_config, train.train(world_config, log=lambda s: None).params)
     print(f"test PSNR: untrained {start:.2f}, NDC {ndc:.2f}, world space {world:.2f}")
     assert ndc > start + 6, (start, ndc)
     assert ndc > world + 2, (ndc, world)

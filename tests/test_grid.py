@@ -10,7 +10,9 @@ import pytest
 import scipy.special
 
 from helpers import setup_training, tiny_config
-from mipnerf import coord, distributed, evaluation, grid, models, training, video_render
+from mipnerf.commands import evaluate, render
+from mipnerf.model import coord, grid, mipnerf360
+from mipnerf.training import distributed, update
 
 PRIMES = (1, 2654435761, 805459861)
 
@@ -161,8 +163,8 @@ def test_grid_inputs_contract_and_normalise_into_the_grids_box():
 
 def test_grid_decay_is_its_multiple_of_the_sum_over_levels_of_each_levels_mean_square(tiny_scene, tmp_path):
     config = grid_config(tiny_scene, tmp_path)
-    model = models.build_model(config)
-    params = training.create_train_state(config, model, distributed.make_mesh())[0].params
+    model = mipnerf360.build_model(config)
+    params = update.create_train_state(config, model, distributed.make_mesh())[0].params
     expected, tables = 0.0, {}
     for name, levels, table_log2, min_res, max_res in (
             ("prop_grid", config.prop_grid_levels, config.prop_grid_table_log2, config.grid_min_res,
@@ -181,7 +183,7 @@ def test_grid_decay_is_its_multiple_of_the_sum_over_levels_of_each_levels_mean_s
         tables[name] = table
     params = jax.tree_util.tree_map_with_path(
         lambda path, x: jnp.asarray(tables[path[1].key], jnp.float32) if path[-1].key == "table" else x, params)
-    np.testing.assert_allclose(float(models.weight_decay(model, params)), config.grid_decay_mult * expected, rtol=1e-5)
+    np.testing.assert_allclose(float(mipnerf360.weight_decay(model, params)), config.grid_decay_mult * expected, rtol=1e-5)
 
 
 def grid_config(scene, exp_dir, **overrides):
@@ -194,7 +196,7 @@ def grid_config(scene, exp_dir, **overrides):
 
 def training_psnr(config, steps):
     t = setup_training(config)
-    step = training.make_train_step(config, t.model, t.tx, t.mesh)
+    step = update.make_train_step(config, t.model, t.tx, t.mesh)
     state, history = t.state, []
     for _ in range(steps):
         state, stats = step(state, t.data)
@@ -216,10 +218,10 @@ def test_grid_field_learns_the_scene_in_fewer_steps_than_the_mlp(tiny_scene, tmp
 
 
 def test_a_grid_run_trains_evaluates_and_renders(tiny_scene, tmp_path):
-    from mipnerf import trainer
+    from mipnerf.commands import train
 
     config = grid_config(tiny_scene, tmp_path, max_steps=30, checkpoint_every=30, contraction=True, grid_bound=1.5,
                          grid_multisamples=6, render_frames=3)
-    trainer.train(config, log=lambda s: None)
-    assert evaluation.evaluate(config, log=lambda s: None)["step"] == 30
-    assert all(p.stat().st_size > 0 for p in video_render.render_video(config, log=lambda s: None))
+    train.train(config, log=lambda s: None)
+    assert evaluate.evaluate(config, log=lambda s: None)["step"] == 30
+    assert all(p.stat().st_size > 0 for p in render.render_video(config, log=lambda s: None))

@@ -10,7 +10,10 @@ import pytest
 from PIL import Image
 
 from helpers import tiny_config
-from mipnerf import camera, coord, evaluation, models, trainer, training
+from mipnerf.cameras import camera
+from mipnerf.commands import evaluate, train
+from mipnerf.model import coord, mipnerf360
+from mipnerf.training import update
 from mipnerf.datasets import blender, multiscale
 from mipnerf.errors import DatasetError
 
@@ -62,7 +65,7 @@ def test_converter_averages_straight_rgba_at_every_scale_and_round_trips(blocks_
 
 def test_converter_crops_about_the_centre_and_keeps_the_principal_point(tmp_path):
     blender_scene = tmp_path / "src"
-    from mipnerf.datasets import demo
+    from mipnerf.datasets.builtin import demo
 
     demo.render_demo_scene(blender_scene, size=20, n_train=2, n_val=1, n_test=1, spp=1)
     multiscale.convert(blender_scene, tmp_path / "dst", scales=3)  # 20 -> 20, 10, 5 (20 is divisible by 4)
@@ -84,9 +87,9 @@ def test_weighted_loss_is_the_weighted_mean(tmp_path):
     err = np.asarray(rgb - target) ** 2
     expected = np.sum(err * np.asarray(lossmult)) / (3 * np.sum(lossmult))
     config = tiny_config(tmp_path, tmp_path)
-    np.testing.assert_allclose(training.data_loss(rgb, target, config, lossmult), expected, rtol=1e-6)
+    np.testing.assert_allclose(update.data_loss(rgb, target, config, lossmult), expected, rtol=1e-6)
     config.multiscale_loss = False
-    np.testing.assert_allclose(training.data_loss(rgb, target, config, lossmult), np.mean(err), rtol=1e-6)
+    np.testing.assert_allclose(update.data_loss(rgb, target, config, lossmult), np.mean(err), rtol=1e-6)
 
 
 def test_disable_integration_feeds_the_mlp_pos_enc_of_the_means():
@@ -100,7 +103,7 @@ def test_disable_integration_feeds_the_mlp_pos_enc_of_the_means():
         return next_fun(*args, **kwargs)
 
     for disable in (False, True):
-        mlp = models.MLP(depth=2, width=16, skip_layer=4, min_deg_point=0, max_deg_point=6, density_bias=-1.0,
+        mlp = mipnerf360.MLP(depth=2, width=16, skip_layer=4, min_deg_point=0, max_deg_point=6, density_bias=-1.0,
                          disable_integration=disable)
         params = mlp.init(jax.random.PRNGKey(0), mean, var)
         with nn.intercept_methods(capture):
@@ -113,9 +116,9 @@ def test_disable_integration_feeds_the_mlp_pos_enc_of_the_means():
 def test_eval_reports_every_scale(tiny_scene, tmp_path):
     multiscale.convert(tiny_scene, tmp_path / "scene", scales=2)  # 16 and 8 pixels
     config = tiny_config(tmp_path / "scene", tmp_path / "exp", dataset="multiscale", max_steps=30)
-    trainer.train(config, log=lambda s: None)
+    train.train(config, log=lambda s: None)
     messages = []
-    result = evaluation.evaluate(config, log=messages.append)
+    result = evaluate.evaluate(config, log=messages.append)
     rows = result["per_scale"]
     assert [(r["scale"], r["width"], r["count"]) for r in rows] == [(0, 16, 3), (1, 8, 3)]
     assert sum(r["count"] for r in rows) == len(result["images"]) == 6
@@ -183,11 +186,12 @@ def test_converter_command_line(tiny_scene, tmp_path):
 
 
 def test_zoom_frames_move_near_and_far_back_with_the_camera(tiny_scene, tmp_path):
-    from mipnerf import rendering, video_render
+    from mipnerf.commands import render
+    from mipnerf.render import rendering
 
     train = blender.load_split(tiny_scene, "train")
     config = tiny_config(tiny_scene, tmp_path, render_path="zoom", render_frames=5)
-    poses = video_render.PATHS["zoom"](train, config)
+    poses = render.PATHS["zoom"](train, config)
     orbit = camera.camera_orbit(train.camtoworlds)
     offsets = rendering.depth_offsets(poses[:, :3, 3], orbit, config)
     distances = np.linalg.norm(poses[:, :3, 3] - camera.scene_center(train.camtoworlds), axis=-1)

@@ -6,7 +6,7 @@ import optax
 
 import helpers  # noqa: F401  (puts the repository on the path)
 from helpers import tiny_config
-from mipnerf import optimizer
+from mipnerf.training import optimizer
 
 
 def test_the_schedules_are_log_linear_in_closed_form(tmp_path):

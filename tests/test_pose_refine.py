@@ -12,10 +12,15 @@ import pytest
 
 from captures import write_capture
 from helpers import tiny_config
-from mipnerf import (camera_frames, datasets, distributed, evaluation, models, pose_export, pose_refine, test_pose,
-                     train_images, trainer, training)
-from mipnerf.checkpoints import Checkpointer, checkpoint_dir
-from mipnerf.datasets import colmap, colmap_model, demo, scene_frame
+from mipnerf import datasets
+from mipnerf.cameras import conventions, pose_refine
+from mipnerf.commands import evaluate, train
+from mipnerf.model import mipnerf360
+from mipnerf.render import pose_fit
+from mipnerf.training import distributed, pose_export, train_images, update
+from mipnerf.store.checkpoints import Checkpointer, checkpoint_dir
+from mipnerf.datasets import colmap, colmap_model, scene_frame
+from mipnerf.datasets.builtin import demo
 from mipnerf.errors import ConfigError
 
 
@@ -50,10 +55,10 @@ def test_zero_corrections_give_exactly_the_loaders_rays(tiny_scene, tmp_path):
 
 def step_of(config, num_images=None):
     """A fresh state, the jitted step and the training images of `config` on every device."""
-    mesh, model = distributed.make_mesh(), models.build_model(config)
+    mesh, model = distributed.make_mesh(), mipnerf360.build_model(config)
     data = train_images.put_train_images([datasets.load_split(config, "train")], config, mesh)
-    state, tx = training.create_train_state(config, model, mesh, num_images)
-    return state, training.make_train_step(config, model, tx, mesh), data
+    state, tx = update.create_train_state(config, model, mesh, num_images)
+    return state, update.make_train_step(config, model, tx, mesh), data
 
 
 def test_gradients_reach_the_training_poses_and_the_model_update_is_unchanged(tiny_scene, tmp_path):
@@ -109,10 +114,10 @@ def refined_run(scene32, tmp_path_factory):
     mesh = distributed.make_mesh()
     split = datasets.load_split(config, "train")
     camtoworlds = turned(split.camtoworlds, TURNED)
-    model = models.build_model(config)
-    state, tx = training.create_train_state(config, model, mesh, len(split.images))
+    model = mipnerf360.build_model(config)
+    state, tx = update.create_train_state(config, model, mesh, len(split.images))
     data = train_images.put_train_images([split._replace(camtoworlds=camtoworlds)], config, mesh)
-    step = training.make_train_step(config, model, tx, mesh)
+    step = update.make_train_step(config, model, tx, mesh)
     for _ in range(config.max_steps):
         state, _ = step(state, data)
     return config, model, state, split, camtoworlds
@@ -136,7 +141,7 @@ def test_test_pose_optimisation_recovers_a_turned_view_with_the_model_frozen(ref
     view = split._replace(camtoworlds=turned(split.camtoworlds, k)[k:k + 1], images=split.images[k:k + 1],
                           intrinsics=split.intrinsics.take(slice(k, k + 1)))
     before = jax.tree.map(np.array, state.params)
-    corrections = test_pose.optimised_poses(test_pose.make_refine_fn(config, model), state.params, view, config)
+    corrections = pose_fit.optimised_poses(pose_fit.make_refine_fn(config, model), state.params, view, config)
     fitted = pose_refine.apply_numpy(corrections, view.camtoworlds)[0]
     start, error = rotation_error_deg(true, view.camtoworlds[0]), rotation_error_deg(true, fitted)
     assert start > 2.5 and error < start / 3, (start, error)
@@ -165,10 +170,10 @@ def test_exported_colmap_model_reads_back_as_the_refined_cameras(tmp_path):
     by_name = {im.name: im for im in back.images.values()}
     for n, name in enumerate(train):
         im = by_name[name]
-        in_model = scene_frame.transform_poses(split.transform, camera_frames.colmap_to_camtoworld(im.qvec, im.tvec)[None])[0]
+        in_model = scene_frame.transform_poses(split.transform, conventions.colmap_to_camtoworld(im.qvec, im.tvec)[None])[0]
         np.testing.assert_allclose(in_model, refined[n], atol=1e-5)
         np.testing.assert_allclose(record[n]["camtoworld_model"], refined[n], atol=1e-9)
-        np.testing.assert_allclose(camera_frames.colmap_to_camtoworld(im.qvec, im.tvec), record[n]["camtoworld_capture"],
+        np.testing.assert_allclose(conventions.colmap_to_camtoworld(im.qvec, im.tvec), record[n]["camtoworld_capture"],
                                    atol=1e-6)
         old = next(o for o in original.images.values() if o.name == name)
         assert im.id == old.id and im.camera_id == old.camera_id
@@ -181,23 +186,23 @@ def test_exported_colmap_model_reads_back_as_the_refined_cameras(tmp_path):
 
 
 def test_resume_with_another_pose_refine_fails_in_one_line(tiny_scene, tmp_path):
-    trainer.train(tiny_config(tiny_scene, tmp_path, max_steps=2, checkpoint_every=2), log=lambda s: None)
+    train.train(tiny_config(tiny_scene, tmp_path, max_steps=2, checkpoint_every=2), log=lambda s: None)
     with pytest.raises(ConfigError, match="config.pose_refine=True differs .* pose_refine=False") as e:
-        trainer.train(tiny_config(tiny_scene, tmp_path, max_steps=4, pose_refine=True), log=lambda s: None)
+        train.train(tiny_config(tiny_scene, tmp_path, max_steps=4, pose_refine=True), log=lambda s: None)
     assert "\n" not in str(e.value)
 
 
 def test_a_refined_run_exports_its_cameras_and_restores_for_eval(tiny_scene, tmp_path):
     config = tiny_config(tiny_scene, tmp_path, max_steps=3, checkpoint_every=3, pose_refine=True,
                          pose_warmup_steps=1, eval_pose_steps=2)
-    state = trainer.train(config, log=lambda s: None)
+    state = train.train(config, log=lambda s: None)
     frames = json.loads((tmp_path / pose_export.CAMERAS_FILE).read_text())["frames"]
     assert len(frames) == state.poses.shape[0] and any(f["rotation_deg"] > 0 for f in frames)
     with contextlib.closing(Checkpointer(checkpoint_dir(config.exp_dir), create=False)) as ckpt:
         restored = ckpt.restore({"poses": state.poses}, partial=True, log=lambda s: None)
     np.testing.assert_array_equal(restored["poses"], state.poses)
     lines = []
-    result = evaluation.evaluate(config, log=lines.append)
+    result = evaluate.evaluate(config, log=lines.append)
     assert result["eval_pose_steps"] == 2
     for key in ("psnr", "psnr_color_corrected", "ssim"):
         assert np.isfinite(result[f"{key}_test_pose_optimized"])

@@ -12,8 +12,12 @@ import numpy as np
 import pytest
 
 from helpers import ROOT, setup_training, tiny_config
-from mipnerf import camera, datasets, distributed, models, rendering, training
-from mipnerf.checkpoints import Checkpointer
+from mipnerf import datasets
+from mipnerf.cameras import camera
+from mipnerf.model import mipnerf360
+from mipnerf.render import rendering
+from mipnerf.training import distributed, update
+from mipnerf.store.checkpoints import Checkpointer
 from mipnerf.errors import ConfigError
 
 SHARDED_SCRIPT = """
@@ -22,24 +26,26 @@ sys.path.insert(0, {tests!r})
 import jax, numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 from helpers import tiny_config
-from mipnerf import datasets, distributed, models, training
-from mipnerf.camera import Rays
+from mipnerf import datasets
+from mipnerf.model import mipnerf360
+from mipnerf.training import distributed, update
+from mipnerf.cameras.camera import Rays
 assert jax.device_count() == 4, jax.devices()
 config = tiny_config({scene!r}, {exp!r})
 split = datasets.load_split(config, "train")
 rays = datasets.split_rays(split, config)
 flat = lambda x: x.reshape(-1, x.shape[-1])
 idx = np.random.default_rng(0).integers(0, split.images[..., 0].size, config.batch_size)
-batch = training.RayData(Rays(*(flat(x)[idx] for x in rays)), flat(split.colors(slice(None)))[idx])
-model = models.build_model(config)
+batch = update.RayData(Rays(*(flat(x)[idx] for x in rays)), flat(split.colors(slice(None)))[idx])
+model = mipnerf360.build_model(config)
 result = {{}}
 for devices in (1, 4):
     mesh = distributed.make_mesh(jax.devices()[:devices])
-    state, tx = training.create_train_state(config, model, mesh)
-    update = jax.jit(training.make_update(config, model, tx))
+    state, tx = update.create_train_state(config, model, mesh)
+    apply_update = jax.jit(update.make_update(config, model, tx))
     sharded = jax.device_put(batch, NamedSharding(mesh, P("data")))
     for i in range(3):
-        state, stats = update(state, sharded, jax.random.PRNGKey(i))
+        state, stats = apply_update(state, sharded, jax.random.PRNGKey(i))
     for k, x in enumerate(jax.tree.leaves(state.params)):
         result[f"{{devices}}_{{k}}"] = np.asarray(x)
     result[f"{{devices}}_loss"] = np.asarray(stats["loss"])
@@ -95,7 +101,7 @@ def test_two_processes_train_like_one_process_on_the_same_global_batch(tiny_scen
 
     config = tiny_config(tiny_scene, tmp_path)
     mesh = distributed.make_mesh(jax.devices()[:1])
-    target, _ = training.create_train_state(config, models.build_model(config), mesh)
+    target, _ = update.create_train_state(config, mipnerf360.build_model(config), mesh)
     one = Checkpointer(tmp_path / "one" / "checkpoints").restore(target, 6)
     two = Checkpointer(tmp_path / "two" / "checkpoints").restore(target, 6)
     assert int(two.step) == 6
@@ -132,7 +138,7 @@ def compiles_during(fn) -> list:
 def test_training_steps_and_render_chunks_compile_once(tiny_scene, tmp_path):
     config = tiny_config(tiny_scene, tmp_path)
     mesh, _, data, model, state, tx = setup_training(config)
-    step = training.make_train_step(config, model, tx, mesh)
+    step = update.make_train_step(config, model, tx, mesh)
     holder = [state]
 
     def run_steps(n):
@@ -157,7 +163,7 @@ def test_training_steps_and_render_chunks_compile_once(tiny_scene, tmp_path):
 def test_memory_stays_flat_over_training_steps(tiny_scene, tmp_path):
     config = tiny_config(tiny_scene, tmp_path)
     mesh, _, data, model, state, tx = setup_training(config)
-    step = training.make_train_step(config, model, tx, mesh)
+    step = update.make_train_step(config, model, tx, mesh)
 
     def live_buffers():
         arrays = jax.live_arrays()
@@ -174,7 +180,7 @@ def test_memory_stays_flat_over_training_steps(tiny_scene, tmp_path):
 
 
 def test_distributed_settings_come_from_the_config_or_the_environment(monkeypatch):
-    from mipnerf import distributed
+    from mipnerf.training import distributed
 
     config = tiny_config("", "")
     for variable in distributed.ENV.values():

@@ -9,14 +9,16 @@ import optax
 import pytest
 
 from helpers import tiny_config
-from mipnerf import config_checks, distributed, models, training
-from mipnerf.camera import Rays
+from mipnerf.commands import config_checks
+from mipnerf.model import mipnerf360
+from mipnerf.training import distributed, update
+from mipnerf.cameras.camera import Rays
 from mipnerf.errors import ConfigError
 
 BATCH = 256
 
 
-def ray_batch(n: int, seed: int = 0, lossmult: bool = False) -> training.RayData:
+def ray_batch(n: int, seed: int = 0, lossmult: bool = False) -> update.RayData:
     """`n` rays from cameras at radius 4 aimed near the origin (as the demo scene's), random colours,
     and with `lossmult` per-ray weights 4^k of a multiscale batch."""
     rng = np.random.default_rng(seed)
@@ -27,7 +29,7 @@ def ray_batch(n: int, seed: int = 0, lossmult: bool = False) -> training.RayData
     column = lambda v: np.full((n, 1), v)
     rays = Rays(origins, directions, viewdirs, column(0.002), column(2.0), column(6.0))
     weights = 4.0 ** rng.integers(0, 3, (n, 1)) if lossmult else None
-    return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), training.RayData(rays, rng.uniform(size=(n, 3)), weights))
+    return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), update.RayData(rays, rng.uniform(size=(n, 3)), weights))
 
 
 def gradient_probe() -> optax.GradientTransformation:
@@ -40,12 +42,12 @@ def gradient_probe() -> optax.GradientTransformation:
 def one_update(config, batch, tx_fn=None, key=jax.random.PRNGKey(7)):
     """(new state, stats) of one update of a fresh state on `batch`; `tx_fn(params)` replaces the
     config's optimizer."""
-    model = models.build_model(config)
-    state, tx = training.create_train_state(config, model, distributed.make_mesh())
+    model = mipnerf360.build_model(config)
+    state, tx = update.create_train_state(config, model, distributed.make_mesh())
     if tx_fn is not None:
         tx = tx_fn(state.params)
         state = state.replace(opt_state=tx.init(state.params))
-    return jax.jit(training.make_update(config, model, tx))(state, batch, key)
+    return jax.jit(update.make_update(config, model, tx))(state, batch, key)
 
 
 def assert_trees_close(a, b, rtol=1e-5):
@@ -85,18 +87,18 @@ def test_weighted_data_loss_divides_by_the_whole_batchs_weights(tmp_path):
     config = tiny_config(tmp_path, tmp_path)
     batch = ray_batch(8, lossmult=True)
     rgb = batch.rgb[::-1]
-    whole = training.data_loss(rgb, batch.rgb, config, batch.lossmult)
-    total = training.batch_totals(batch, config).data_weight
-    halves = [training.data_loss(rgb[s], batch.rgb[s], config, batch.lossmult[s], total) for s in (slice(0, 4), slice(4, 8))]
+    whole = update.data_loss(rgb, batch.rgb, config, batch.lossmult)
+    total = update.batch_totals(batch, config).data_weight
+    halves = [update.data_loss(rgb[s], batch.rgb[s], config, batch.lossmult[s], total) for s in (slice(0, 4), slice(4, 8))]
     np.testing.assert_allclose(sum(halves), whole, rtol=1e-6)
-    unweighted = training.data_loss(rgb, batch.rgb, config)
+    unweighted = update.data_loss(rgb, batch.rgb, config)
     assert abs(float(whole) - float(unweighted)) > 1e-3 * float(unweighted)  # the weights matter in this batch
 
 
 def test_a_ray_samples_the_same_in_any_batch(tmp_path):
     config = tiny_config(tmp_path, tmp_path)
-    model = models.build_model(config)
-    params = training.create_train_state(config, model, distributed.make_mesh())[0].params
+    model = mipnerf360.build_model(config)
+    params = update.create_train_state(config, model, distributed.make_mesh())[0].params
     rays = ray_batch(16).rays
     keys = jax.random.split(jax.random.PRNGKey(3), 16)
     apply = jax.jit(lambda rays, keys: model.apply(params, keys, rays, 0.5, jnp.ones(3))[1])
@@ -114,9 +116,9 @@ def test_a_ray_samples_the_same_in_any_batch(tmp_path):
 
 def test_micro_batches_must_divide_each_devices_rays(tmp_path):
     mesh = distributed.make_mesh()
-    training.check_batch_divides(BATCH, mesh, 4)
+    update.check_batch_divides(BATCH, mesh, 4)
     with pytest.raises(ConfigError, match=r"config.grad_accum=3: expected a divisor of the rays per device \(256"):
-        training.check_batch_divides(BATCH, mesh, 3)
+        update.check_batch_divides(BATCH, mesh, 3)
     for value in (0, 3):
         with pytest.raises(ConfigError, match=f"config.grad_accum={value}: expected"):
             config_checks.check_config(tiny_config(tmp_path, tmp_path, grad_accum=value))
@@ -124,7 +126,7 @@ def test_micro_batches_must_divide_each_devices_rays(tmp_path):
 
 def test_micro_batches_take_the_same_number_of_rays_from_every_devices_shard():
     rows = jnp.arange(32)  # 4 devices' contiguous shards of 8 rays
-    micro = training.split_micro_batches(rows, 4)
+    micro = update.split_micro_batches(rows, 4)
     assert micro.shape == (4, 8)
     for m in micro:
         np.testing.assert_array_equal(np.bincount(np.asarray(m) // 8, minlength=4), [2, 2, 2, 2])
@@ -137,8 +139,8 @@ def test_remat_keeps_the_parameters_and_the_gradients(tmp_path, field):
     grads, params = {}, {}
     for remat in (False, True):
         config = tiny_config(tmp_path, tmp_path, remat=remat, batch_size=64, **(MICRO_BATCH_CASES["grid"] if field == "grid" else {}))
-        model = models.build_model(config)
-        params[remat] = training.create_train_state(config, model, distributed.make_mesh())[0].params
+        model = mipnerf360.build_model(config)
+        params[remat] = update.create_train_state(config, model, distributed.make_mesh())[0].params
         grads[remat] = one_update(config, batch, lambda params: gradient_probe())[0].opt_state
     assert jax.tree.structure(params[True]) == jax.tree.structure(params[False])
     assert jax.tree.map(jnp.shape, params[True]) == jax.tree.map(jnp.shape, params[False])
@@ -163,9 +165,9 @@ def test_bf16_keeps_mlp_activations_bf16_and_the_rest_float32(tmp_path, remat):
     # Widths that no other dimension of the step shares, so that an MLP activation is recognisable.
     config = tiny_config(tmp_path, tmp_path, precision="bf16", grad_accum=2, remat=remat, batch_size=64,
                          prop_width=40, nerf_width=56, bottleneck_width=24, view_width=20)
-    model = models.build_model(config)
-    state, tx = training.create_train_state(config, model, distributed.make_mesh())
-    jaxpr = jax.make_jaxpr(training.make_update(config, model, tx))(state, ray_batch(64), jax.random.PRNGKey(0))
+    model = mipnerf360.build_model(config)
+    state, tx = update.create_train_state(config, model, distributed.make_mesh())
+    jaxpr = jax.make_jaxpr(update.make_update(config, model, tx))(state, ray_batch(64), jax.random.PRNGKey(0))
     widths = {40, 56, 24, 20}
     activations, delicate = set(), set()
     for name, avals in jaxpr_values(jaxpr.jaxpr):

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mipnerf import stepfun
+from mipnerf.model import stepfun
 
 
 def random_stepfun(rng, rays, n, zero_frac=0.0):

@@ -13,7 +13,9 @@ import pytest
 
 from captures import CAMERAS, reference_project, write_capture
 from helpers import ROOT, tiny_config
-from mipnerf import datasets, distributed, models, train_images, training
+from mipnerf import datasets
+from mipnerf.model import mipnerf360
+from mipnerf.training import distributed, train_images, update
 from mipnerf.datasets import multiscale
 from mipnerf.errors import ConfigError
 
@@ -178,21 +180,21 @@ def test_a_multiscale_steps_gradient_is_the_hand_weighted_losses(multiscale_scen
     mesh = distributed.make_mesh(jax.devices()[:1])
     splits = datasets.load_scales(config, "train")
     images = train_images.put_train_images(splits, config, mesh)
-    model = models.build_model(config)
-    state, _ = training.create_train_state(config, model, mesh)
+    model = mipnerf360.build_model(config)
+    state, _ = update.create_train_state(config, model, mesh)
     batch = train_images.sample_batch(images, jax.random.PRNGKey(5), 512, mesh)
     key = jax.random.PRNGKey(6)
     assert len(np.unique(np.asarray(batch.lossmult))) == 4  # rays of every scale
 
     def hand_loss(params, weighted: bool):
-        out, _ = model.apply(params, jax.random.split(key, 512), batch.rays, 0.0, models.background_color(config),
+        out, _ = model.apply(params, jax.random.split(key, 512), batch.rays, 0.0, mipnerf360.background_color(config),
                              batch.image)
         w = batch.lossmult if weighted else jnp.ones_like(batch.lossmult)
         return jnp.sum(w * (out.rgb - batch.rgb) ** 2) / (3 * jnp.sum(w))
 
     sgd = optax.sgd(1.0)
     state = state.replace(opt_state=sgd.init(state.params))
-    updated, _ = jax.jit(training.make_update(config, model, sgd))(state, batch, key)
+    updated, _ = jax.jit(update.make_update(config, model, sgd))(state, batch, key)
     step_grads = jax.tree.map(lambda a, b: a - b, state.params, updated.params)
     close = lambda a, b: all(np.allclose(x, y, rtol=1e-3, atol=1e-7) for x, y in zip(jax.tree.leaves(a),
                                                                                        jax.tree.leaves(b)))
@@ -246,13 +248,13 @@ def test_masked_colours_never_reach_training(tiny_scene, tmp_path):
     config = tiny_config(tiny_scene, tmp_path)
     split = with_masks(datasets.load_split(config, "train"), seed=1)
     mesh = distributed.make_mesh()
-    model = models.build_model(config)
+    model = mipnerf360.build_model(config)
     step = None
     params = []
     for colour in ([255, 0, 255], [0, 255, 0]):
         painted = split._replace(images=np.where(split.masks[..., None], split.images, np.uint8(colour)))
-        state, tx = training.create_train_state(config, model, mesh)
-        step = step or training.make_train_step(config, model, tx, mesh)
+        state, tx = update.create_train_state(config, model, mesh)
+        step = step or update.make_train_step(config, model, tx, mesh)
         data = train_images.put_train_images([painted], config, mesh)
         for _ in range(3):
             state, stats = step(state, data)
@@ -291,7 +293,8 @@ import sys
 sys.path.insert(0, {tests!r})
 import jax
 from helpers import tiny_config
-from mipnerf import datasets, distributed, training
+from mipnerf import datasets
+from mipnerf.training import distributed, update
 import test_train_images as t
 assert jax.device_count() == 4
 config = tiny_config({scene!r}, {exp!r}, dataset="multiscale")

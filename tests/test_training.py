@@ -6,13 +6,17 @@ import numpy as np
 import pytest
 
 from helpers import interrupt_after, setup_training, tiny_config
-from mipnerf import datasets, metrics, models, rendering, stepfun, train_images, trainer, training
-from mipnerf.checkpoints import Checkpointer
+from mipnerf import datasets, metrics
+from mipnerf.commands import train
+from mipnerf.model import mipnerf360, stepfun
+from mipnerf.render import rendering
+from mipnerf.training import train_images, update
+from mipnerf.store.checkpoints import Checkpointer
 
 
 def setup_step(config):
     t = setup_training(config)
-    return t.model, t.state, training.make_train_step(config, t.model, t.tx, t.mesh), t.data
+    return t.model, t.state, update.make_train_step(config, t.model, t.tx, t.mesh), t.data
 
 
 def test_training_reduces_loss_and_proposals_bound_nerf_weights(tiny_scene, tmp_path):
@@ -37,14 +41,14 @@ def test_training_reduces_loss_and_proposals_bound_nerf_weights(tiny_scene, tmp_
 
 def test_sigterm_saves_and_resume_matches_uninterrupted_training(tiny_scene, tmp_path, monkeypatch):
     config = lambda exp: tiny_config(tiny_scene, tmp_path / exp, max_steps=40, checkpoint_every=100)
-    straight = trainer.train(config("a"), log=lambda s: None)
-    with monkeypatch.context() as m, pytest.raises(trainer.Interrupted, match="SIGTERM.*step 15") as stopped:
+    straight = train.train(config("a"), log=lambda s: None)
+    with monkeypatch.context() as m, pytest.raises(train.Interrupted, match="SIGTERM.*step 15") as stopped:
         interrupt_after(m, 15)
-        trainer.train(config("b"), log=lambda s: None)
+        train.train(config("b"), log=lambda s: None)
     assert int(stopped.value.state.step) == 15 and stopped.value.exit_code == 143
     assert Checkpointer(tmp_path / "b" / "checkpoints").latest_step() == 15
     messages = []
-    resumed = trainer.train(config("b"), log=messages.append)
+    resumed = train.train(config("b"), log=messages.append)
     assert any("resuming from step 15" in m for m in messages)
     assert int(resumed.step) == 40
     for a, b in zip(jax.tree.leaves(straight.params), jax.tree.leaves(resumed.params)):
@@ -59,13 +63,13 @@ def test_bf16_and_f32_give_the_same_loss(tiny_scene, tmp_path):
         _, state, step, data = setup_step(config)
         _, stats = step(state, data)
         losses[precision] = float(stats["data"])
-    assert models.compute_dtype("bf16") == jnp.bfloat16
+    assert mipnerf360.compute_dtype("bf16") == jnp.bfloat16
     np.testing.assert_allclose(losses["bf16"], losses["f32"], rtol=2e-2)
 
 
 def test_nonfinite_loss_skips_the_update_and_is_reported(tiny_scene, tmp_path, monkeypatch):
     config = tiny_config(tiny_scene, tmp_path, max_steps=10, checkpoint_every=5)
-    trainer.train(config, log=lambda s: None)
+    train.train(config, log=lambda s: None)
     put = train_images.put_train_images
 
     def nan_cameras(*args):  # every ray's origin becomes NaN
@@ -73,17 +77,17 @@ def test_nonfinite_loss_skips_the_update_and_is_reported(tiny_scene, tmp_path, m
         return images.replace(cameras=images.cameras._replace(camtoworlds=images.cameras.camtoworlds * np.nan))
 
     monkeypatch.setattr(train_images, "put_train_images", nan_cameras)
-    with pytest.raises(trainer.NonFiniteLoss, match="step 11.*checkpoint \\(step 10\\) is intact"):
-        trainer.train(tiny_config(tiny_scene, tmp_path, max_steps=20, checkpoint_every=5), log=lambda s: None)
+    with pytest.raises(train.NonFiniteLoss, match="step 11.*checkpoint \\(step 10\\) is intact"):
+        train.train(tiny_config(tiny_scene, tmp_path, max_steps=20, checkpoint_every=5), log=lambda s: None)
     ckpt = Checkpointer(tmp_path / "checkpoints")
     assert ckpt.latest_step() == 10
     _, state, _, _ = setup_step(config)
     restored = ckpt.restore(state)
-    assert trainer.params_finite(restored.params)
+    assert train.params_finite(restored.params)
 
 
 class Writer:
-    """What `trainer.log_val_view` writes, by tag."""
+    """What `train.log_val_view` writes, by tag."""
 
     def __init__(self):
         self.logged = {}
@@ -97,7 +101,7 @@ class Writer:
 
 def test_the_validation_view_is_the_first_of_its_split_loaded_once(tiny_scene, tmp_path):
     config = tiny_config(tiny_scene, tmp_path, val_every=1)
-    view = trainer.first_val_view(config)
+    view = train.first_val_view(config)
     split = datasets.load_split(config, "val")
     first = jax.tree.map(lambda x: x[0], datasets.split_cameras(split, config))
     for got, expected in zip(jax.tree.leaves(view.cameras), jax.tree.leaves(first)):
@@ -106,13 +110,13 @@ def test_the_validation_view_is_the_first_of_its_split_loaded_once(tiny_scene, t
     t = setup_training(config)
     render_fn = rendering.make_render_fn(config, t.model)
     writer = Writer()
-    trainer.log_val_view(writer, 1, render_fn, t.state.params, view, config, t.mesh)
+    train.log_val_view(writer, 1, render_fn, t.state.params, view, config, t.mesh)
     image = rendering.render_image(render_fn, t.state.params, first, view.lens, config.render_chunk, t.mesh)
     assert writer.logged["val/psnr"] == metrics.psnr(image.rgb, split.colors(0), split.mask(0))
     assert writer.logged["val/rgb"].shape == (16, 32, 3)
 
 
-class DecayedMLP(models.MLP):
+class DecayedMLP(mipnerf360.MLP):
     """An MLP whose field brings its own weight decay: half the squared entries of its first layer."""
 
     def decay(self, params):
@@ -120,16 +124,16 @@ class DecayedMLP(models.MLP):
 
 
 def build_decayed_mlps(config, dtype):
-    prop, nerf = models.build_mlp_fields(config, dtype)
+    prop, nerf = mipnerf360.build_mlp_fields(config, dtype)
     return (DecayedMLP(**{f.name: getattr(prop, f.name) for f in prop.__dataclass_fields__.values() if f.init}),
             DecayedMLP(**{f.name: getattr(nerf, f.name) for f in nerf.__dataclass_fields__.values() if f.init}))
 
 
 def test_a_new_kind_of_field_is_one_entry_of_fields_and_brings_its_own_weight_decay(tiny_scene, tmp_path,
                                                                                     monkeypatch):
-    from mipnerf.config_checks import check_config
+    from mipnerf.commands.config_checks import check_config
 
-    monkeypatch.setitem(models.FIELDS, "decayed", models.FieldKind(build_decayed_mlps, ()))
+    monkeypatch.setitem(mipnerf360.FIELDS, "decayed", mipnerf360.FieldKind(build_decayed_mlps, ()))
     config = tiny_config(tiny_scene, tmp_path, field="decayed", max_steps=1)
     check_config(config, explicit={"field"})
     model, state, step, data = setup_step(config)

@@ -13,9 +13,13 @@ from PIL import Image
 
 import captures
 from helpers import ROOT, assert_cameras_alone_match, assert_one_line_error, tiny_config
-from mipnerf import camera, datasets, distributed, train_images, trainer
-from mipnerf.config_checks import check_config
-from mipnerf.datasets import colmap, demo360, scene_frame, transforms
+from mipnerf import datasets
+from mipnerf.cameras import camera
+from mipnerf.commands import train
+from mipnerf.training import distributed, train_images
+from mipnerf.commands.config_checks import check_config
+from mipnerf.datasets import colmap, scene_frame, transforms
+from mipnerf.datasets.builtin import demo360
 from mipnerf.errors import DatasetError
 
 SMALL = dict(width=24, height=16, n_images=8, spp=2)
@@ -50,7 +54,7 @@ def test_the_unbounded_demo_gives_the_rays_of_its_colmap_model(demo_scene, tmp_p
     # The poses were not moved by applied_transform a second time: the file's world maps to the model's
     # frame through the COLMAP world, and the run's transform.json records both.
     np.testing.assert_allclose(loaded.transform @ loaded.applied_transform, through_colmap.transform, atol=1e-12)
-    trainer.save_transform(loaded.transform, tmp_path, loaded.applied_transform)
+    train.save_transform(loaded.transform, tmp_path, loaded.applied_transform)
     record = json.loads((tmp_path / "transform.json").read_text())
     np.testing.assert_allclose(record["world_to_model"], loaded.transform)
     np.testing.assert_allclose(record["applied_transform"], np.concatenate([demo360.NERFSTUDIO_APPLIED, [[0, 0, 0, 1]]]))

@@ -3,8 +3,10 @@
 import pytest
 
 from helpers import mean_test_psnr, tiny_config
-from mipnerf import distributed, models, trainer, training
-from mipnerf.datasets import demo360
+from mipnerf.commands import train
+from mipnerf.model import mipnerf360
+from mipnerf.training import distributed, update
+from mipnerf.datasets.builtin import demo360
 
 SCENE = dict(width=48, height=32, n_images=24, spp=2)
 
@@ -26,14 +28,14 @@ def unbounded_config(scene_dir, exp_dir, **overrides):
 
 def test_contraction_learns_the_unbounded_scene_and_beats_a_bounded_model(scene, tmp_path):
     config = unbounded_config(scene, tmp_path / "unbounded")
-    start = mean_test_psnr(config, training.create_train_state(config, models.build_model(config), distributed.make_mesh())[0].params)
-    unbounded = mean_test_psnr(config, trainer.train(config, log=lambda s: None).params)
+    start = mean_test_psnr(config, update.create_train_state(config, mipnerf360.build_model(config), distributed.make_mesh())[0].params)
+    unbounded = mean_test_psnr(config, train.train(config, log=lambda s: None).params)
     # The same model without contraction: linear spacing out to twice the radius of the camera ring
     # (the cameras lie within [-1, 1]^3), which holds the central objects and the ground around them
     # but not the far pillars, the distant ground or the sky.
     bounded_config = unbounded_config(scene, tmp_path / "bounded", contraction=False, ray_spacing="linear", near=0.05,
                                       far=2.0)
-    bounded = mean_test_psnr(bounded_config, trainer.train(bounded_config, log=lambda s: None).params)
+    bounded = mean_test_psnr(bounded_config, train.train(bounded_config, log=lambda s: None).params)
     print(f"test PSNR: untrained {start:.2f}, unbounded {unbounded:.2f}, bounded {bounded:.2f}")
     assert unbounded > start + 6, (start, unbounded)
     assert unbounded > bounded + 2, (unbounded, bounded)

@@ -7,16 +7,16 @@ import sys
 import numpy as np
 
 from helpers import ROOT, assert_one_line_error
-from mipnerf import viewer
+from mipnerf.viewer import server
 
 
 def test_frame_sizes_keep_the_aspect_and_the_budgets():
-    assert viewer.frame_size(400, 300, np.inf, 2048) == (400, 300)  # the canvas itself
-    assert viewer.frame_size(800, 600, np.inf, 512) == (512, 384)  # capped by the longest side
-    width, height = viewer.frame_size(800, 600, 4800, 512)  # a moving frame's pixel budget
+    assert server.frame_size(400, 300, np.inf, 2048) == (400, 300)  # the canvas itself
+    assert server.frame_size(800, 600, np.inf, 512) == (512, 384)  # capped by the longest side
+    width, height = server.frame_size(800, 600, 4800, 512)  # a moving frame's pixel budget
     assert width * height <= 4800 * 1.05 and abs(width / height - 4 / 3) < 0.05
-    assert min(viewer.frame_size(800, 600, 1, 512)) == 8  # never below 8 pixels
-    assert viewer.frame_size(6, 4, 1, 512) == (6, 4)  # nor above a canvas smaller than that
+    assert min(server.frame_size(800, 600, 1, 512)) == 8  # never below 8 pixels
+    assert server.frame_size(6, 4, 1, 512) == (6, 4)  # nor above a canvas smaller than that
 
 
 def run_view(*flags):

@@ -22,7 +22,11 @@ from PIL import Image
 
 from configs import demo as demo_config
 from helpers import ROOT
-from mipnerf import camera, camera_path, datasets, metrics, rendering, run_config, video_render, viewer, viewer_camera
+from mipnerf import datasets, metrics
+from mipnerf.cameras import camera, path_files
+from mipnerf.commands import render, run_config
+from mipnerf.render import rendering
+from mipnerf.viewer import browser_camera, server
 
 # Debian's package where there is one (tests/install_browser.sh installs it), else Playwright's own download.
 CHROMIUM = shutil.which("chromium")
@@ -174,7 +178,7 @@ def settle(page, c2w, fov: float, hide_cameras: bool = True) -> Still:
 def start_view(reference) -> tuple[np.ndarray, float]:
     """The camera a page opens with: the first training camera's (camera-to-world, vertical fov)."""
     _, train, _ = reference
-    return train.camtoworlds[0], viewer_camera.vertical_fov(float(train.intrinsics.fy[0]), train.height)
+    return train.camtoworlds[0], browser_camera.vertical_fov(float(train.intrinsics.fy[0]), train.height)
 
 
 def package_render(reference, c2w, fov, width, height) -> np.ndarray:
@@ -227,7 +231,7 @@ def test_clicking_a_training_camera_flies_to_it_and_scores_it(page, reference):
     width, height = still.width, still.height
     c2ws = np.asarray(train.camtoworlds, np.float64)
     centre = camera.scene_center(c2ws)
-    scale = viewer.FRUSTUM_SCALE * float(np.median(np.linalg.norm(c2ws[:, :3, 3] - centre, axis=-1)))
+    scale = server.FRUSTUM_SCALE * float(np.median(np.linalg.norm(c2ws[:, :3, 3] - centre, axis=-1)))
     box = page.locator("canvas").first.bounding_box()
     targets = []
     for k in range(1, len(c2ws)):
@@ -244,7 +248,7 @@ def test_clicking_a_training_camera_flies_to_it_and_scores_it(page, reference):
                                     config, desc="score")
     assert float(match.group(1)) == pytest.approx(metrics.psnr(image.rgb, train.colors(k)), abs=0.01)
     # And the view is now that camera's.
-    fov_k = viewer_camera.vertical_fov(float(train.intrinsics.fy[k]), train.height)
+    fov_k = browser_camera.vertical_fov(float(train.intrinsics.fy[k]), train.height)
     settle(page, c2ws[k], fov_k)
     assert metrics.psnr(view_pixels(page), package_render(reference, c2ws[k], fov_k, width, height)) >= 30.0
 
@@ -268,12 +272,12 @@ def test_a_keyframed_path_saved_from_the_page_renders_with_render_py(page, refer
     wait_for(page, r"2 keyframe\(s\)")
     page.get_by_role("button", name="Save path").click()
     saved = wait_for(page, r"Saved (\S+\.json)")
-    path = camera_path.load(saved.group(1).strip("`"))
+    path = path_files.load(saved.group(1).strip("`"))
     assert (path.width, path.height) == (width, height) and len(path.keyframes) == 2
     # The path starts at the view the page showed.
     config = config.copy_and_resolve_references()
     config.render_path_file = saved.group(1).strip("`")
-    c2ws, intrinsics, h, w, _ = video_render.file_views(video_render.path_file(config), config)
+    c2ws, intrinsics, h, w, _ = render.file_views(render.path_file(config), config)
     frame, = rendering.render_views(reference[0], c2ws[:1], intrinsics.take(0), h, w, config, desc="path")
     assert metrics.psnr(first_view, frame.rgb) >= 30.0
     # And render.py renders the file to videos.

@@ -3,7 +3,8 @@
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from mipnerf import camera, camera_frames, viewer_camera
+from mipnerf.cameras import camera, conventions
+from mipnerf.viewer import browser_camera
 
 
 def random_poses(n, seed=0):
@@ -16,12 +17,12 @@ def test_quaternions_match_scipy_and_round_trip():
     for rotation in rotations:
         x, y, z, w = rotation.as_quat()
         wxyz = np.array([w, x, y, z]) * np.sign(w)
-        np.testing.assert_allclose(camera_frames.quaternion_to_matrix(wxyz), rotation.as_matrix(), atol=1e-12)
-        np.testing.assert_allclose(camera_frames.matrix_to_quaternion(rotation.as_matrix()), wxyz, atol=1e-12)
+        np.testing.assert_allclose(conventions.quaternion_to_matrix(wxyz), rotation.as_matrix(), atol=1e-12)
+        np.testing.assert_allclose(conventions.matrix_to_quaternion(rotation.as_matrix()), wxyz, atol=1e-12)
     # Half-turns, where w = 0 and a naive formula divides by zero.
     for axis in np.eye(3):
         matrix = Rotation.from_rotvec(np.pi * axis).as_matrix()
-        np.testing.assert_allclose(camera_frames.quaternion_to_matrix(camera_frames.matrix_to_quaternion(matrix)),
+        np.testing.assert_allclose(conventions.quaternion_to_matrix(conventions.matrix_to_quaternion(matrix)),
                                    matrix, atol=1e-12)
 
 
@@ -43,7 +44,7 @@ def test_the_ray_through_a_pixel_passes_through_the_point_the_browser_sees_there
         local = np.array([rng.uniform(-0.5, 0.5), rng.uniform(-0.3, 0.3), rng.uniform(1.0, 5.0)])
         point = position + rotation.as_matrix() @ local
         u, v = opencv_pixel(point, position, wxyz, fov, width, height)
-        c2w, intrinsics = viewer_camera.browser_camera(position, wxyz, fov, width, height)
+        c2w, intrinsics = browser_camera.browser_camera(position, wxyz, fov, width, height)
         cameras = camera.Cameras.of(c2w[None], intrinsics, width, height, 0.1, 10.0, dtype=np.float64)
         with camera.jax.enable_x64():
             rays = camera.cast_rays(camera.jax.tree.map(lambda a: a[0], cameras), np.float64(u), np.float64(v),
@@ -62,8 +63,8 @@ def test_a_training_camera_sent_to_the_browser_comes_back_the_same():
         c2w = np.eye(4)
         c2w[:3, :3], c2w[:3, 3] = rotation.as_matrix(), position
         fy, height, width = 412.5, 300, 400
-        fov = viewer_camera.vertical_fov(fy, height)
-        back, intrinsics = viewer_camera.browser_camera(*viewer_camera.browser_pose(c2w), fov, width, height)
+        fov = browser_camera.vertical_fov(fy, height)
+        back, intrinsics = browser_camera.browser_camera(*browser_camera.browser_pose(c2w), fov, width, height)
         np.testing.assert_allclose(back, c2w[:3], atol=1e-12)
         np.testing.assert_allclose([intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy],
                                    [fy, fy, width / 2, height / 2], rtol=1e-12)

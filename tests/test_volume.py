@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mipnerf import volume
+from mipnerf.model import volume
 
 
 def test_constant_density_matches_beer_lambert():

@@ -15,8 +15,9 @@ where a scene came from.
 import pathlib
 from typing import Callable, NamedTuple, Optional
 
-from mipnerf import camera
-from mipnerf.datasets import blender, colmap, demo, demo360, transforms
+from mipnerf.cameras import camera
+from mipnerf.datasets import blender, colmap, transforms
+from mipnerf.datasets.builtin import demo, demo360
 from mipnerf.datasets.split import Split
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mipnerf.camera import Intrinsics, focal_from_fov
+from mipnerf.cameras.camera import Intrinsics, focal_from_fov
 from mipnerf.datasets.frames import check_factor, process_frames, read_json
 from mipnerf.datasets.image_io import downsample, read_image, read_images
 from mipnerf.datasets.split import Split

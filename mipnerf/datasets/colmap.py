@@ -21,8 +21,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mipnerf.camera import DISTORTION_COEFFICIENTS, Intrinsics
-from mipnerf.camera_frames import colmap_to_camtoworld, quaternion_to_matrix
+from mipnerf.cameras.camera import DISTORTION_COEFFICIENTS, Intrinsics
+from mipnerf.cameras.conventions import colmap_to_camtoworld, quaternion_to_matrix
 from mipnerf.datasets import colmap_model, scene_frame
 from mipnerf.datasets.frames import check_factor, process_frames
 from mipnerf.datasets.image_io import downsample, read_image, read_images

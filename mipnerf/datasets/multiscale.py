@@ -29,10 +29,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mipnerf.camera import DISTORTION_COEFFICIENTS, Intrinsics
-from mipnerf.datasets import blender, demo, frames
+from mipnerf.cameras.camera import DISTORTION_COEFFICIENTS, Intrinsics
+from mipnerf.datasets import blender, frames
+from mipnerf.datasets.builtin import demo
 from mipnerf.datasets.image_io import read_image, read_images_into, to_uint8
-from mipnerf.datasets.scene_cache import cached_scene
+from mipnerf.datasets.builtin.scene_cache import cached_scene
 from mipnerf.datasets.split import Split
 from mipnerf.errors import DatasetError, MipNerfError
 

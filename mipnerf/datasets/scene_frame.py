@@ -12,7 +12,7 @@ training, the cameras are moved into a canonical one, recorded as a 4x4 similari
 
 import numpy as np
 
-from mipnerf.camera import average_pose
+from mipnerf.cameras.camera import average_pose
 
 
 def transform_points(transform: np.ndarray, points: np.ndarray) -> np.ndarray:

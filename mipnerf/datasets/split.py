@@ -4,7 +4,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from mipnerf.camera import Intrinsics
+from mipnerf.cameras.camera import Intrinsics
 
 
 class Split(NamedTuple):

@@ -45,8 +45,8 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from mipnerf.camera import Intrinsics
-from mipnerf.camera_frames import check_rigid
+from mipnerf.cameras.camera import Intrinsics
+from mipnerf.cameras.conventions import check_rigid
 from mipnerf.datasets import scene_frame
 from mipnerf.datasets.frames import check_factor, process_frames, read_json
 from mipnerf.datasets.colmap import split_indices

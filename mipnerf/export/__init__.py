@@ -1,0 +1,2 @@
+"""Geometry out of a trained model: coloured point clouds (`point_cloud`) and meshes (`mesh`).
+"""

@@ -1,0 +1,3 @@
+"""The web viewer on viser (`server`): the browser's camera (`browser_camera`) and the camera-path
+panel (`path_panel`).
+"""
