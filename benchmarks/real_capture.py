@@ -59,8 +59,8 @@ def perturb_poses(scene: pathlib.Path, llffhold: int) -> dict:
     """Rewrites scene/sparse/0 with each training camera turned and moved (see the module docstring).
 
     Returns {"rotation_deg", "shift"} (the shift in COLMAP's units)."""
-    from mipnerf.cameras.camera import axis_angle
     from mipnerf.cameras import conventions
+    from mipnerf.cameras.orbits import axis_angle
     from mipnerf.datasets import colmap_model
 
     sparse = scene / "sparse" / "0"

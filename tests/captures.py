@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from mipnerf.cameras import conventions
-from mipnerf.cameras.camera import look_at
+from mipnerf.cameras.orbits import look_at
 from mipnerf.datasets import colmap_model as cm
 
 OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0])

@@ -8,8 +8,8 @@ import pytest
 
 import helpers  # noqa: F401  (puts the repository on the path)
 from mipnerf import metrics
-from mipnerf.model import mipnerf360
 from mipnerf.errors import ConfigError
+from mipnerf.model import mipnerf360
 
 
 def test_color_fit_recovers_an_affine_transform_exactly():

@@ -3,14 +3,14 @@
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from mipnerf.cameras import camera
+from mipnerf.cameras import camera, orbits
 
 
 def test_rays_hit_projections_of_known_points():
     rng = np.random.default_rng(0)
     height, width = 30, 40
     focal = camera.focal_from_fov(width, 0.69)
-    c2w = camera.look_at(np.array([1.0, -3.5, 2.0]))
+    c2w = orbits.look_at(np.array([1.0, -3.5, 2.0]))
     # Random points in front of the camera.
     pts = rng.uniform(-0.8, 0.8, size=(200, 3))
     cam = camera.Intrinsics.pinhole(focal, width, height)
@@ -35,7 +35,7 @@ def test_rays_hit_projections_of_known_points():
 def test_camera_convention_up_is_image_top():
     height, width = 8, 8
     focal = camera.focal_from_fov(width, 0.69)
-    c2w = camera.look_at(np.array([0.0, -4.0, 0.0]))  # looks along +Y, world +Z up
+    c2w = orbits.look_at(np.array([0.0, -4.0, 0.0]))  # looks along +Y, world +Z up
     rays = camera.generate_rays(c2w[None], camera.Intrinsics.pinhole(focal, width, height, 1), height, width, 2.0, 6.0)
     assert rays.directions[0, 0, 0, 2] > 0  # top row looks up
     assert rays.directions[0, 0, 0, 0] < 0  # left column looks left
@@ -56,12 +56,12 @@ def ring_cameras(count=30, seed=0):
     rng = np.random.default_rng(seed)
     angles = rng.uniform(0, 2 * np.pi, count)
     eyes = np.stack([0.5 + 3 * np.cos(angles), -0.3 + 2 * np.sin(angles), 1 + 0.1 * rng.normal(size=count)], -1)
-    return np.stack([camera.look_at(eye, np.array([0.5, -0.3, 0.2])) for eye in eyes]), eyes
+    return np.stack([orbits.look_at(eye, np.array([0.5, -0.3, 0.2])) for eye in eyes]), eyes
 
 
 def test_ellipse_path_circles_the_focus_at_constant_speed():
     c2w, eyes = ring_cameras()
-    poses = camera.ellipse_path(c2w, 40)
+    poses = orbits.ellipse_path(c2w, 40)
     assert poses.shape == (40, 4, 4)
     positions = poses[:, :3, 3]
     np.testing.assert_allclose(positions[:, 2], np.mean(eyes[:, 2]))
@@ -71,7 +71,7 @@ def test_ellipse_path_circles_the_focus_at_constant_speed():
                                rtol=1e-6)
     # Equal steps along it, the last leading back to the first (with frames close enough for chords
     # to measure arc length).
-    fine = camera.ellipse_path(c2w, 2000)[:, :3, 3]
+    fine = orbits.ellipse_path(c2w, 2000)[:, :3, 3]
     steps = np.linalg.norm(np.diff(np.concatenate([fine, fine[:1]]), axis=0), axis=-1)
     np.testing.assert_allclose(steps, np.mean(steps), rtol=1e-4)
     # Looking at the focus, image top up.
@@ -87,7 +87,7 @@ def test_forward_facing_spiral_looks_at_the_focus_depth():
     c2w[:, :3, 3] = rng.normal(size=(12, 3)) * [0.3, 0.2, 0.05]
     c2w[:, :3, 3] -= c2w[:, :3, 3].mean(axis=0)
     bounds = np.array([[1.5, 40.0]] * 12)
-    poses = camera.forward_facing_spiral(c2w, bounds, 60, turns=2)
+    poses = orbits.forward_facing_spiral(c2w, bounds, 60, turns=2)
     focus = 1 / (0.25 / (0.9 * 1.5) + 0.75 / (5 * 40.0))
     radii = np.percentile(np.abs(c2w[:, :3, 3]), 90, axis=0)
     positions = poses[:, :3, 3]

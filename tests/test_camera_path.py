@@ -9,12 +9,12 @@ import pytest
 
 from helpers import run_config, tiny_config
 from mipnerf import datasets, metrics
-from mipnerf.cameras import camera, path_files
-from mipnerf.commands import render
-from mipnerf.render import rendering, video
+from mipnerf.cameras import camera, orbits, path_files
 from mipnerf.cameras.path_files import Keyframe
+from mipnerf.commands import render
 from mipnerf.commands.config_checks import check_config
 from mipnerf.errors import ConfigError
+from mipnerf.render import rendering, video
 
 
 def ring_keyframes(count: int, radius: float = 4.0) -> list:
@@ -22,7 +22,7 @@ def ring_keyframes(count: int, radius: float = 4.0) -> list:
     angles = 2 * np.pi * np.arange(count) / count
     eyes = np.stack([radius * np.cos(angles), radius * np.sin(angles), 1.0 + 0.5 * np.sin(angles)], axis=-1)
     fovs = np.radians(np.linspace(30.0, 60.0, count))
-    return [Keyframe(camera.look_at(eye), float(fov)) for eye, fov in zip(eyes, fovs)]
+    return [Keyframe(orbits.look_at(eye), float(fov)) for eye, fov in zip(eyes, fovs)]
 
 
 def assert_rigid(poses):
@@ -167,7 +167,7 @@ def _set(data, keys, value):
 
 _DELETE = object()
 _SCALED = [float(x) for x in np.diag([2.0, 2.0, 2.0, 1.0]).reshape(-1)]
-_COLUMN_MAJOR = [float(x) for x in (camera.look_at(np.array([0.0, -4.0, 1.0])).T).reshape(-1)]
+_COLUMN_MAJOR = [float(x) for x in (orbits.look_at(np.array([0.0, -4.0, 1.0])).T).reshape(-1)]
 
 
 @pytest.mark.parametrize("keys,value,needle", [

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import captures
-from mipnerf.cameras import camera, conventions
+from mipnerf.cameras import camera, conventions, orbits
 from mipnerf.datasets import colmap, colmap_model as cm, scene_frame
 from mipnerf.errors import ConfigError, DatasetError
 
@@ -151,7 +151,7 @@ def test_360_normalisation_and_the_saved_transform(tmp_path):
 def test_forward_facing_normalisation_recentres_on_the_average_pose(tmp_path):
     captures.write_capture(tmp_path, poses_bounds=True)
     split = colmap.load_split(tmp_path, "train", forward_facing=True, llffhold=0)
-    average = camera.average_pose(split.camtoworlds)
+    average = orbits.average_pose(split.camtoworlds)
     np.testing.assert_allclose(average, np.eye(4), atol=1e-5)
 
 

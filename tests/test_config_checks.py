@@ -6,9 +6,9 @@ import pytest
 
 import jax.numpy as jnp
 from helpers import ROOT, tiny_config
-from mipnerf.model import mipnerf360
 from mipnerf.commands.config_checks import UNUSED, check_config
 from mipnerf.errors import ConfigError
+from mipnerf.model import mipnerf360
 
 # (field, a value, the field choosing, a choice that leaves it unused, one that uses it)
 SETTINGS = [

@@ -11,13 +11,13 @@ import pytest
 
 from helpers import ROOT, TRAINED_EVERY as EVERY, TRAINED_STEPS as STEPS, assert_one_line_error, run_config, tiny_config
 from mipnerf import datasets, metrics
-from mipnerf.cameras import camera
+from mipnerf.cameras import camera, orbits
 from mipnerf.commands import evaluate, render
-from mipnerf.render import rendering, video
 from mipnerf.commands.config_checks import check_config
 from mipnerf.datasets import blender
 from mipnerf.datasets.builtin import demo
 from mipnerf.errors import CheckpointError, ConfigError
+from mipnerf.render import rendering, video
 
 
 def numpy_ssim(a, b, size=11, sigma=1.5, k1=0.01, k2=0.03, mask=None):
@@ -178,9 +178,9 @@ def spherical(points, center, up):
 def test_camera_paths_circle_the_centre_at_the_training_distance(tiny_scene, path):
     train = blender.load_split(tiny_scene, "train").camtoworlds
     frames = 24
-    poses = {"spiral": camera.spiral_path, "orbit": camera.orbit_path}[path](train, frames)
+    poses = {"spiral": orbits.spiral_path, "orbit": orbits.orbit_path}[path](train, frames)
     assert poses.shape == (frames, 4, 4)
-    center, up = camera.scene_center(train), camera.up_vector(train)
+    center, up = orbits.scene_center(train), orbits.up_vector(train)
     np.testing.assert_allclose(center, 0.0, atol=1e-5)  # every demo camera looks at the origin
     train_dist, train_elev = spherical(train[:, :3, 3], center, up)
     dist, elev = spherical(poses[:, :3, 3], center, up)

@@ -11,10 +11,10 @@ import trimesh
 from configs import demo_grid
 from helpers import ROOT, assert_one_line_error
 from mipnerf import datasets
-from mipnerf.cameras import camera
+from mipnerf.cameras import camera, orbits
 from mipnerf.commands import export, train
-from mipnerf.export import mesh, point_cloud
 from mipnerf.datasets.builtin import demo
+from mipnerf.export import mesh, point_cloud
 
 SCENE_SIZE = 2 * demo.SCENE_RADIUS  # the diameter of the sphere that bounds the demo's shapes
 
@@ -71,7 +71,7 @@ def test_the_surface_of_a_sphere_lies_on_it_to_a_tenth_of_a_cell():
 def test_the_camera_chosen_for_a_vertex_sees_it():
     """Two cameras on +x and -x looking at the origin: a vertex on the +x side facing +x takes the
     +x camera even when the other is nearer; one facing away from both takes none."""
-    c2ws = np.stack([camera.look_at(np.array([4.0, 0, 0])), camera.look_at(np.array([-2.0, 0, 0]))])
+    c2ws = np.stack([orbits.look_at(np.array([4.0, 0, 0])), orbits.look_at(np.array([-2.0, 0, 0]))])
     split = datasets.Split(images=np.zeros((2, 40, 40, 3), np.uint8), camtoworlds=c2ws.astype(np.float32),
                            intrinsics=camera.Intrinsics.pinhole(40.0, 40, 40, count=2), height=40, width=40,
                            files=["a", "b"])

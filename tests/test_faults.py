@@ -23,11 +23,11 @@ import pytest
 from helpers import ROOT, assert_one_line_error, interrupt_after, setup_training, tiny_config
 from mipnerf import datasets
 from mipnerf.commands import run_config, run_lock, train
+from mipnerf.errors import CheckpointError, ConfigError
 from mipnerf.render import rendering
 from mipnerf.store import checkpoints, integrity
-from mipnerf.training import distributed
 from mipnerf.store.checkpoints import Checkpointer
-from mipnerf.errors import CheckpointError, ConfigError
+from mipnerf.training import distributed
 
 EVERY, STEPS = 10, 30
 # A damaged checkpoint without an integrity record leaves Orbax's reads in flight; Python

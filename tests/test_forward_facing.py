@@ -5,9 +5,9 @@ import pytest
 
 from helpers import mean_test_psnr, tiny_config
 from mipnerf.commands import train
+from mipnerf.datasets.builtin import demo360
 from mipnerf.model import mipnerf360
 from mipnerf.training import distributed, update
-from mipnerf.datasets.builtin import demo360
 
 SCENE = dict(width=48, height=32, n_images=24, spp=2, forward=True)
 

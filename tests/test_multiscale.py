@@ -10,12 +10,12 @@ import pytest
 from PIL import Image
 
 from helpers import tiny_config
-from mipnerf.cameras import camera
+from mipnerf.cameras import camera, orbits
 from mipnerf.commands import evaluate, train
-from mipnerf.model import coord, mipnerf360
-from mipnerf.training import update
 from mipnerf.datasets import blender, multiscale
 from mipnerf.errors import DatasetError
+from mipnerf.model import coord, mipnerf360
+from mipnerf.training import update
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def blocks_scene(tmp_path):
     image = blocks.repeat(2, axis=0).repeat(2, axis=1).astype(np.uint8)
     (tmp_path / "src" / "train").mkdir(parents=True)
     Image.fromarray(image, "RGBA").save(tmp_path / "src" / "train" / "r_0.png")
-    pose = camera.look_at(np.array([0.0, -4.0, 1.0]))
+    pose = orbits.look_at(np.array([0.0, -4.0, 1.0]))
     meta = {"camera_angle_x": 0.7, "frames": [{"file_path": "./train/r_0", "transform_matrix": pose.tolist()}]}
     (tmp_path / "src" / "transforms_train.json").write_text(json.dumps(meta))
     return tmp_path, image, pose
@@ -159,13 +159,13 @@ def test_bad_metadata_names_the_file_split_and_entry(blocks_scene, breakage):
 
 
 def test_zoom_path_pulls_back_four_times():
-    c2w = np.stack([camera.look_at(np.array([4 * np.cos(a), 4 * np.sin(a), 2.0])) for a in np.linspace(0, 6, 12)])
-    poses = camera.zoom_path(c2w, 9)
-    distances = np.linalg.norm(poses[:, :3, 3] - camera.scene_center(c2w), axis=-1)
+    c2w = np.stack([orbits.look_at(np.array([4 * np.cos(a), 4 * np.sin(a), 2.0])) for a in np.linspace(0, 6, 12)])
+    poses = orbits.zoom_path(c2w, 9)
+    distances = np.linalg.norm(poses[:, :3, 3] - orbits.scene_center(c2w), axis=-1)
     np.testing.assert_allclose(distances[-1] / distances[0], 4.0, rtol=1e-6)
     np.testing.assert_allclose(distances[0], np.sqrt(20.0), rtol=1e-6)
     np.testing.assert_allclose(np.diff(np.log(distances)), np.log(4.0) / 8, rtol=1e-6)
-    directions = (poses[:, :3, 3] - camera.scene_center(c2w)) / distances[:, None]
+    directions = (poses[:, :3, 3] - orbits.scene_center(c2w)) / distances[:, None]
     np.testing.assert_allclose(directions, directions[:1].repeat(9, 0), atol=1e-9)
 
 
@@ -192,10 +192,10 @@ def test_zoom_frames_move_near_and_far_back_with_the_camera(tiny_scene, tmp_path
     train = blender.load_split(tiny_scene, "train")
     config = tiny_config(tiny_scene, tmp_path, render_path="zoom", render_frames=5)
     poses = render.PATHS["zoom"](train, config)
-    orbit = camera.camera_orbit(train.camtoworlds)
+    orbit = orbits.camera_orbit(train.camtoworlds)
     offsets = rendering.depth_offsets(poses[:, :3, 3], orbit, config)
-    distances = np.linalg.norm(poses[:, :3, 3] - camera.scene_center(train.camtoworlds), axis=-1)
-    training = np.median(np.linalg.norm(train.camtoworlds[:, :3, 3] - camera.scene_center(train.camtoworlds), axis=-1))
+    distances = np.linalg.norm(poses[:, :3, 3] - orbits.scene_center(train.camtoworlds), axis=-1)
+    training = np.median(np.linalg.norm(train.camtoworlds[:, :3, 3] - orbits.scene_center(train.camtoworlds), axis=-1))
     np.testing.assert_allclose(offsets, distances - training, atol=1e-9)
     np.testing.assert_allclose(distances[-1], 4 * distances[0], rtol=1e-6)
     near, far = rendering.ray_bounds(config, offsets[-1])

@@ -15,13 +15,13 @@ from helpers import tiny_config
 from mipnerf import datasets
 from mipnerf.cameras import conventions, pose_refine
 from mipnerf.commands import evaluate, train
-from mipnerf.model import mipnerf360
-from mipnerf.render import pose_fit
-from mipnerf.training import distributed, pose_export, train_images, update
-from mipnerf.store.checkpoints import Checkpointer, checkpoint_dir
 from mipnerf.datasets import colmap, colmap_model, scene_frame
 from mipnerf.datasets.builtin import demo
 from mipnerf.errors import ConfigError
+from mipnerf.model import mipnerf360
+from mipnerf.render import pose_fit
+from mipnerf.store.checkpoints import Checkpointer, checkpoint_dir
+from mipnerf.training import distributed, pose_export, train_images, update
 
 
 def rotation_error_deg(a: np.ndarray, b: np.ndarray) -> float:

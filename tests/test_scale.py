@@ -14,11 +14,11 @@ import pytest
 from helpers import ROOT, setup_training, tiny_config
 from mipnerf import datasets
 from mipnerf.cameras import camera
+from mipnerf.errors import ConfigError
 from mipnerf.model import mipnerf360
 from mipnerf.render import rendering
-from mipnerf.training import distributed, update
 from mipnerf.store.checkpoints import Checkpointer
-from mipnerf.errors import ConfigError
+from mipnerf.training import distributed, update
 
 SHARDED_SCRIPT = """
 import sys
@@ -27,9 +27,9 @@ import jax, numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 from helpers import tiny_config
 from mipnerf import datasets
+from mipnerf.cameras.camera import Rays
 from mipnerf.model import mipnerf360
 from mipnerf.training import distributed, update
-from mipnerf.cameras.camera import Rays
 assert jax.device_count() == 4, jax.devices()
 config = tiny_config({scene!r}, {exp!r})
 split = datasets.load_split(config, "train")

@@ -9,11 +9,11 @@ import optax
 import pytest
 
 from helpers import tiny_config
+from mipnerf.cameras.camera import Rays
 from mipnerf.commands import config_checks
+from mipnerf.errors import ConfigError
 from mipnerf.model import mipnerf360
 from mipnerf.training import distributed, update
-from mipnerf.cameras.camera import Rays
-from mipnerf.errors import ConfigError
 
 BATCH = 256
 

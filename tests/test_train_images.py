@@ -14,10 +14,10 @@ import pytest
 from captures import CAMERAS, reference_project, write_capture
 from helpers import ROOT, tiny_config
 from mipnerf import datasets
-from mipnerf.model import mipnerf360
-from mipnerf.training import distributed, train_images, update
 from mipnerf.datasets import multiscale
 from mipnerf.errors import ConfigError
+from mipnerf.model import mipnerf360
+from mipnerf.training import distributed, train_images, update
 
 
 def capture_config(root, exp_dir, **overrides):

@@ -10,8 +10,8 @@ from mipnerf import datasets, metrics
 from mipnerf.commands import train
 from mipnerf.model import mipnerf360, stepfun
 from mipnerf.render import rendering
-from mipnerf.training import train_images, update
 from mipnerf.store.checkpoints import Checkpointer
+from mipnerf.training import train_images, update
 
 
 def setup_step(config):

@@ -16,11 +16,11 @@ from helpers import ROOT, assert_cameras_alone_match, assert_one_line_error, tin
 from mipnerf import datasets
 from mipnerf.cameras import camera
 from mipnerf.commands import train
-from mipnerf.training import distributed, train_images
 from mipnerf.commands.config_checks import check_config
 from mipnerf.datasets import colmap, scene_frame, transforms
 from mipnerf.datasets.builtin import demo360
 from mipnerf.errors import DatasetError
+from mipnerf.training import distributed, train_images
 
 SMALL = dict(width=24, height=16, n_images=8, spp=2)
 

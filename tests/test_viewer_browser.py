@@ -23,7 +23,7 @@ from PIL import Image
 from configs import demo as demo_config
 from helpers import ROOT
 from mipnerf import datasets, metrics
-from mipnerf.cameras import camera, path_files
+from mipnerf.cameras import camera, orbits, path_files
 from mipnerf.commands import render, run_config
 from mipnerf.render import rendering
 from mipnerf.viewer import browser_camera, server
@@ -230,7 +230,7 @@ def test_clicking_a_training_camera_flies_to_it_and_scores_it(page, reference):
     still = settle(page, train.camtoworlds[0], fov, hide_cameras=False)
     width, height = still.width, still.height
     c2ws = np.asarray(train.camtoworlds, np.float64)
-    centre = camera.scene_center(c2ws)
+    centre = orbits.scene_center(c2ws)
     scale = server.FRUSTUM_SCALE * float(np.median(np.linalg.norm(c2ws[:, :3, 3] - centre, axis=-1)))
     box = page.locator("canvas").first.bounding_box()
     targets = []

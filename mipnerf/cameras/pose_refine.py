@@ -25,7 +25,7 @@ test cameras are.
 import jax.numpy as jnp
 import numpy as np
 
-from mipnerf.cameras import camera
+from mipnerf.cameras import orbits
 
 SIZE = 6  # numbers per camera: axis-angle rotation (3), then translation (3)
 _SMALL_ANGLE2 = 1e-4  # below this squared angle (radians^2) Rodrigues' factors use their Taylor series
@@ -80,7 +80,7 @@ def apply_numpy(corrections: np.ndarray, camtoworlds: np.ndarray) -> np.ndarray:
     r = np.asarray(corrections, np.float64)
     theta = np.linalg.norm(r[:, :3], axis=-1)
     for n in range(len(c2w)):
-        delta = camera.axis_angle(r[n, :3], theta[n]) if theta[n] > 0 else np.eye(3)
+        delta = orbits.axis_angle(r[n, :3], theta[n]) if theta[n] > 0 else np.eye(3)
         out[n, :3, :3] = c2w[n, :3, :3] @ delta
         out[n, :3, 3] = c2w[n, :3, 3] + c2w[n, :3, :3] @ r[n, 3:]
     return out

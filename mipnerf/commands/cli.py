@@ -17,8 +17,8 @@ import traceback
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from mipnerf.store.cache import enable_compilation_cache
 from mipnerf.errors import MipNerfError
+from mipnerf.store.cache import enable_compilation_cache
 
 
 def _fail(message: str, code: int = 1, prefix: str = "error: ") -> None:

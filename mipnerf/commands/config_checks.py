@@ -9,10 +9,10 @@ from typing import Iterable
 
 import ml_collections
 
-from mipnerf.model import mipnerf360
 from mipnerf.datasets import FORMATS
-from mipnerf.model.coord import RAY_SPACINGS
 from mipnerf.errors import ConfigError
+from mipnerf.model import mipnerf360
+from mipnerf.model.coord import RAY_SPACINGS
 
 PRECISIONS = ("bf16", "f32", "auto")
 DATA_LOSSES = ("mse", "charbonnier")

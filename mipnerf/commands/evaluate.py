@@ -10,8 +10,8 @@ from tensorboardX import SummaryWriter
 from mipnerf import datasets, metrics
 from mipnerf.cameras import pose_refine
 from mipnerf.commands import run_config
-from mipnerf.render import pose_fit, rendering, video
 from mipnerf.commands.config_checks import check_config
+from mipnerf.render import pose_fit, rendering, video
 
 
 def score_and_save(index: int, image: rendering.Image, gt: np.ndarray, out_dir: pathlib.Path, disparity: bool,

@@ -5,20 +5,20 @@ import pathlib
 import numpy as np
 
 from mipnerf import datasets
-from mipnerf.cameras import camera
+from mipnerf.cameras import orbits
 from mipnerf.commands import run_config
-from mipnerf.export import mesh, point_cloud
-from mipnerf.render import rendering
 from mipnerf.commands.config_checks import check_config
 from mipnerf.errors import ConfigError
+from mipnerf.export import mesh, point_cloud
+from mipnerf.render import rendering
 
 
 def export_box(train: datasets.Split, config) -> tuple[np.ndarray, float]:
     """The cube exported: (centre [3], half-width). Centred on the point the cameras look at
-    (`camera.scene_center`); `config.export_bound` gives the half-width, else the region the cameras
+    (`orbits.scene_center`); `config.export_bound` gives the half-width, else the region the cameras
     look at: their median distance from the centre, less `near` for a bounded scene (what lies
     within every camera's depth range)."""
-    orbit = camera.camera_orbit(train.camtoworlds)
+    orbit = orbits.camera_orbit(train.camtoworlds)
     if config.export_bound > 0:
         return orbit.center, float(config.export_bound)
     distance = float(np.median(orbit.distances))

@@ -5,26 +5,26 @@ import pathlib
 import numpy as np
 
 from mipnerf import datasets
-from mipnerf.cameras import camera, path_files
+from mipnerf.cameras import camera, orbits, path_files
 from mipnerf.commands import run_config
-from mipnerf.render import rendering, video
 from mipnerf.commands.config_checks import check_config
 from mipnerf.errors import ConfigError
+from mipnerf.render import rendering, video
 
 
 def _spiral(train: datasets.Split, config) -> np.ndarray:
     if config.forward_facing:  # LLFF's spiral in front of the cameras
-        return camera.forward_facing_spiral(train.camtoworlds, train.bounds, config.render_frames)
-    return camera.spiral_path(train.camtoworlds, config.render_frames)
+        return orbits.forward_facing_spiral(train.camtoworlds, train.bounds, config.render_frames)
+    return orbits.spiral_path(train.camtoworlds, config.render_frames)
 
 
 # Camera paths `(training split, config) -> [F, 4, 4]`, keyed by the names config_checks.RENDER_PATHS accepts
 # (and "file": a camera path file, `camera_path`).
 PATHS = {
     "spiral": _spiral,
-    "orbit": lambda train, config: camera.orbit_path(train.camtoworlds, config.render_frames),
-    "ellipse": lambda train, config: camera.ellipse_path(train.camtoworlds, config.render_frames),
-    "zoom": lambda train, config: camera.zoom_path(train.camtoworlds, config.render_frames),
+    "orbit": lambda train, config: orbits.orbit_path(train.camtoworlds, config.render_frames),
+    "ellipse": lambda train, config: orbits.ellipse_path(train.camtoworlds, config.render_frames),
+    "zoom": lambda train, config: orbits.zoom_path(train.camtoworlds, config.render_frames),
 }
 
 
@@ -92,7 +92,7 @@ def render_video(config, log=print, explicit=None) -> list[pathlib.Path]:
         # An ideal pinhole with the first training camera's focal length and principal point.
         cam = train.intrinsics.take(0).without_distortion().scaled(config.render_factor)
         name, fps = config.render_path, config.render_fps
-    offsets = rendering.depth_offsets(poses[:, :3, 3], camera.camera_orbit(train.camtoworlds), config)
+    offsets = rendering.depth_offsets(poses[:, :3, 3], orbits.camera_orbit(train.camtoworlds), config)
     images = list(rendering.render_views(renderer, poses, cam, height, width, config, desc=f"render {name}",
                                          depth_offsets=offsets))
     depth, acc = np.stack([im.depth for im in images]), np.stack([im.acc for im in images])

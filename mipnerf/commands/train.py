@@ -17,13 +17,13 @@ from tensorboardX import SummaryWriter
 from mipnerf import datasets, metrics
 from mipnerf.cameras import camera
 from mipnerf.commands import run_config, run_lock
-from mipnerf.model import mipnerf360
-from mipnerf.render import rendering, video
-from mipnerf.training import distributed, pose_export, train_images, update
-from mipnerf.store.checkpoints import Checkpointer, checkpoint_dir
 from mipnerf.commands.config_checks import check_config
 from mipnerf.datasets import scene_frame
 from mipnerf.errors import ConfigError, Interrupted, MipNerfError
+from mipnerf.model import mipnerf360
+from mipnerf.render import rendering, video
+from mipnerf.store.checkpoints import Checkpointer, checkpoint_dir
+from mipnerf.training import distributed, pose_export, train_images, update
 
 
 class NonFiniteLoss(MipNerfError):

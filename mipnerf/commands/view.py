@@ -4,8 +4,8 @@ import time
 
 from mipnerf import datasets
 from mipnerf.commands import run_config
-from mipnerf.render import rendering
 from mipnerf.commands.config_checks import check_config
+from mipnerf.render import rendering
 
 
 def serve(config, explicit=None, log=lambda message: print(message, flush=True), forever: bool = True):

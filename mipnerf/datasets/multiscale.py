@@ -32,8 +32,8 @@ from PIL import Image
 from mipnerf.cameras.camera import DISTORTION_COEFFICIENTS, Intrinsics
 from mipnerf.datasets import blender, frames
 from mipnerf.datasets.builtin import demo
-from mipnerf.datasets.image_io import read_image, read_images_into, to_uint8
 from mipnerf.datasets.builtin.scene_cache import cached_scene
+from mipnerf.datasets.image_io import read_image, read_images_into, to_uint8
 from mipnerf.datasets.split import Split
 from mipnerf.errors import DatasetError, MipNerfError
 

@@ -12,7 +12,7 @@ training, the cameras are moved into a canonical one, recorded as a 4x4 similari
 
 import numpy as np
 
-from mipnerf.cameras.camera import average_pose
+from mipnerf.cameras.orbits import average_pose
 
 
 def transform_points(transform: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -72,7 +72,7 @@ def forward_facing_transform(camtoworlds: np.ndarray, bounds: np.ndarray) -> np.
     """The 4x4 similarity that puts forward-facing captures in the canonical LLFF frame.
 
     Scales by 1 / (0.75 * the smallest near bound), so that no content is nearer than 1 / 0.75,
-    then makes the average pose (`camera.average_pose`) the identity.
+    then makes the average pose (`orbits.average_pose`) the identity.
 
     Args:
       camtoworlds: [N, 3 or 4, 4]; bounds: [N, 2] near and far depths in the same frame.

@@ -48,8 +48,8 @@ import numpy as np
 from mipnerf.cameras.camera import Intrinsics
 from mipnerf.cameras.conventions import check_rigid
 from mipnerf.datasets import scene_frame
-from mipnerf.datasets.frames import check_factor, process_frames, read_json
 from mipnerf.datasets.colmap import split_indices
+from mipnerf.datasets.frames import check_factor, process_frames, read_json
 from mipnerf.datasets.image_io import downsample, downsample_mask, image_size, read_image, read_images
 from mipnerf.datasets.split import Split
 from mipnerf.errors import DatasetError

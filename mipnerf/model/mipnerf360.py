@@ -14,9 +14,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from mipnerf.model import coord, grid, stepfun, volume
 from mipnerf.cameras.camera import Rays
 from mipnerf.errors import ConfigError
+from mipnerf.model import coord, grid, stepfun, volume
 
 
 def dense_layer(features: int, name: str, dtype) -> nn.Dense:

@@ -14,10 +14,10 @@ import numpy as np
 import tqdm
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from mipnerf.cameras import camera
+from mipnerf.cameras import camera, orbits
 from mipnerf.model import mipnerf360
-from mipnerf.training import distributed
 from mipnerf.store.checkpoints import Checkpointer, checkpoint_dir
+from mipnerf.training import distributed
 
 
 class Image(NamedTuple):
@@ -131,7 +131,7 @@ def load_renderer(config, log=print) -> Renderer:
     return Renderer(make_render_fn(config, model), restored["params"], int(restored["step"]), mesh, model)
 
 
-def depth_offsets(positions: np.ndarray, orbit: camera.Orbit, config) -> Optional[np.ndarray]:
+def depth_offsets(positions: np.ndarray, orbit: orbits.Orbit, config) -> Optional[np.ndarray]:
     """[N] how much farther cameras at `positions` [N, 3] are from the scene centre than the training
     cameras (`orbit`: their median distance), by which their rays' near and far move, so that a
     camera flying out of a bounded scene does not cut it off (render.py's paths, the viewer). None

@@ -21,8 +21,8 @@ from typing import Callable, Optional
 import jax
 import orbax.checkpoint as ocp
 
-from mipnerf.store.disk_space import check_free, nbytes, write_failure
 from mipnerf.errors import CheckpointError
+from mipnerf.store.disk_space import check_free, nbytes, write_failure
 from mipnerf.store.integrity import INTEGRITY, check_integrity, write_integrity
 from mipnerf.store.quiet_stderr import quiet
 

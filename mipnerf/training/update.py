@@ -11,11 +11,11 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from mipnerf.cameras import pose_refine
+from mipnerf.errors import ConfigError
+from mipnerf.metrics import psnr_from_mse
 from mipnerf.model import mipnerf360, stepfun
 from mipnerf.training import optimizer
 from mipnerf.training.train_images import RayData, TrainImages, sample_batch
-from mipnerf.errors import ConfigError
-from mipnerf.metrics import psnr_from_mse
 
 
 @flax.struct.dataclass

@@ -29,11 +29,11 @@ import numpy as np
 import viser
 
 from mipnerf import datasets, metrics
-from mipnerf.cameras import camera
-from mipnerf.render import rendering, video
-from mipnerf.viewer import browser_camera, path_panel
+from mipnerf.cameras import camera, orbits
 from mipnerf.datasets.image_io import downsample, downsample_mask
 from mipnerf.errors import ConfigError
+from mipnerf.render import rendering, video
+from mipnerf.viewer import browser_camera, path_panel
 
 REFRESH_S = 3.0  # while training, the view is rendered again with the newest parameters this often
 SETTLE_S = 0.2  # a camera still this long gets its full-resolution frame
@@ -200,7 +200,7 @@ class Viewer:
         """Frustums with thumbnails; keeps the cameras and, for scoring, the images downsampled (not the split)."""
         c2ws = np.asarray(train.camtoworlds, np.float64)
         self.camtoworlds = c2ws
-        self.orbit = orbit = camera.camera_orbit(c2ws)
+        self.orbit = orbit = orbits.camera_orbit(c2ws)
         self.center = orbit.center
         # The training cameras' median distance from the centre: the scale of frustums and ray bounds.
         self.scene_size = float(np.median(orbit.distances)) or 1.0

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mipnerf.cameras.camera import focal_from_fov, look_at
+from mipnerf.cameras.camera import focal_from_fov
+from mipnerf.cameras.orbits import look_at
 from mipnerf.datasets.builtin import raytrace
 from mipnerf.datasets.builtin.raytrace import box_normals, checker, dot, hit_box, hit_sphere, mix
 from mipnerf.datasets.builtin.scene_cache import cached_scene

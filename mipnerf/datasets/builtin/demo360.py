@@ -49,8 +49,8 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image as PILImage
 
-from mipnerf.cameras.camera import axis_angle, look_at
 from mipnerf.cameras.conventions import camtoworld_to_colmap, colmap_to_camtoworld, quaternion_to_matrix
+from mipnerf.cameras.orbits import axis_angle, look_at
 from mipnerf.datasets import colmap_model, scene_frame
 from mipnerf.datasets.builtin.raytrace import (F32, RENDER_THREADS, box_normals, checker, dot, hit_box, hit_sphere, mix,
                                                subpixel_directions, through_sphere)

@@ -6,8 +6,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from mipnerf.store.cache import cache_root
 from mipnerf.errors import DatasetError
+from mipnerf.store.cache import cache_root
 
 
 def cached_scene(name: str, render: Callable[[Path], None], cache_dir=None, what: str = "the demo scene") -> Path:
