@@ -7,11 +7,11 @@ Images from images_4/ (use --config.factor=2 for the indoor scenes, as the bench
 
 import ml_collections
 
-from configs import blender
+from configs import defaults
 
 
 def get_config() -> ml_collections.ConfigDict:
-    c = blender.get_config()
+    c = defaults.get_config()
     c.dataset = "colmap"
     c.exp_dir = "exp/360"
     c.factor = 4

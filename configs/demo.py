@@ -5,11 +5,11 @@
 
 import ml_collections
 
-from configs import blender
+from configs import defaults
 
 
 def get_config() -> ml_collections.ConfigDict:
-    c = blender.get_config()
+    c = defaults.get_config()
     c.dataset = "demo"  # with data_dir empty, the package renders its own scene and caches it
     c.exp_dir = "exp/demo"
 

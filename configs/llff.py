@@ -8,11 +8,11 @@ rather than cones, and an opaque background.
 
 import ml_collections
 
-from configs import blender
+from configs import defaults
 
 
 def get_config() -> ml_collections.ConfigDict:
-    c = blender.get_config()
+    c = defaults.get_config()
     c.dataset = "colmap"
     c.exp_dir = "exp/llff"
     c.factor = 8  # images_8/: 504x378 for the LLFF release, as its benchmarks use
