@@ -41,7 +41,7 @@ def scores_of(rgb: np.ndarray, gt: np.ndarray, mask=None) -> dict:
 
 
 def pose_optimised_scores(renderer: rendering.Renderer, split, config) -> list:
-    """Each view of `split` scored after its pose is fitted to its image (`test_pose`), the model frozen.
+    """Each view of `split` scored after its pose is fitted to its image (`pose_fit`), the model frozen.
 
     Returns:
       One dict per view: {"psnr_test_pose_optimized", "psnr_color_corrected_test_pose_optimized",
@@ -86,7 +86,7 @@ def evaluate(config, log=print, explicit=None) -> dict:
       the views), "images": [{"color", "depth", "ground_truth", "psnr", "psnr_color_corrected",
       "ssim"}, ...] in test-split order}.
       A run trained with `pose_refine` (and `eval_pose_steps` > 0) is also scored with each test
-      pose fitted to its image, the model frozen (`test_pose`): "psnr_test_pose_optimized",
+      pose fitted to its image, the model frozen (`pose_fit`): "psnr_test_pose_optimized",
       "psnr_color_corrected_test_pose_optimized", "ssim_test_pose_optimized" and "eval_pose_steps"
       beside the figures for the poses as given, and per view the same with
       "test_pose_rotation_deg" and "test_pose_translation" (`pose_optimised_scores`).

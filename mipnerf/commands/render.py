@@ -19,7 +19,7 @@ def _spiral(train: datasets.Split, config) -> np.ndarray:
 
 
 # Camera paths `(training split, config) -> [F, 4, 4]`, keyed by the names config_checks.RENDER_PATHS accepts
-# (and "file": a camera path file, `camera_path`).
+# (and "file": a camera path file, `path_files`).
 PATHS = {
     "spiral": _spiral,
     "orbit": lambda train, config: orbits.orbit_path(train.camtoworlds, config.render_frames),
@@ -61,7 +61,7 @@ def file_views(path: pathlib.Path, config) -> tuple[np.ndarray, camera.Intrinsic
 def render_video(config, log=print, explicit=None) -> list[pathlib.Path]:
     """Renders `config.render_path` with the newest whole checkpoint.
 
-    The model and scene fields come from the run's config.json, as in `evaluation.evaluate`.
+    The model and scene fields come from the run's config.json, as in `evaluate.evaluate`.
 
     A built-in path goes around the training cameras: `render_frames` frames at the training
     resolution divided by `render_factor`, an ideal pinhole with the first training camera's
