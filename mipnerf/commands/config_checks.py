@@ -60,8 +60,10 @@ def check_used(config: ml_collections.ConfigDict, explicit: Iterable[str] = ()) 
     explicit = set(explicit)
     for field, choice, unused, why in UNUSED:
         if field in explicit and unused(config):
-            raise ConfigError(f"config.{field}={config[field]!r}: unused with {choice}={config[choice]!r} ({why}); "
-                              f"drop --config.{field} or choose another {choice}")
+            value = config[choice]
+            other = f"set --config.{choice}={not value}" if isinstance(value, bool) else f"choose another {choice}"
+            raise ConfigError(f"config.{field}={config[field]!r}: unused with {choice}={value!r} ({why}); "
+                              f"drop --config.{field} or {other}")
 
 
 def check_config(config: ml_collections.ConfigDict, explicit: Iterable[str] = ()) -> None:
