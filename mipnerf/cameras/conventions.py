@@ -6,8 +6,6 @@ The package's cameras look down -Z with +Y up and +X right (OpenGL / Blender); O
 COLMAP's look down +Z with +Y down the image.
 """
 
-from typing import Optional
-
 import numpy as np
 from scipy.spatial.transform import Rotation
 
@@ -52,17 +50,10 @@ def camtoworld_to_colmap(c2w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def check_rigid(matrix: np.ndarray, what: str, expected: str, error: type) -> np.ndarray:
     """`matrix` [4, 4] when it is rigid (its top-left 3x3 a rotation, its last row (0, 0, 0, 1), to
     `ROTATION_TOLERANCE`); else raises `error` in one line naming `what` and `expected`."""
-    problem = _rigid_problem(matrix)
-    if problem is not None:
-        raise error(f"{what} has {problem}; expected {expected}")
-    return matrix
-
-
-def _rigid_problem(matrix: np.ndarray) -> Optional[str]:
     rotation = matrix[:3, :3]
     if (np.abs(rotation.T @ rotation - np.eye(3)).max() > ROTATION_TOLERANCE
             or abs(np.linalg.det(rotation) - 1) > ROTATION_TOLERANCE):
-        return "a top-left 3x3 that is not a rotation"
+        raise error(f"{what} has a top-left 3x3 that is not a rotation; expected {expected}")
     if np.abs(matrix[3] - [0, 0, 0, 1]).max() > ROTATION_TOLERANCE:
-        return f"the last row {matrix[3].tolist()} (expected (0, 0, 0, 1))"
-    return None
+        raise error(f"{what} has the last row {matrix[3].tolist()}; expected (0, 0, 0, 1) in {expected}")
+    return matrix

@@ -109,7 +109,7 @@ def evaluate(config, log=print, explicit=None) -> dict:
     if optimise_poses:
         result.update({key: mean(key) for key in POSE_OPTIMISED}, eval_pose_steps=config.eval_pose_steps)
     result["images"] = images
-    if config.dataset == "multiscale":
+    if datasets.FORMATS[config.dataset].multiscale:
         result.update(scale_means(scales, images))
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
     write_tensorboard(exp_dir, result)
@@ -134,7 +134,7 @@ def score_views(renderer: rendering.Renderer, scales: list, config, out_dir: pat
     also with its pose fitted with `optimise_poses` (`pose_optimised_scores`); numbered across the
     scales, each with its ground truth's file and, for a multiscale scene, its scale."""
     disparity = config.ray_spacing == "disparity"
-    multiscale = config.dataset == "multiscale"
+    multiscale = datasets.FORMATS[config.dataset].multiscale
     images = []
     for split in scales:
         views = rendering.render_views(renderer, split.camtoworlds, split.intrinsics, split.height, split.width, config,

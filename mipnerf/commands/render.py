@@ -94,7 +94,7 @@ def render_video(config, log=print, explicit=None) -> list[pathlib.Path]:
         name, fps = config.render_path, config.render_fps
     offsets = rendering.depth_offsets(poses[:, :3, 3], orbits.camera_orbit(train.camtoworlds), config)
     images = list(rendering.render_views(renderer, poses, cam, height, width, config, desc=f"render {name}",
-                                         depth_offsets=offsets))
+                                         offsets=offsets))
     depth, acc = np.stack([im.depth for im in images]), np.stack([im.acc for im in images])
     color_frames = video.to_uint8(np.stack([im.rgb for im in images]))
     depth_frames = video.depth_image(depth, acc, disparity=config.ray_spacing == "disparity")

@@ -148,7 +148,7 @@ def ray_bounds(config, offset: float = 0.0) -> tuple[float, float]:
 
 
 def render_views(renderer: Renderer, camtoworlds: np.ndarray, intrinsics: camera.Intrinsics, height: int, width: int,
-                 config, desc: str, depth_offsets: Optional[np.ndarray] = None) -> Iterator[Image]:
+                 config, desc: str, offsets: Optional[np.ndarray] = None) -> Iterator[Image]:
     """Renders the view of each camera in turn, with a progress bar `desc` over the views.
 
     Rays are cast on the device a chunk at a time, so memory does not grow with the image size or
@@ -159,13 +159,13 @@ def render_views(renderer: Renderer, camtoworlds: np.ndarray, intrinsics: camera
       intrinsics: the N cameras' `Intrinsics` (fields [N]), or one camera's (scalar fields) for every view.
       height, width: image size in pixels, shared by every view.
       config: supplies `near`, `far` and `render_chunk`.
-      depth_offsets: [N] by which each view's rays' near and far move (`depth_offsets`); None for 0.
+      offsets: [N] by which each view's rays' near and far move (`depth_offsets`); None for 0.
 
     Yields:
       N `Image`s, in camera order.
     """
     lens = camera.Lens.of(intrinsics)
-    offsets = np.zeros(len(camtoworlds)) if depth_offsets is None else depth_offsets
+    offsets = np.zeros(len(camtoworlds)) if offsets is None else offsets
     for n, c2w in enumerate(tqdm.tqdm(camtoworlds, desc=desc, unit="view")):
         cameras = view_camera(c2w, intrinsics, n, width, height, *ray_bounds(config, offsets[n]))
         yield render_image(renderer.render_fn, renderer.params, cameras, lens, config.render_chunk, renderer.mesh)
