@@ -36,3 +36,7 @@ class Interrupted(MipNerfError):
         super().__init__(message)
         self.exit_code = 128 + signal_number
         self.state = state
+
+
+class LpipsUnavailable(MipNerfError):
+    """The LPIPS networks cannot be loaded: their package is missing or its weights file unreadable."""
