@@ -4,9 +4,10 @@
 
 Trains configs/multiscale.py twice from scratch, same steps and seed: with IPE, and with
 `disable_integration=True` (the positional encoding of the frustums' means, everything else
-unchanged). Then evaluates both on the test views at every scale and prints the per-scale PSNR
-and SSIM of each, then a last line of JSON with `ipe_psnr_scale_mean`, `pe_psnr_scale_mean`,
-`ipe_per_scale`, `pe_per_scale` and `wall_s`.
+unchanged). Then evaluates both on the test views at every scale and prints the per-scale PSNR,
+SSIM and LPIPS (AlexNet and VGG, "n/a" where a scale is smaller than the network takes) of each,
+then a last line of JSON with `ipe_psnr_scale_mean`, `pe_psnr_scale_mean`, the same for SSIM and
+LPIPS, `ipe_per_scale`, `pe_per_scale` and `wall_s`.
 """
 
 import json
@@ -42,12 +43,12 @@ def main(argv):
             figures[f"{name}_train_s"] = time.time() - tic
             results[name] = evaluate.evaluate(config, log=lambda s: None)
             print(f"{name.upper()} ({'IPE' if not disable else 'positional encoding of the means'}):")
-            print(evaluate.scale_table(results[name]["per_scale"], results[name]["psnr_scale_mean"],
-                                         results[name]["ssim_scale_mean"]), flush=True)
+            print(evaluate.scale_table(results[name]), flush=True)
+    keys = evaluate.figures(evaluate.lpips_nets(base))
     for name in results:
-        figures[f"{name}_psnr_scale_mean"] = results[name]["psnr_scale_mean"]
-        figures[f"{name}_ssim_scale_mean"] = results[name]["ssim_scale_mean"]
-        figures[f"{name}_per_scale"] = [{k: r[k] for k in ("scale", "width", "psnr", "ssim")}
+        figures.update(**{f"{name}_{key}_scale_mean": results[name][f"{key}_scale_mean"] for key in keys
+                        if key != "psnr_color_corrected"})
+        figures[f"{name}_per_scale"] = [{k: r[k] for k in ("scale", "width", *keys) if k != "psnr_color_corrected"}
                                         for r in results[name]["per_scale"]]
     figures.update(steps=base.max_steps, wall_s=time.time() - start)
     print(json.dumps(figures))

@@ -105,8 +105,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.pose_warmup_steps = 1000  # the corrections stay frozen (learning rate 0) until the field has settled
     c.pose_decay = 1e-2  # decoupled weight decay towards the loaded pose (AdamW's, scaled by the learning rate)
     # eval.py of a run with pose_refine also scores each test view after fitting its pose to its
-    # image for this many steps of batch_size pixels, the model frozen (0: only the poses as given).
+    # image for this many steps of eval_pose_batch pixels, the model frozen (0: only the poses as given).
     c.eval_pose_steps = 200
+    c.eval_pose_batch = 256  # pixels a fit step (every pixel of a smaller view); see README, "Pose refinement"
 
     # Per-image appearance (captures whose exposure or white balance varies; see README, "Per-image
     # appearance"). Views that are not training images use the mean vector and no transform.
@@ -142,6 +143,7 @@ def get_config() -> ml_collections.ConfigDict:
 
     # Evaluation (eval.py) and videos (render.py).
     c.eval_step = 0  # checkpoint step that eval, render, view and export restore (0: the latest)
+    c.eval_lpips = True  # eval.py: also score LPIPS (AlexNet and VGG); False for a quicker eval on a slow machine
     # "spiral" | "orbit" | "ellipse" | "zoom": a camera path around the training cameras' centre;
     # "file": the camera path file render_path_file.
     c.render_path = "spiral"

@@ -28,6 +28,7 @@ SETTINGS = [
     ("pose_warmup_steps", 10, "pose_refine", False, True),
     ("pose_decay", 0.1, "pose_refine", False, True),
     ("eval_pose_steps", 10, "pose_refine", False, True),
+    ("eval_pose_batch", 64, "pose_refine", False, True),
 ] + [(setting, 2, "field", "grid", "mlp") for setting in ("prop_depth", "prop_width", "nerf_depth", "nerf_width",
                                                           "skip_layer", "min_deg_point")] + [
     ("max_deg_point", 12, "field", "grid", "mlp"),

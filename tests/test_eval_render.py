@@ -81,11 +81,13 @@ def test_masked_pixels_do_not_score(tmp_path):
     assert metrics.ssim(painted, truth) < metrics.ssim(render, truth) - 0.05  # unmasked, the paint would count
     # Every pixel kept: the usual SSIM.
     np.testing.assert_allclose(metrics.ssim(render, truth, np.ones_like(mask)), metrics.ssim(render, truth), atol=1e-6)
-    # eval.py's scores of a view go through the same functions.
+    # eval.py's scores of a view go through the same functions, on the 8-bit render it writes.
     view = rendering.Image(painted.astype(np.float32), np.ones((24, 30), np.float32), np.ones((24, 30), np.float32))
     scores = evaluate.score_and_save(0, view, truth, tmp_path, disparity=False, mask=mask)
-    kept = render.astype(np.float32)
+    kept = (np.round(render * 255) / 255).astype(np.float32)
     assert (scores["psnr"], scores["ssim"]) == (metrics.psnr(kept, truth, mask), metrics.ssim(kept, truth, mask))
+    written = iio.imread(tmp_path / scores["color"])
+    assert metrics.psnr(written / 255.0, truth, mask) == pytest.approx(scores["psnr"], abs=1e-6)
 
 
 def test_bad_render_and_eval_fields_are_rejected(tmp_path):
@@ -112,9 +114,9 @@ def test_eval_scores_every_test_view_and_agrees_with_the_saved_pngs(tiny_scene, 
         depth = iio.imread(out / entry["depth"])
         assert color.dtype == depth.dtype == np.uint8 and color.shape == depth.shape == gt.shape
         saved_psnr.append(-10 * np.log10(np.mean((color / 255.0 - gt) ** 2)))
-        assert abs(saved_psnr[-1] - entry["psnr"]) < 0.1
+        assert saved_psnr[-1] == pytest.approx(entry["psnr"], abs=1e-5)  # scored as written: 8-bit
     assert len(saved_psnr) == len(test.images) == 3
-    assert abs(np.mean(saved_psnr) - result["psnr"]) < 0.1
+    assert np.mean(saved_psnr) == pytest.approx(result["psnr"], abs=1e-5)
     np.testing.assert_allclose(result["psnr"], np.mean([m["psnr"] for m in result["images"]]))
     # The affine colour fit can only lower the error (up to the clipping to [0, 1]).
     assert all(m["psnr_color_corrected"] >= m["psnr"] - 0.05 for m in result["images"])

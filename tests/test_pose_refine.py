@@ -4,12 +4,17 @@ out as JSON and as a COLMAP model in the capture's own frame."""
 
 import contextlib
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import helpers
 from captures import write_capture
 from helpers import tiny_config
 from mipnerf import datasets
@@ -132,20 +137,27 @@ def test_refinement_recovers_a_perturbed_camera(refined_run):
     assert abs(start - 3.0) < 1e-3 and error < start / 3, (start, error)
 
 
-def test_test_pose_optimisation_recovers_a_turned_view_with_the_model_frozen(refined_run):
+@pytest.mark.parametrize("batch", [256, 4096], ids=["sampled", "whole-view"])
+def test_test_pose_optimisation_recovers_a_turned_view_with_the_model_frozen(refined_run, batch):
     """A view the model knows, given turned by 3 degrees, is fitted back by eval's test-pose
-    optimisation; the parameters it renders with are not changed."""
+    optimisation, on `eval_pose_batch` pixels a step or, for a view of fewer (32 x 32 here), on
+    every pixel; the parameters it renders with are not changed; the expected time is logged."""
     config, model, state, split, _ = refined_run
+    config = config.copy_and_resolve_references()
+    config.eval_pose_batch = batch
     k = 7  # a camera the training did not turn, refined little
     true = pose_refine.apply_numpy(np.asarray(state.poses)[k:k + 1], split.camtoworlds[k:k + 1])[0]
     view = split._replace(camtoworlds=turned(split.camtoworlds, k)[k:k + 1], images=split.images[k:k + 1],
                           intrinsics=split.intrinsics.take(slice(k, k + 1)))
     before = jax.tree.map(np.array, state.params)
-    corrections = pose_fit.optimised_poses(pose_fit.make_refine_fn(config, model), state.params, view, config)
+    lines = []
+    corrections = pose_fit.optimised_poses(pose_fit.make_refiner(config, model), state.params, view, config, lines.append)
     fitted = pose_refine.apply_numpy(corrections, view.camtoworlds)[0]
     start, error = rotation_error_deg(true, view.camtoworlds[0]), rotation_error_deg(true, fitted)
     assert start > 2.5 and error < start / 3, (start, error)
     jax.tree.map(np.testing.assert_array_equal, before, jax.tree.map(np.array, state.params))
+    assert len(lines) == 1 and lines[0].startswith(f"fitting 1 test poses, 100 steps of {min(batch, 32 * 32)} "
+                                                   "pixels each: about ")
 
 
 def test_exported_colmap_model_reads_back_as_the_refined_cameras(tmp_path):
@@ -207,7 +219,7 @@ def test_a_refined_run_exports_its_cameras_and_restores_for_eval(tiny_scene, tmp
     for key in ("psnr", "psnr_color_corrected", "ssim"):
         assert np.isfinite(result[f"{key}_test_pose_optimized"])
         assert all(f"{key}_test_pose_optimized" in image for image in result["images"])
-    assert lines[-1].startswith("with each test pose optimised (2 steps, model frozen): PSNR")
+    assert lines[-1].startswith("with each test pose optimised (2 steps of at most 256 pixels, model frozen): PSNR")
 
 
 def test_a_common_motion_of_all_cameras_is_removed_and_the_rest_kept():
@@ -237,3 +249,25 @@ def test_a_common_motion_of_all_cameras_is_removed_and_the_rest_kept():
     kept = np.asarray(pose_refine.remove_common_motion(jnp.asarray(alone), basis))
     assert np.linalg.norm(kept[3] - alone[3]) < 0.25 * np.linalg.norm(alone[3])
     np.testing.assert_allclose(np.asarray(basis).T @ kept.reshape(-1), 0, atol=1e-7)
+
+
+@pytest.mark.parametrize("stop,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
+def test_a_stop_signal_ends_eval_during_the_test_pose_fit_within_seconds(tiny_scene, tmp_path, stop, code):
+    """A real eval.py fitting test poses for far longer than the test waits (20 views' worth of
+    100,000 steps) stops on Ctrl-C or SIGTERM at once: the fit runs a few steps to a jitted call."""
+    fields = dict(max_steps=3, checkpoint_every=3, pose_refine=True, pose_warmup_steps=1)
+    train.train(tiny_config(tiny_scene, tmp_path, **fields), log=lambda s: None)
+    flags = ["--config=tests/helpers.py", f"--config.data_dir={tiny_scene}", f"--config.exp_dir={tmp_path}",
+             "--config.eval_pose_steps=100000", "--config.eval_lpips=False"]
+    child = subprocess.Popen([sys.executable, "eval.py", *flags], cwd=helpers.ROOT, stderr=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL, text=True)
+    seen = ""
+    while "fit test poses:" not in seen:
+        char = child.stderr.read(1)
+        assert char, seen
+        seen += char
+    time.sleep(2.0)  # well into the first view's fit
+    child.send_signal(stop)
+    sent = time.monotonic()
+    child.communicate(timeout=120)
+    assert child.returncode == code and time.monotonic() - sent < 20

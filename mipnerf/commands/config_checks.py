@@ -40,7 +40,7 @@ UNUSED = (
     ("export_views", "export", lambda c: c.export != "pointcloud", "only a point cloud is rendered from training views"),
 ) + tuple((field, "pose_refine", lambda c: not c.pose_refine, "only refined poses have a schedule, a decay and test "
            "poses to fit") for field in ("pose_lr_init", "pose_lr_final", "pose_warmup_steps", "pose_decay",
-                                         "eval_pose_steps")) + tuple(
+                                         "eval_pose_steps", "eval_pose_batch")) + tuple(
     (setting, "field", lambda c, kind=kind: c.field != kind, f"only field={kind!r} reads it")
     for kind, field_kind in mipnerf360.FIELDS.items() for setting in field_kind.settings)
 
@@ -77,7 +77,7 @@ def check_config(config: ml_collections.ConfigDict, explicit: Iterable[str] = ()
     _require(bool(c.exp_dir), "exp_dir", "a folder for the run's outputs", c.exp_dir)
     for field in ("factor", "batch_size", "grad_accum", "max_steps", "checkpoint_every", "keep_checkpoints", "log_every",
                   "render_chunk", "num_nerf_samples", "prop_depth", "prop_width", "nerf_depth", "nerf_width", "skip_layer",
-                  "bottleneck_width", "view_width", "render_frames", "render_fps", "render_factor"):
+                  "bottleneck_width", "view_width", "render_frames", "render_fps", "render_factor", "eval_pose_batch"):
         _require(int(c[field]) >= 1, field, "an integer >= 1", c[field])
     _require(c.batch_size % c.grad_accum == 0, "grad_accum", f"a divisor of batch_size ({c.batch_size})", c.grad_accum)
     for field in ("llffhold", "view_depth", "val_every", "lr_delay_steps", "pose_warmup_steps", "eval_pose_steps", "appearance_dim", "min_deg_point", "deg_view", "eval_step"):

@@ -1,4 +1,8 @@
-"""Evaluation behind eval.py: every test view rendered, scored (PSNR, SSIM) and saved."""
+"""Evaluation behind eval.py: every test view rendered, scored (PSNR, SSIM, LPIPS) and saved.
+
+Renders are scored as the 8-bit images written to disk (quantised as the published tables of
+multinerf and Zip-NeRF do), against the ground truth as loaded.
+"""
 
 import json
 import pathlib
@@ -15,47 +19,75 @@ from mipnerf.render import pose_fit, rendering, video
 
 
 def score_and_save(index: int, image: rendering.Image, gt: np.ndarray, out_dir: pathlib.Path, disparity: bool,
-                   mask=None) -> dict:
-    """Writes color_NNN.png and depth_NNN.png of one view and scores its colour against `gt` [H, W, 3],
-    ignoring the pixels that `mask` ([H, W] bool, True where kept; None: none) masks out.
+                   mask=None, nets=()) -> dict:
+    """Writes color_NNN.png and depth_NNN.png of one view and scores its colour against `gt` [H, W, 3]
+    (`scores_of`, with LPIPS `nets`), ignoring the pixels that `mask` ([H, W] bool, True where kept;
+    None: none) masks out.
 
     Returns:
-      {"color", "depth": the file names written, "psnr", "ssim": of the colour clipped to [0, 1],
-      "psnr_color_corrected": its PSNR after a per-image affine colour fit to `gt`
-      (`metrics.color_corrected_psnr`),
+      {"color", "depth": the file names written, `scores_of`'s figures of the colour written,
       and "ssim_window" where the view is smaller than the standard SSIM window}.
     """
-    rgb = np.clip(image.rgb, 0.0, 1.0)
+    rgb = video.to_uint8(image.rgb)
     color, depth = f"color_{index:03d}.png", f"depth_{index:03d}.png"
-    iio.imwrite(out_dir / color, video.to_uint8(rgb))
+    iio.imwrite(out_dir / color, rgb)
     iio.imwrite(out_dir / depth, video.depth_image(image.depth, image.acc, disparity))
-    scores = dict(color=color, depth=depth, **scores_of(rgb, gt, mask))
+    scores = dict(color=color, depth=depth, **scores_of(image.rgb, gt, mask, nets))
     window = metrics.ssim_window(*rgb.shape[:2])
     return scores if window == metrics.SSIM_WINDOW else dict(scores, ssim_window=window)
 
 
-def scores_of(rgb: np.ndarray, gt: np.ndarray, mask=None) -> dict:
-    """{"psnr", "psnr_color_corrected", "ssim"} of a render `rgb` (in [0, 1]) against `gt`, over the kept pixels."""
-    return {"psnr": metrics.psnr(rgb, gt, mask), "psnr_color_corrected": metrics.color_corrected_psnr(rgb, gt, mask),
-            "ssim": metrics.ssim(rgb, gt, mask)}
+def quantised(rgb: np.ndarray) -> np.ndarray:
+    """A render [H, W, 3] as its 8-bit image holds it: clipped to [0, 1] and rounded to multiples of 1/255."""
+    return video.to_uint8(rgb).astype(np.float32) / 255.0
 
 
-def pose_optimised_scores(renderer: rendering.Renderer, split, config) -> list:
+def scores_of(rgb: np.ndarray, gt: np.ndarray, mask=None, nets=()) -> dict:
+    """{"psnr", "psnr_color_corrected", "ssim", and "lpips_<net>" for each of `nets`} of a render `rgb`,
+    quantised to 8 bits first (`quantised`), against `gt` [H, W, 3], over the kept pixels of `mask`.
+    LPIPS, a network's figure with no mask, sees the masked-out pixels of the render replaced by the
+    ground truth's, so that they add no difference of their own; it is None for a view too small for
+    the network (`metrics.LPIPS_MIN_SIDE`)."""
+    rgb = quantised(rgb)
+    scores = {"psnr": metrics.psnr(rgb, gt, mask), "psnr_color_corrected": metrics.color_corrected_psnr(rgb, gt, mask),
+              "ssim": metrics.ssim(rgb, gt, mask)}
+    painted = rgb if mask is None else np.where(np.asarray(mask, bool)[..., None], rgb, gt)
+    fits = lambda net: min(rgb.shape[:2]) >= metrics.LPIPS_MIN_SIDE[net]
+    return scores | {f"lpips_{net}": metrics.lpips(painted, np.clip(gt, 0.0, 1.0), net) if fits(net) else None
+                     for net in nets}
+
+
+def mean(values) -> float | None:
+    """The mean of the figures that are not None (None if there are none)."""
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def lpips_nets(config) -> tuple:
+    """The LPIPS networks eval scores with (none with `eval_lpips` off), each loaded now, so that a
+    missing package fails in one line before any view is rendered."""
+    nets = metrics.LPIPS_NETS if config.eval_lpips else ()
+    for net in nets:
+        metrics.lpips_network(net)
+    return nets
+
+
+def pose_optimised_scores(renderer: rendering.Renderer, split, config, nets=(), log=print) -> list:
     """Each view of `split` scored after its pose is fitted to its image (`pose_fit`), the model frozen.
 
     Returns:
-      One dict per view: {"psnr_test_pose_optimized", "psnr_color_corrected_test_pose_optimized",
-      "ssim_test_pose_optimized", "test_pose_rotation_deg": the fitted correction's angle,
-      "test_pose_translation": its length, in the model's units}.
+      One dict per view: `scores_of`'s figures (with LPIPS `nets`), each key ending in
+      "_test_pose_optimized", and "test_pose_rotation_deg": the fitted correction's angle,
+      "test_pose_translation": its length, in the model's units.
     """
-    refine_fn = pose_fit.make_refine_fn(config, renderer.model)
-    corrections = pose_fit.optimised_poses(refine_fn, renderer.params, split, config)
+    refiner = pose_fit.make_refiner(config, renderer.model)
+    corrections = pose_fit.optimised_poses(refiner, renderer.params, split, config, log)
     camtoworlds = pose_refine.apply_numpy(corrections, split.camtoworlds)
     views = rendering.render_views(renderer, camtoworlds, split.intrinsics, split.height, split.width, config,
                                    desc="eval, test poses optimised")
     out = []
     for i, image in enumerate(views):
-        scores = scores_of(np.clip(image.rgb, 0.0, 1.0), split.colors(i), split.mask(i))
+        scores = scores_of(image.rgb, split.colors(i), split.mask(i), nets)
         out.append({f"{key}_test_pose_optimized": value for key, value in scores.items()} | {
             "test_pose_rotation_deg": float(pose_refine.angles_deg(corrections[i:i + 1])[0]),
             "test_pose_translation": float(np.linalg.norm(corrections[i, 3:]))})
@@ -63,12 +95,12 @@ def pose_optimised_scores(renderer: rendering.Renderer, split, config) -> list:
 
 
 def mean_psnr(renderer: rendering.Renderer, split, config, views=None) -> float:
-    """Mean PSNR of the first `views` (default: every) view of `split` rendered by `renderer`, over
-    each view's kept pixels."""
+    """Mean PSNR of the first `views` (default: every) view of `split` rendered by `renderer` and
+    quantised to 8 bits, over each view's kept pixels."""
     count = len(split.images) if views is None else min(views, len(split.images))
     images = rendering.render_views(renderer, split.camtoworlds[:count], split.intrinsics.take(slice(count)),
                                     split.height, split.width, config, desc="psnr")
-    return float(np.mean([metrics.psnr(np.clip(image.rgb, 0, 1), split.colors(i), split.mask(i))
+    return float(np.mean([metrics.psnr(quantised(image.rgb), split.colors(i), split.mask(i))
                           for i, image in enumerate(images)]))
 
 
@@ -78,104 +110,127 @@ def evaluate(config, log=print, explicit=None) -> dict:
     The model and scene fields come from the run's config.json (`run_config.for_restore`, with
     `explicit` the fields named on the command line; None: all of them). Restores checkpoint
     `config.eval_step` (0: the newest whole one) and writes into `exp_dir/eval/`:
-    color_NNN.png (8-bit), depth_NNN.png (colour-mapped) and metrics.json. The mean PSNR and
-    SSIM also go to tensorboard (`exp_dir/tb`, tags eval/psnr and eval/ssim) and to `log`.
+    color_NNN.png (8-bit), depth_NNN.png (colour-mapped) and metrics.json. The means also go to
+    tensorboard (`exp_dir/tb`, tags eval/psnr, eval/ssim, eval/lpips_alex, ...) and to `log`.
 
     Returns:
-      The contents of metrics.json: {"step", "psnr", "psnr_color_corrected", "ssim" (means over
-      the views), "images": [{"color", "depth", "ground_truth", "psnr", "psnr_color_corrected",
-      "ssim"}, ...] in test-split order}.
+      The contents of metrics.json: {"step", "psnr", "psnr_color_corrected", "ssim", "lpips_alex",
+      "lpips_vgg" (means over the views; LPIPS unless `eval_lpips` is off), "images": [{"color",
+      "depth", "ground_truth", and the same figures}, ...] in test-split order}. Every figure is of
+      the 8-bit render (`scores_of`).
       A run trained with `pose_refine` (and `eval_pose_steps` > 0) is also scored with each test
-      pose fitted to its image, the model frozen (`pose_fit`): "psnr_test_pose_optimized",
-      "psnr_color_corrected_test_pose_optimized", "ssim_test_pose_optimized" and "eval_pose_steps"
-      beside the figures for the poses as given, and per view the same with
-      "test_pose_rotation_deg" and "test_pose_translation" (`pose_optimised_scores`).
+      pose fitted to its image, the model frozen (`pose_fit`): each figure again with the suffix
+      "_test_pose_optimized", and "eval_pose_steps", "eval_pose_batch", beside the figures for the
+      poses as given; per view also "test_pose_rotation_deg" and "test_pose_translation"
+      (`pose_optimised_scores`).
       A multiscale scene adds each image's "scale", "per_scale": [{"scale", "width", "height",
-      "psnr", "ssim", "count"}, ...] and "psnr_scale_mean", "ssim_scale_mean": the means of the
+      "count", and each figure's mean}, ...] and each figure's "<figure>_scale_mean": the mean of the
       per-scale means (how mip-NeRF reports its average).
     """
     config = run_config.for_restore(config, explicit)
     check_config(config, explicit or ())
+    nets = lpips_nets(config)
     exp_dir = pathlib.Path(config.exp_dir)
     renderer = rendering.load_renderer(config, log)
     scales = datasets.load_scales(config, "test")
     out_dir = exp_dir / "eval"
     out_dir.mkdir(parents=True, exist_ok=True)
     optimise_poses = config.pose_refine and config.eval_pose_steps > 0
-    images = score_views(renderer, scales, config, out_dir, optimise_poses)
-    mean = lambda key: float(np.mean([m[key] for m in images]))
-    result = {"step": renderer.step, "psnr": mean("psnr"), "psnr_color_corrected": mean("psnr_color_corrected"),
-              "ssim": mean("ssim")}
+    images = score_views(renderer, scales, config, out_dir, optimise_poses, nets, log)
+    keys = figures(nets)
+    result = {"step": renderer.step} | {key: mean(m[key] for m in images) for key in keys}
     if optimise_poses:
-        result.update({key: mean(key) for key in POSE_OPTIMISED}, eval_pose_steps=config.eval_pose_steps)
+        result.update({f"{key}{POSE_OPTIMISED}": mean(m[key + POSE_OPTIMISED] for m in images)
+                       for key in keys}, eval_pose_steps=config.eval_pose_steps, eval_pose_batch=config.eval_pose_batch)
     result["images"] = images
     if datasets.FORMATS[config.dataset].multiscale:
-        result.update(scale_means(scales, images))
+        result.update(scale_means(scales, images, keys))
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
-    write_tensorboard(exp_dir, result)
+    write_tensorboard(exp_dir, result, keys)
     if "per_scale" in result:
-        log(scale_table(result["per_scale"], result["psnr_scale_mean"], result["ssim_scale_mean"]))
-    log(f"step {renderer.step}: PSNR {result['psnr']:.2f} dB "
-        f"(colour-corrected {result['psnr_color_corrected']:.2f} dB), SSIM {result['ssim']:.4f} "
-        f"(mean of {len(images)} test views); wrote {out_dir}")
+        log(scale_table(result))
+    log(f"step {renderer.step}: {summary(result, keys)} (mean of {len(images)} test views); wrote {out_dir}")
     if optimise_poses:
-        log(f"with each test pose optimised ({config.eval_pose_steps} steps, model frozen): "
-            f"PSNR {result['psnr_test_pose_optimized']:.2f} dB (colour-corrected "
-            f"{result['psnr_color_corrected_test_pose_optimized']:.2f} dB), "
-            f"SSIM {result['ssim_test_pose_optimized']:.4f}")
+        log(f"with each test pose optimised ({config.eval_pose_steps} steps of at most {config.eval_pose_batch} pixels, "
+            f"model frozen): {summary(result, keys, POSE_OPTIMISED)}")
     return result
 
 
-POSE_OPTIMISED = ("psnr_test_pose_optimized", "psnr_color_corrected_test_pose_optimized", "ssim_test_pose_optimized")
+POSE_OPTIMISED = "_test_pose_optimized"  # the suffix of the figures scored with fitted test poses
 
 
-def score_views(renderer: rendering.Renderer, scales: list, config, out_dir: pathlib.Path, optimise_poses: bool) -> list:
-    """Every view of the test `scales` rendered, saved into `out_dir` and scored (`score_and_save`),
-    also with its pose fitted with `optimise_poses` (`pose_optimised_scores`); numbered across the
-    scales, each with its ground truth's file and, for a multiscale scene, its scale."""
+def figures(nets=()) -> tuple:
+    """The names of the figures each view is scored with (`scores_of`), LPIPS with `nets`."""
+    return ("psnr", "psnr_color_corrected", "ssim") + tuple(f"lpips_{net}" for net in nets)
+
+
+def summary(result: dict, keys: tuple, suffix: str = "") -> str:
+    """The mean figures `keys` (with `suffix`) of `result` as words."""
+    line = (f"PSNR {result['psnr' + suffix]:.2f} dB (colour-corrected {result['psnr_color_corrected' + suffix]:.2f} dB), "
+            f"SSIM {result['ssim' + suffix]:.4f}")
+    lpips = [f"{_figure(result[key + suffix])} ({key[len('lpips_'):]})" for key in keys if key.startswith("lpips_")]
+    return line + (f", LPIPS {' '.join(lpips)}" if lpips else "")
+
+
+def score_views(renderer: rendering.Renderer, scales: list, config, out_dir: pathlib.Path, optimise_poses: bool,
+                nets=(), log=print) -> list:
+    """Every view of the test `scales` rendered, saved into `out_dir` and scored (`score_and_save`,
+    LPIPS with `nets`), also with its pose fitted with `optimise_poses` (`pose_optimised_scores`);
+    numbered across the scales, each with its ground truth's file and, for a multiscale scene, its scale."""
     disparity = config.ray_spacing == "disparity"
     multiscale = datasets.FORMATS[config.dataset].multiscale
     images = []
     for split in scales:
         views = rendering.render_views(renderer, split.camtoworlds, split.intrinsics, split.height, split.width, config,
                                        desc="eval" if not multiscale else f"eval scale {split.scale}")
-        scored = [score_and_save(len(images) + i, image, split.colors(i), out_dir, disparity, split.mask(i))
+        scored = [score_and_save(len(images) + i, image, split.colors(i), out_dir, disparity, split.mask(i), nets)
                   for i, image in enumerate(views)]
         if optimise_poses:
-            scored = [a | b for a, b in zip(scored, pose_optimised_scores(renderer, split, config))]
+            scored = [a | b for a, b in zip(scored, pose_optimised_scores(renderer, split, config, nets, log))]
         images += [dict(scores, ground_truth=split.files[i], **({"scale": split.scale} if multiscale else {}))
                    for i, scores in enumerate(scored)]
     return images
 
 
-def write_tensorboard(exp_dir: pathlib.Path, result: dict) -> None:
-    """The mean figures of `result` (metrics.json's) as eval/ scalars of `exp_dir/tb` at its step."""
+def write_tensorboard(exp_dir: pathlib.Path, result: dict, keys: tuple) -> None:
+    """The mean figures `keys` of `result` (metrics.json's), with the PSNR of fitted test poses, as
+    eval/ scalars of `exp_dir/tb` at its step; per scale too for a multiscale scene."""
     step = result["step"]
     with SummaryWriter(str(exp_dir / "tb")) as writer:
-        for key in ("psnr", "psnr_color_corrected", "ssim", "psnr_test_pose_optimized"):
-            if key in result:
+        for key in keys + ("psnr" + POSE_OPTIMISED,):
+            if result.get(key) is not None:
                 writer.add_scalar(f"eval/{key}", result[key], step)
         for row in result.get("per_scale", []):
-            writer.add_scalar(f"eval/psnr_scale{row['scale']}", row["psnr"], step)
-            writer.add_scalar(f"eval/ssim_scale{row['scale']}", row["ssim"], step)
+            for key in keys:
+                if key != "psnr_color_corrected" and row[key] is not None:
+                    writer.add_scalar(f"eval/{key}_scale{row['scale']}", row[key], step)
 
 
-def scale_means(scales: list, images: list) -> dict:
-    """{"per_scale": the mean PSNR and SSIM of each scale's views, "psnr_scale_mean", "ssim_scale_mean"}."""
+def scale_means(scales: list, images: list, keys: tuple) -> dict:
+    """{"per_scale": the mean of each figure in `keys` over each scale's views, and "<figure>_scale_mean"
+    for each: the mean of the per-scale means}; an LPIPS mean is over the views and scales that have
+    one (None where none has: images too small for the network)."""
     rows = []
     for split in scales:
         scored = [m for m in images if m["scale"] == split.scale]
-        rows.append({"scale": split.scale, "width": split.width, "height": split.height,
-                     "psnr": float(np.mean([m["psnr"] for m in scored])),
-                     "ssim": float(np.mean([m["ssim"] for m in scored])), "count": len(scored)})
-    return {"per_scale": rows, "psnr_scale_mean": float(np.mean([r["psnr"] for r in rows])),
-            "ssim_scale_mean": float(np.mean([r["ssim"] for r in rows]))}
+        rows.append({"scale": split.scale, "width": split.width, "height": split.height, "count": len(scored)}
+                    | {key: mean(m[key] for m in scored) for key in keys})
+    return {"per_scale": rows} | {f"{key}_scale_mean": mean(r[key] for r in rows) for key in keys}
 
 
-def scale_table(rows: list, psnr_mean: float, ssim_mean: float) -> str:
-    """The per-scale means as a small text table."""
-    lines = ["scale  size       views  PSNR    SSIM"]
-    lines += [f"{r['scale']:<6} {r['width']:>4}x{r['height']:<5} {r['count']:>5}  {r['psnr']:6.2f}  {r['ssim']:.4f}"
-              for r in rows]
-    lines.append(f"mean of the scales            {psnr_mean:6.2f}  {ssim_mean:.4f}")
-    return "\n".join(lines)
+def scale_table(result: dict) -> str:
+    """The per-scale means of `result` (metrics.json's) as a small text table."""
+    lpips = [key for key in result["per_scale"][0] if key.startswith("lpips_")]
+    head = "".join(f"  {key.upper().replace('_', ' '):<11}" for key in lpips)
+    lines = [f"scale  size       views  PSNR    SSIM  {head}".rstrip()]
+    for r in result["per_scale"]:
+        lines.append(f"{r['scale']:<6} {r['width']:>4}x{r['height']:<5} {r['count']:>5}  {r['psnr']:6.2f}  {r['ssim']:.4f}"
+                     + "".join(f"  {_figure(r[key]):<11}" for key in lpips))
+    lines.append(f"mean of the scales            {result['psnr_scale_mean']:6.2f}  {result['ssim_scale_mean']:.4f}"
+                 + "".join(f"  {_figure(result[key + '_scale_mean']):<11}" for key in lpips))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _figure(value) -> str:
+    """An LPIPS figure as text: 4 decimals, or "n/a" for a view too small for the network."""
+    return "n/a" if value is None else f"{value:.4f}"
