@@ -34,7 +34,8 @@ def load_config(path: str):
 
 
 def train_curve(config, every: int, views: int, log=print) -> list[dict]:
-    """Trains `config` from scratch; returns [{"step", "train_s", "psnr"}, ...] at every `every` steps and the last."""
+    """Trains `config` from scratch; returns [{"step", "train_s", "psnr"}, ...] at every `every` steps and the
+    last, which also has "ssim", "lpips_alex" and "lpips_vgg" (LPIPS unless `eval_lpips` is off)."""
     import jax
 
     from mipnerf import datasets
@@ -58,9 +59,16 @@ def train_curve(config, every: int, views: int, log=print) -> list[dict]:
             jax.block_until_ready(stats)
         train_s += time.time() - tic
         if step % every == 0 or step == config.max_steps:
-            psnr = evaluate.mean_psnr(rendering.Renderer(render_fn, state.params, step, mesh), test, config, views)
-            curve.append({"step": step, "train_s": train_s, "psnr": psnr})
-            log(f"  step {step:5d}  {train_s:7.1f} s  test PSNR {curve[-1]['psnr']:.2f} dB")
+            renderer = rendering.Renderer(render_fn, state.params, step, mesh)
+            if step < config.max_steps:
+                curve.append({"step": step, "train_s": train_s, "psnr": evaluate.mean_psnr(renderer, test, config, views)})
+                log(f"  step {step:5d}  {train_s:7.1f} s  test PSNR {curve[-1]['psnr']:.2f} dB")
+            else:
+                nets = evaluate.lpips_nets(config)
+                scores = evaluate.mean_scores(renderer, test, config, views, nets)
+                curve.append({"step": step, "train_s": train_s} | {k: v for k, v in scores.items()
+                                                                   if k != "psnr_color_corrected"})
+                log(f"  step {step:5d}  {train_s:7.1f} s  test {evaluate.summary(scores, evaluate.figures(nets))}")
     return curve
 
 

@@ -12,7 +12,8 @@ The test views and their poses stay as rendered, so the test PSNR measures the m
 Trains `configs/demo360.py` (or --config) on the clean and degraded captures, each with the
 corrections off and on ("on": pose_refine=True, appearance_dim=--appearance_dim and
 appearance_affine=True, as the grid configs set them), scores the test views through eval.py's
-`evaluate.evaluate`, and prints a table of test PSNR and colour-corrected PSNR and a last line of JSON.
+`evaluate.evaluate`, and prints a table of test PSNR, colour-corrected PSNR and LPIPS (AlexNet and
+VGG) and a last line of JSON.
 """
 
 import json
@@ -119,7 +120,7 @@ def run_one(base, scene: pathlib.Path, exp_dir: pathlib.Path, on: bool) -> dict:
     train.train(config, log=lambda s: None)
     train_s = time.time() - start
     result = evaluate.evaluate(config, log=lambda s: None)
-    return {"psnr": result["psnr"], "psnr_color_corrected": result["psnr_color_corrected"], "train_s": train_s}
+    return {key: result[key] for key in evaluate.figures(evaluate.lpips_nets(config))} | {"train_s": train_s}
 
 
 def main(argv):
@@ -135,7 +136,8 @@ def main(argv):
                 results[key] = run_one(base, scene, tmp / key, on)
                 r = results[key]
                 print(f"{kind:9s} corrections {'on ' if on else 'off'}: test PSNR {r['psnr']:.2f} dB, colour-corrected "
-                      f"{r['psnr_color_corrected']:.2f} dB ({r['train_s']:.0f} s)", flush=True)
+                      f"{r['psnr_color_corrected']:.2f} dB, LPIPS {r.get('lpips_alex', float('nan')):.4f} (alex) "
+                      f"({r['train_s']:.0f} s)", flush=True)
     print(table(results))
     print(json.dumps(dict(results, steps=base.max_steps, **goals(results))))
 
@@ -158,10 +160,11 @@ def goals(results: dict) -> dict:
 
 
 def table(results: dict) -> str:
-    lines = ["capture    corrections  test PSNR  colour-corrected PSNR"]
+    lines = ["capture    corrections  test PSNR  colour-corrected PSNR  LPIPS (alex)  LPIPS (vgg)"]
     for key, r in results.items():
         kind, on = key.rsplit("_", 1)
-        lines.append(f"{kind:10s} {on:11s}  {r['psnr']:9.2f}  {r['psnr_color_corrected']:21.2f}")
+        lines.append(f"{kind:10s} {on:11s}  {r['psnr']:9.2f}  {r['psnr_color_corrected']:21.2f}  "
+                     f"{r.get('lpips_alex', float('nan')):12.4f}  {r.get('lpips_vgg', float('nan')):11.4f}")
     return "\n".join(lines)
 
 

@@ -1,9 +1,11 @@
-"""Trains configs/demo.py on the built-in scene from scratch and reports speed and test PSNR.
+"""Trains configs/demo.py on the built-in scene from scratch and reports speed and test quality.
 
     python benchmarks/train_demo.py [--config.max_steps=N ...]
 
-Prints steps/s, rays/s, wall time, peak memory and the mean PSNR over the test views, then a
-last line of JSON with `test_psnr`, `wall_s`, `rays_per_s`, `peak_memory_mb` and more.
+Prints steps/s, rays/s, wall time, peak memory and the mean PSNR, SSIM and LPIPS (AlexNet and
+VGG; none with --config.eval_lpips=False) over the test views, scored as eval.py scores them,
+then a last line of JSON with `test_psnr`, `test_lpips_alex`, `wall_s`, `rays_per_s`,
+`peak_memory_mb` and more.
 """
 
 import json
@@ -44,8 +46,8 @@ def main(argv):
                                   int(state.step), distributed.make_mesh())
     test = datasets.load_split(config, "test")
     start = time.time()
-    test_psnr = evaluate.mean_psnr(renderer, test, config)
-    render_s = time.time() - start
+    scores = evaluate.mean_scores(renderer, test, config, nets=evaluate.lpips_nets(config))
+    score_s = time.time() - start
 
     figures = Figures()
     figures.update(
@@ -55,9 +57,9 @@ def main(argv):
         steps_per_s=config.max_steps / train_s,
         rays_per_s=config.max_steps * config.batch_size / train_s,
         wall_s=train_s,
-        render_s=render_s,
-        test_psnr=test_psnr,
+        score_s=score_s,
         peak_memory_mb=peak_memory_mb(),
+        **{f"test_{key}": value for key, value in scores.items()},
     )
     print(json.dumps(figures))
 

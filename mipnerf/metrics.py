@@ -181,18 +181,20 @@ def lpips_network(net: str):
                                f"{LPIPS_HEAD_CHANNELS[net]} channels, found {[h.shape for h in heads]}")
     module = getattr(models, backbone_name)()
 
-    def maps(a, b):
+    @jax.jit
+    def layer_maps(params, a, b):
         x = (jnp.stack([a, b]) * 2.0 - 1.0 - _LPIPS_SHIFT) / _LPIPS_SCALE
         out = []
-        for feature, head in zip(module.apply({"params": backbone}, x), heads):
+        for feature, head in zip(module.apply({"params": params["backbone"]}, x), params["heads"]):
             unit = feature / (jnp.sqrt(jnp.sum(feature**2, axis=-1, keepdims=True)) + 1e-10)
             out.append(jnp.sum((unit[0] - unit[1]) ** 2 * head, axis=-1))
         return tuple(out)
 
-    return jax.jit(maps), heads
+    params = jax.device_put({"backbone": backbone, "heads": heads})  # arguments, not constants of the program
+    return (lambda a, b: layer_maps(params, a, b)), heads
 
 
-def _lpips_cores(net: str, height: int, width: int, max_pixels: int) -> tuple:
+def lpips_tile_cores(net: str, height: int, width: int, max_pixels: int) -> tuple:
     """The (rows, columns) of the tiles' cores for `max_pixels` per tile, halo included: multiples of
     16, or a whole side when it fits within the square root of the budget (one row or column of tiles)."""
     halo, side = LPIPS_HALO[net], math.isqrt(max_pixels)
@@ -227,7 +229,7 @@ def _lpips_one(net: str, a: np.ndarray, b: np.ndarray, max_pixels: int) -> float
         if height * width <= max_pixels:
             return float(sum(jnp.mean(m) for m in maps(a, b)))
         sizes = [m.shape for m in jax.eval_shape(maps, a, b)]
-        (core_rows, core_cols), halo = _lpips_cores(net, height, width, max_pixels), LPIPS_HALO[net]
+        (core_rows, core_cols), halo = lpips_tile_cores(net, height, width, max_pixels), LPIPS_HALO[net]
         sums = np.zeros(len(sizes))
         for ty, ty1, y0, y1 in _lpips_windows(height, core_rows, halo):
             for tx, tx1, x0, x1 in _lpips_windows(width, core_cols, halo):
@@ -245,7 +247,7 @@ def lpips(image0, image1, net: str = "alex", max_pixels: int = LPIPS_MAX_PIXELS)
 
     Args:
       image0, image1: [H, W, 3] or a batch [N, H, W, 3], float in [0, 1] (or uint8, read as /255).
-      net: "alex" (the figure most NeRF tables report) or "vgg".
+      net: "alex" or "vgg", the backbone.
       max_pixels: images with more pixels are scored in tiles of at most this many, with the same result.
 
     Returns:

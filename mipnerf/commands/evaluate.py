@@ -94,6 +94,16 @@ def pose_optimised_scores(renderer: rendering.Renderer, split, config, nets=(), 
     return out
 
 
+def mean_scores(renderer: rendering.Renderer, split, config, views=None, nets=()) -> dict:
+    """The mean of each figure of `scores_of` (LPIPS with `nets`) over the first `views` (default:
+    every) view of `split` rendered by `renderer`, without writing anything."""
+    count = len(split.images) if views is None else min(views, len(split.images))
+    images = rendering.render_views(renderer, split.camtoworlds[:count], split.intrinsics.take(slice(count)),
+                                    split.height, split.width, config, desc="score")
+    scored = [scores_of(image.rgb, split.colors(i), split.mask(i), nets) for i, image in enumerate(images)]
+    return {key: mean(m[key] for m in scored) for key in figures(nets)}
+
+
 def mean_psnr(renderer: rendering.Renderer, split, config, views=None) -> float:
     """Mean PSNR of the first `views` (default: every) view of `split` rendered by `renderer` and
     quantised to 8 bits, over each view's kept pixels."""
