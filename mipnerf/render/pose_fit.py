@@ -104,7 +104,7 @@ def optimised_poses(refiner: Refiner, params, split, config, log=print) -> np.nd
         kept = np.resize(kept, num) if len(kept) else np.zeros(num, np.int32)  # one shape for every view
         colors = np.asarray(split.colors(n), np.float32).reshape(-1, 3)
         keys = jax.random.split(jax.random.PRNGKey(n), steps)
-        correction, opt_state = refiner.start()
+        correction, opt_state = jax.device_put(refiner.start(), _replicated_like(params))
         for c, first in enumerate(range(0, steps, CHUNK_STEPS)):
             began = time.perf_counter()
             correction, opt_state = refiner.fit(params, cameras, colors, kept, np.int32(count), correction, opt_state,
@@ -116,6 +116,15 @@ def optimised_poses(refiner: Refiner, params, split, config, log=print) -> np.nd
                     f"{timed * steps:.1f} s a view, {_duration(timed * steps * views)} in all")
         out.append(np.asarray(correction))
     return np.stack(out) if out else np.zeros((0, pose_refine.SIZE), np.float32)
+
+
+def _replicated_like(params):
+    """The sharding that puts a small array on every device that holds `params`, as the fit's outputs
+    are placed: so that its second call reuses the first one's compilation."""
+    sharding = jax.tree.leaves(params)[0].sharding
+    if isinstance(sharding, jax.sharding.NamedSharding):
+        return jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
+    return sharding
 
 
 def _duration(seconds: float) -> str:
