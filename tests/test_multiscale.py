@@ -130,6 +130,11 @@ def test_eval_reports_every_scale(tiny_scene, tmp_path):
     assert {m.get("ssim_window") for m in result["images"]} == {None, 7}
     assert "mean of the scales" in messages[0]
     assert json.loads((tmp_path / "exp" / "eval" / "metrics.json").read_text())["per_scale"] == rows
+    # LPIPS where the network takes the views (VGG: 16 pixels and up; AlexNet: 31), null elsewhere.
+    assert [r["lpips_vgg"] is None for r in rows] == [False, True] and all(r["lpips_alex"] is None for r in rows)
+    assert rows[0]["lpips_vgg"] == pytest.approx(np.mean([m["lpips_vgg"] for m in result["images"] if m["scale"] == 0]))
+    assert result["lpips_vgg_scale_mean"] == rows[0]["lpips_vgg"] and result["lpips_alex_scale_mean"] is None
+    assert "LPIPS n/a (alex)" in messages[-1] and "n/a" in messages[0]
 
 
 def _edit(root, edit):
