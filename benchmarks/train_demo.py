@@ -37,13 +37,14 @@ def main(argv):
         config.unlock()
         config.exp_dir = tmp  # always from scratch
         config.lock()
-        datasets.load_split(config, "train")  # renders the demo scene once, outside the timing
+        num_images = len(datasets.load_split(config, "train").images)  # renders the scene once, outside the timing
         start = time.time()
         state = train.train(config, log=lambda s: None)
         train_s = time.time() - start
 
-    renderer = rendering.Renderer(rendering.make_render_fn(config, mipnerf360.build_model(config)), state.params,
-                                  int(state.step), distributed.make_mesh())
+    model = mipnerf360.build_model(config, num_images)  # the images' count sizes per-image appearance, if any
+    renderer = rendering.Renderer(rendering.make_render_fn(config, model), state.params, int(state.step),
+                                  distributed.make_mesh())
     test = datasets.load_split(config, "test")
     start = time.time()
     scores = evaluate.mean_scores(renderer, test, config, nets=evaluate.lpips_nets(config))
