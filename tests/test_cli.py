@@ -151,3 +151,35 @@ def test_the_default_config_is_found_from_another_working_directory(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "eval.py"), f"--config.exp_dir={tmp_path / 'none'}"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert_one_line_error(result, str(tmp_path / "none"), "no checkpoint")
+
+
+@pytest.mark.parametrize("stop,code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_stop_whose_exception_is_lost_still_ends_the_process(tmp_path, stop, code):
+    """Python drops an exception raised inside a finalizer; a command whose stop was lost that way
+    (here: swallowed on purpose) still ends with the stop's line and exit code, STOP_GRACE_S later."""
+    import signal
+    import time
+
+    script = tmp_path / "swallow.py"
+    script.write_text(f"""import sys, time
+sys.path.insert(0, {str(ROOT)!r})
+from mipnerf.commands import cli
+cli.STOP_GRACE_S = 1.0
+
+def main(argv):
+    print("ready", flush=True)
+    while True:
+        try:
+            time.sleep(0.05)
+        except BaseException:  # as a finalizer's exception is dropped
+            pass
+
+cli.run(main)
+""")
+    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert child.stdout.readline() == "ready\n"
+    child.send_signal(getattr(signal, stop))
+    sent = time.monotonic()
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == code and time.monotonic() - sent < 20
+    assert err.strip().splitlines()[-1] == ("interrupted (Ctrl-C)" if stop == "SIGINT" else "terminated (SIGTERM)")

@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import traceback
 
 from absl import app, flags, logging
@@ -49,8 +50,18 @@ class _Terminated(BaseException):
     """SIGTERM outside the training loop (which saves first): stop where we are."""
 
 
-def _terminate(signum, frame):
-    raise _Terminated()
+STOP_GRACE_S = 10.0  # after a stop signal, the longest the process runs on if its exception is lost
+
+
+def _stop_signal(signum, frame):
+    """Ctrl-C or SIGTERM outside training's loop (whose own handlers save first): raises where the
+    program is, to unwind it. Python drops an exception raised inside a finalizer (`__del__`), so a
+    timer ends the process anyway after STOP_GRACE_S, as the unwinding would have."""
+    line = "interrupted (Ctrl-C)" if signum == signal.SIGINT else "terminated (SIGTERM)"
+    timer = threading.Timer(STOP_GRACE_S, _stop, (line, 128 + signum))
+    timer.daemon = True
+    timer.start()
+    raise KeyboardInterrupt() if signum == signal.SIGINT else _Terminated()
 
 
 def explicit_fields(argv) -> set[str]:
@@ -99,7 +110,8 @@ def run(main) -> None:
 
     def guarded(argv):
         logging.set_verbosity(logging.WARNING)  # Orbax logs every file it writes at INFO
-        signal.signal(signal.SIGTERM, _terminate)
+        for stop in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(stop, _stop_signal)
         enable_compilation_cache()
         try:
             main(argv)
