@@ -118,6 +118,17 @@ def assert_one_line_error(result, *needles):
         assert needle in errors[0], errors[0]
 
 
+def read_stderr_until(child, done) -> str:
+    """Reads a subprocess's stderr (text mode) a character at a time until `done(text so far)`; fails
+    with what it read if the stream ends first."""
+    seen = ""
+    while not done(seen):
+        char = child.stderr.read(1)
+        assert char, seen
+        seen += char
+    return seen
+
+
 def get_config():
     """The tiny config as a config file for the entry points: `--config=tests/helpers.py --config.data_dir=...`."""
     return tiny_config("", "exp/tiny")

@@ -20,7 +20,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from helpers import ROOT, assert_one_line_error, interrupt_after, setup_training, tiny_config
+from helpers import ROOT, assert_one_line_error, interrupt_after, read_stderr_until, setup_training, tiny_config
 from mipnerf import datasets
 from mipnerf.commands import run_config, run_lock, train
 from mipnerf.errors import CheckpointError, ConfigError
@@ -390,11 +390,7 @@ def test_a_stop_signal_saves_and_exits_128_plus_its_number(tiny_scene, tmp_path,
     flags = ["--config=tests/helpers.py", f"--config.data_dir={tiny_scene}", f"--config.exp_dir={tmp_path}",
              "--config.max_steps=100000", "--config.checkpoint_every=100000"]
     child = subprocess.Popen([sys.executable, "train.py", *flags], cwd=ROOT, stderr=subprocess.PIPE, text=True)
-    seen = ""
-    while "train:" not in seen or not re.search(r"\| *[1-9]\d*/100000", seen):
-        char = child.stderr.read(1)
-        assert char, seen
-        seen += char
+    read_stderr_until(child, lambda seen: "train:" in seen and re.search(r"\| *[1-9]\d*/100000", seen))
     child.send_signal(stop)
     rest = child.stderr.read()
     assert child.wait(timeout=120) == code

@@ -263,11 +263,7 @@ def test_a_stop_signal_ends_eval_during_the_test_pose_fit_within_seconds(tiny_sc
              "--config.eval_pose_steps=100000", "--config.eval_lpips=False"]
     child = subprocess.Popen([sys.executable, "eval.py", *flags], cwd=helpers.ROOT, stderr=subprocess.PIPE,
                              stdout=subprocess.DEVNULL, text=True)
-    seen = ""
-    while "fit test poses:" not in seen:
-        char = child.stderr.read(1)
-        assert char, seen
-        seen += char
+    helpers.read_stderr_until(child, lambda seen: "fit test poses:" in seen)
     time.sleep(2.0)  # well into the first view's fit
     child.send_signal(stop)
     sent = time.monotonic()

@@ -27,15 +27,18 @@ def _fail(message: str, code: int = 1, prefix: str = "error: ") -> None:
     sys.exit(code)
 
 
-def _stop(message: str, code: int) -> None:
+_STOP_LINES = {signal.SIGINT: "interrupted (Ctrl-C)", signal.SIGTERM: "terminated (SIGTERM)"}
+
+
+def _stop(signum: int) -> None:
     """Ends the process at once after a stop outside training's loop (whose own stop saves first and
     unwinds as a `MipNerfError`): the stack has unwound, so files and locks are closed, but the
     interpreter's teardown is skipped, which can crash while XLA still compiles or runs in another
     thread (a stop during eval's fit, seen once as a segmentation fault instead of exit code 130)."""
-    print(message, file=sys.stderr)
+    print(_STOP_LINES[signum], file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(code)
+    os._exit(128 + signum)
 
 
 DEBUG_VARIABLE = "MIPNERF_DEBUG"
@@ -57,8 +60,7 @@ def _stop_signal(signum, frame):
     """Ctrl-C or SIGTERM outside training's loop (whose own handlers save first): raises where the
     program is, to unwind it. Python drops an exception raised inside a finalizer (`__del__`), so a
     timer ends the process anyway after STOP_GRACE_S, as the unwinding would have."""
-    line = "interrupted (Ctrl-C)" if signum == signal.SIGINT else "terminated (SIGTERM)"
-    timer = threading.Timer(STOP_GRACE_S, _stop, (line, 128 + signum))
+    timer = threading.Timer(STOP_GRACE_S, _stop, (signum,))
     timer.daemon = True
     timer.start()
     raise KeyboardInterrupt() if signum == signal.SIGINT else _Terminated()
@@ -125,8 +127,8 @@ def run(main) -> None:
             where = f": {e.filename}" if e.filename else ""
             _fail(f"{e.strerror or e}{where} ({DEBUG_VARIABLE}=1 prints where it happened)")
         except KeyboardInterrupt:
-            _stop("interrupted (Ctrl-C)", 128 + signal.SIGINT)
+            _stop(signal.SIGINT)
         except _Terminated:
-            _stop("terminated (SIGTERM)", 128 + signal.SIGTERM)
+            _stop(signal.SIGTERM)
 
     app.run(guarded, flags_parser=lambda argv: _guard_flags(lambda: flags.FLAGS(argv), argv))

@@ -88,7 +88,7 @@ def pose_optimised_scores(renderer: rendering.Renderer, split, config, nets=(), 
     out = []
     for i, image in enumerate(views):
         scores = scores_of(image.rgb, split.colors(i), split.mask(i), nets)
-        out.append({f"{key}_test_pose_optimized": value for key, value in scores.items()} | {
+        out.append({key + POSE_OPTIMISED: value for key, value in scores.items()} | {
             "test_pose_rotation_deg": float(pose_refine.angles_deg(corrections[i:i + 1])[0]),
             "test_pose_translation": float(np.linalg.norm(corrections[i, 3:]))})
     return out
@@ -97,21 +97,23 @@ def pose_optimised_scores(renderer: rendering.Renderer, split, config, nets=(), 
 def mean_scores(renderer: rendering.Renderer, split, config, views=None, nets=()) -> dict:
     """The mean of each figure of `scores_of` (LPIPS with `nets`) over the first `views` (default:
     every) view of `split` rendered by `renderer`, without writing anything."""
-    count = len(split.images) if views is None else min(views, len(split.images))
-    images = rendering.render_views(renderer, split.camtoworlds[:count], split.intrinsics.take(slice(count)),
-                                    split.height, split.width, config, desc="score")
-    scored = [scores_of(image.rgb, split.colors(i), split.mask(i), nets) for i, image in enumerate(images)]
+    scored = [scores_of(image.rgb, split.colors(i), split.mask(i), nets)
+              for i, image in enumerate(first_views(renderer, split, config, views, "score"))]
     return {key: mean(m[key] for m in scored) for key in figures(nets)}
 
 
 def mean_psnr(renderer: rendering.Renderer, split, config, views=None) -> float:
     """Mean PSNR of the first `views` (default: every) view of `split` rendered by `renderer` and
     quantised to 8 bits, over each view's kept pixels."""
-    count = len(split.images) if views is None else min(views, len(split.images))
-    images = rendering.render_views(renderer, split.camtoworlds[:count], split.intrinsics.take(slice(count)),
-                                    split.height, split.width, config, desc="psnr")
     return float(np.mean([metrics.psnr(quantised(image.rgb), split.colors(i), split.mask(i))
-                          for i, image in enumerate(images)]))
+                          for i, image in enumerate(first_views(renderer, split, config, views, "psnr"))]))
+
+
+def first_views(renderer: rendering.Renderer, split, config, views, desc: str) -> list:
+    """The first `views` (None: every) view of `split` rendered by `renderer` (progress as `desc`)."""
+    count = len(split.images) if views is None else min(views, len(split.images))
+    return rendering.render_views(renderer, split.camtoworlds[:count], split.intrinsics.take(slice(count)),
+                                  split.height, split.width, config, desc=desc)
 
 
 def evaluate(config, log=print, explicit=None) -> dict:

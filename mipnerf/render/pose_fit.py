@@ -66,14 +66,15 @@ def make_refiner(config, model) -> Refiner:
         return jnp.sum(weights * err) / (3.0 * jnp.sum(weights))
 
     def refine(params, cameras, colors, kept, count, correction, opt_state, keys, lens):
-        whole = fit_batch(config, kept.shape[0]) == kept.shape[0]
+        batch = fit_batch(config, kept.shape[0])
+        whole = batch == kept.shape[0]
 
         def step(carry, k):
             correction, opt_state = carry
             if whole:  # every kept pixel once: the padding repeats, so it is weighted out
                 pixels, weights = kept, (jnp.arange(kept.shape[0]) < count).astype(jnp.float32)
             else:  # uniform over the kept pixels
-                pixels = kept[jax.random.randint(k, (fit_batch(config, kept.shape[0]),), 0, count)]
+                pixels = kept[jax.random.randint(k, (batch,), 0, count)]
                 weights = jnp.ones(pixels.shape, jnp.float32)
             grads = jax.grad(loss)(correction, params, cameras, colors, pixels, weights, lens)
             updates, opt_state = tx.update(grads, opt_state, correction)
