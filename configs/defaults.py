@@ -26,7 +26,11 @@ def get_config() -> ml_collections.ConfigDict:
     c.forward_facing = False  # captures: a forward-facing (LLFF) scene: its frame, NDC rays, cylinders
 
     # Scene model: a bounded object (Blender) or an unbounded capture (mip-NeRF 360).
-    c.ray_spacing = "linear"  # "linear" | "disparity": how sampling's s in [0, 1] maps to distance in [near, far]
+    # "linear" | "disparity" | "power_ladder": how sampling's s in [0, 1] maps to distance in [near, far]
+    # (s is linear in t, in 1/t, or in Zip-NeRF's power ladder of t: linear near the camera, 1/t far away).
+    c.ray_spacing = "linear"
+    c.ray_spacing_power = -1.5  # power_ladder: its p and premult (Zip-NeRF's raydist_fn)
+    c.ray_spacing_premult = 2.0
     c.contraction = False  # push the Gaussians through mip-NeRF 360's contraction into a ball of radius 2
     c.basis = "axes"  # "axes" | "octahedron" | "icosahedron": directions the Gaussians are projected on for IPE
     c.opaque_background = False  # the last interval is opaque: real captures have no background
@@ -93,8 +97,18 @@ def get_config() -> ml_collections.ConfigDict:
     c.data_loss = "mse"  # "mse" | "charbonnier"
     c.multiscale_loss = True  # weight each ray's data loss by its image's lossmult (multiscale scenes)
     c.charbonnier_padding = 0.001
-    c.interlevel_loss_mult = 1.0
+    # "outer": mip-NeRF 360's proposal loss (NeRF weights bounded by the proposal's outer measure, summed
+    # over intervals); "blurred": Zip-NeRF's anti-aliased one (NeRF weights blurred along the ray by a box
+    # of half-width interlevel_blurs[round], in s, resampled onto the proposal's intervals; a mean over them).
+    c.interlevel_loss = "outer"
+    c.interlevel_blurs = (0.03, 0.003)  # blurred: one half-width per proposal round
+    c.interlevel_loss_mult = 1.0  # per proposal round (Zip-NeRF's blurred loss: 0.01)
     c.distortion_loss_mult = 0.0
+    # The distance along the ray the distortion loss measures: "s" (mip-NeRF 360's normalised distance) or
+    # "power_ladder" (Zip-NeRF's: power_ladder(t, distortion_power, distortion_premult) of the metric distance).
+    c.distortion_distance = "s"
+    c.distortion_power = -0.25
+    c.distortion_premult = 1e4
 
     # Camera pose refinement (captures): a learned rotation and translation per training camera,
     # applied in the camera's frame before its rays are cast (see README, "Pose refinement"). Focal

@@ -45,6 +45,11 @@ SETTINGS = [
     ("grid_depth", 2, "field", "mlp", "grid"),
     ("grid_decay_mult", 0.5, "field", "mlp", "grid"),
     ("grid_bound", 2.0, "field", "mlp", "grid"),
+    ("ray_spacing_power", -1.0, "ray_spacing", "linear", "power_ladder"),
+    ("ray_spacing_premult", 4.0, "ray_spacing", "disparity", "power_ladder"),
+    ("interlevel_blurs", (0.05,), "interlevel_loss", "outer", "blurred"),
+    ("distortion_power", -1.0, "distortion_distance", "s", "power_ladder"),
+    ("distortion_premult", 100.0, "distortion_distance", "s", "power_ladder"),
 ]
 EXTRA = {("grid_bound", "contraction"): {"field": "grid"}}  # other fields a pair needs
 
@@ -104,3 +109,15 @@ def test_every_config_file_passes(name):
     config = importlib.import_module(f"configs.{name}").get_config()
     config.data_dir = config.data_dir or "scene"
     check_config(config)
+
+
+@pytest.mark.parametrize("overrides, field", [
+    (dict(interlevel_loss="blurred", interlevel_blurs=(0.03, 0.003)), "interlevel_blurs"),  # 1 proposal round
+    (dict(interlevel_loss="blurred", interlevel_blurs=(0.0,)), "interlevel_blurs"),
+    (dict(interlevel_loss="spline"), "interlevel_loss"),
+    (dict(ray_spacing="power_ladder", ray_spacing_power=0.5), "ray_spacing_power"),
+    (dict(distortion_distance="t"), "distortion_distance"),
+])
+def test_impossible_zip_nerf_settings_are_refused_by_name(tmp_path, overrides, field):
+    with pytest.raises(ConfigError, match=rf"^config\.{field}="):
+        check_config(tiny_config(tmp_path, tmp_path, **overrides))

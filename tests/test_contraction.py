@@ -139,3 +139,39 @@ def test_disparity_spacing_puts_half_the_samples_within_twice_near():
     s = (jnp.arange(1000)[None] + 0.5) / 1000
     t = np.asarray(coord.s_to_t(s, near, far, "disparity"))
     assert np.mean(t < 2 * 0.2) == pytest.approx(0.5, abs=0.002)
+
+
+def ladder64(x, p, premult):
+    """The power ladder in float64 numpy, from its formula."""
+    q = abs(p - 1)
+    return q / p * ((premult * x / q + 1) ** p - 1)
+
+
+@pytest.mark.parametrize("p, premult", [(-1.5, 2.0), (-0.25, 1e4), (0.5, 3.0), (2.0, 1.0), (0.0, 2.0), (1.0, 5.0)])
+def test_power_ladder_matches_its_formula_and_inverts(p, premult):
+    x = np.geomspace(1e-4, 1e3, 50)
+    got = np.asarray(coord.power_ladder(jnp.asarray(x, jnp.float32), p, premult))
+    expected = {0.0: np.log1p(premult * x), 1.0: premult * x}.get(p)
+    expected = ladder64(x, p, premult) if expected is None else expected
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    # Slope premult at 0, for every p.
+    h = 1e-4 / premult
+    assert float(coord.power_ladder(jnp.float32(h), p, premult)) / h == pytest.approx(premult, rel=1e-3)
+    back = np.asarray(coord.power_ladder_inverse(jnp.asarray(got), p, premult))
+    keep = got < 0.999 * (abs(p - 1) / -p if p < 0 else np.inf)  # where float32 still resolves the curve
+    np.testing.assert_allclose(back[keep], x[keep], rtol=2e-3)
+
+
+def test_power_ladder_spacing_maps_the_ray_onto_zero_one_from_near_zero():
+    near, far = jnp.array([[0.0]]), jnp.array([[1e6]])
+    s = jnp.linspace(0.0, 1.0, 1001)[None]
+    t = np.asarray(coord.s_to_t(s, near, far, "power_ladder", -1.5, 2.0))
+    assert t[0, 0] == 0.0 and t[0, -1] == pytest.approx(1e6)
+    assert np.all(np.diff(t) >= 0) and np.all(np.isfinite(t))
+    # Linear near the camera (slope premult of the ladder), disparity-like far away.
+    g_far = ladder64(1e6, -1.5, 2.0)
+    np.testing.assert_allclose(t[0, 1], 0.001 * g_far / 2.0, rtol=0.01)
+    mid = np.asarray(coord.s_to_t(jnp.array([[0.5]]), near, far, "power_ladder"))[0, 0]
+    assert mid == pytest.approx(2.5 / 2 * ((1 - 0.5 * g_far / (2.5 / 1.5)) ** (-1 / 1.5) - 1), rel=1e-4)
+    inner = t[0, :-50]  # round trip where float32 resolves t
+    np.testing.assert_allclose(coord.t_to_s(jnp.asarray(inner)[None], near, far, "power_ladder"), s[:, :-50], atol=1e-5)

@@ -16,6 +16,8 @@ from mipnerf.model.coord import RAY_SPACINGS
 
 PRECISIONS = ("bf16", "f32", "auto")
 DATA_LOSSES = ("mse", "charbonnier")
+INTERLEVEL_LOSSES = ("outer", "blurred")
+DISTORTION_DISTANCES = ("s", "power_ladder")
 # Camera paths of render.py: mipnerf.video_render.PATHS, and "file" (config.render_path_file).
 RENDER_PATHS = ("spiral", "orbit", "ellipse", "zoom", "file")
 BASES = ("axes", "octahedron", "icosahedron")
@@ -30,6 +32,14 @@ UNUSED = (
     ("multiscale_loss", "dataset", lambda c: not FORMATS[c.dataset].multiscale,
      "only a multiscale scene weighs its images' losses"),
     ("grid_bound", "contraction", lambda c: c.contraction, "the grids then span the contracted space, [-2, 2]^3"),
+    ("ray_spacing_power", "ray_spacing", lambda c: c.ray_spacing != "power_ladder", "only the power ladder has a power"),
+    ("ray_spacing_premult", "ray_spacing", lambda c: c.ray_spacing != "power_ladder",
+     "only the power ladder has a premultiplier"),
+    ("interlevel_blurs", "interlevel_loss", lambda c: c.interlevel_loss != "blurred", "only the blurred loss blurs"),
+    ("distortion_power", "distortion_distance", lambda c: c.distortion_distance != "power_ladder",
+     "only the power ladder has a power"),
+    ("distortion_premult", "distortion_distance", lambda c: c.distortion_distance != "power_ladder",
+     "only the power ladder has a premultiplier"),
     ("charbonnier_padding", "data_loss", lambda c: c.data_loss != "charbonnier", "only the Charbonnier loss is padded"),
     ("render_path_file", "render_path", lambda c: c.render_path != "file",
      "render.py reads the file only with render_path='file'"),
@@ -101,6 +111,18 @@ def check_config(config: ml_collections.ConfigDict, explicit: Iterable[str] = ()
     _require(bool(c.viewer_host), "viewer_host", "an address to listen on, e.g. 127.0.0.1 or 0.0.0.0", c.viewer_host)
     _require(c.ray_spacing in RAY_SPACINGS, "ray_spacing", f"one of {RAY_SPACINGS}", c.ray_spacing)
     _require(c.ray_spacing != "disparity" or c.near > 0, "near", "a distance > 0 with ray_spacing='disparity'", c.near)
+    _require(c.ray_spacing != "power_ladder" or c.ray_spacing_power < 0, "ray_spacing_power",
+             "a power < 0 (the ladder must flatten out to reach far)", c.ray_spacing_power)
+    _require(c.ray_spacing_premult > 0, "ray_spacing_premult", "a value > 0", c.ray_spacing_premult)
+    _require(c.interlevel_loss in INTERLEVEL_LOSSES, "interlevel_loss", f"one of {INTERLEVEL_LOSSES}", c.interlevel_loss)
+    _require(c.interlevel_loss != "blurred" or (isinstance(c.interlevel_blurs, (tuple, list)) and
+                                                len(c.interlevel_blurs) == len(c.num_prop_samples) and
+                                                all(b > 0 for b in c.interlevel_blurs)),
+             "interlevel_blurs", f"one half-width > 0 per proposal round ({len(c.num_prop_samples)}, as "
+             "num_prop_samples)", c.interlevel_blurs)
+    _require(c.distortion_distance in DISTORTION_DISTANCES, "distortion_distance", f"one of {DISTORTION_DISTANCES}",
+             c.distortion_distance)
+    _require(c.distortion_premult > 0, "distortion_premult", "a value > 0", c.distortion_premult)
     _require(c.basis in BASES, "basis", f"one of {BASES}", c.basis)
     _require(c.field in mipnerf360.FIELDS, "field", f"one of {tuple(mipnerf360.FIELDS)}", c.field)
     for field in ("grid_levels", "grid_features", "grid_min_res", "prop_grid_levels", "grid_width"):

@@ -189,7 +189,7 @@ def score_views(renderer: rendering.Renderer, scales: list, config, out_dir: pat
     """Every view of the test `scales` rendered, saved into `out_dir` and scored (`score_and_save`,
     LPIPS with `nets`), also with its pose fitted with `optimise_poses` (`pose_optimised_scores`);
     numbered across the scales, each with its ground truth's file and, for a multiscale scene, its scale."""
-    disparity = config.ray_spacing == "disparity"
+    disparity = config.ray_spacing != "linear"
     multiscale = datasets.FORMATS[config.dataset].multiscale
     images = []
     for split in scales:

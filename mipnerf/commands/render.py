@@ -97,7 +97,7 @@ def render_video(config, log=print, explicit=None) -> list[pathlib.Path]:
                                          offsets=offsets))
     depth, acc = np.stack([im.depth for im in images]), np.stack([im.acc for im in images])
     color_frames = video.to_uint8(np.stack([im.rgb for im in images]))
-    depth_frames = video.depth_image(depth, acc, disparity=config.ray_spacing == "disparity")
+    depth_frames = video.depth_image(depth, acc, disparity=config.ray_spacing != "linear")
     out_dir = pathlib.Path(config.exp_dir) / "render"
     paths = (video.write_video(out_dir / f"{name}_color", color_frames, fps)
              + video.write_video(out_dir / f"{name}_depth", depth_frames, fps))

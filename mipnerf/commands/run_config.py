@@ -18,7 +18,7 @@ CONFIG_FILE = "config.json"
 
 MODEL_FIELDS = (
     "near", "far", "white_background", "forward_facing",
-    "ray_spacing", "contraction", "basis", "opaque_background", "disable_integration",
+    "ray_spacing", "ray_spacing_power", "ray_spacing_premult", "contraction", "basis", "opaque_background", "disable_integration",
     "num_prop_samples", "num_nerf_samples", "anneal_slope", "resample_padding", "dilation_multiplier",
     "dilation_bias", "min_deg_point", "max_deg_point", "deg_view",
     "prop_depth", "prop_width", "nerf_depth", "nerf_width", "skip_layer", "bottleneck_width", "view_depth",

@@ -272,7 +272,7 @@ def log_val_view(writer, step, render_fn, params, view: ValView, config, mesh) -
     image = rendering.render_image(render_fn, params, view.cameras, view.lens, config.render_chunk, mesh)
     gt = view.colors
     psnr = metrics.psnr(image.rgb, gt, view.mask)
-    depth = video.depth_image(image.depth, image.acc, disparity=config.ray_spacing == "disparity")
+    depth = video.depth_image(image.depth, image.acc, disparity=config.ray_spacing != "linear")
     writer.add_scalar("val/psnr", psnr, step)
     writer.add_image("val/rgb", np.clip(np.concatenate([image.rgb, gt], axis=1), 0, 1), step, dataformats="HWC")
     writer.add_image("val/depth", depth, step, dataformats="HWC")

@@ -8,7 +8,7 @@ import tqdm
 
 from mipnerf import datasets
 from mipnerf.cameras import camera
-from mipnerf.model import coord, mipnerf360
+from mipnerf.model import mipnerf360
 from mipnerf.render import rendering
 
 MIN_OPACITY = 0.95  # a pixel's point is kept only where the render is this opaque
@@ -35,8 +35,7 @@ def make_points_fn(config, model):
     def points(params, cameras: camera.Cameras, pixels, lens: camera.Lens):
         rays = camera.pixel_rays(cameras, pixels, lens, config.forward_facing)
         out, rounds = model.apply(params, None, rays, 1.0, background)
-        t = coord.s_to_t(rounds[-1].s, rays.near, rays.far, config.ray_spacing)
-        median = median_depth(rounds[-1].weights, t)
+        median = median_depth(rounds[-1].weights, rounds[-1].t)
         keep = (out.acc > MIN_OPACITY) & (jnp.abs(median - out.depth) <= MAX_DEPTH_SPREAD * out.depth)
         return rays.origins + out.depth[..., None] * rays.directions, out.rgb, keep
 

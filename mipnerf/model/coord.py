@@ -338,22 +338,70 @@ def interval_gaussians_on_basis(origins, directions, t0, t1, radii, basis, contr
 
 # --- ray distance parameterisations: normalised distance s in [0, 1] to metric t ---------------
 
-RAY_SPACINGS = ("linear", "disparity")
+RAY_SPACINGS = ("linear", "disparity", "power_ladder")
 
 
-def s_to_t(s: jnp.ndarray, near: jnp.ndarray, far: jnp.ndarray, spacing: str) -> jnp.ndarray:
-    """Metric distance t of normalised distance s (mip-NeRF 360, sec. 3): s is linear in g(t),
-    with g(t) = t ("linear") or 1/t ("disparity", for near > 0), from s = 0 at near to 1 at far.
+def power_ladder(x: jnp.ndarray, p: float, premult: float = 1.0) -> jnp.ndarray:
+    """Barron's power ladder of premult * x >= 0: |p - 1| / p * ((y / |p - 1| + 1)^p - 1), y = premult * x.
 
-    For disparity: t = 1 / (s / far + (1 - s) / near). near, far: [..., 1]; s: [..., S+1].
+    Increasing, 0 at 0, with slope premult there; for p < 0 it saturates at |p - 1| / -p, so it
+    maps [0, inf) onto a bounded range (Zip-NeRF's curved ray spacing and distortion distance).
+    p = 1 is the identity and p = 0 log(1 + y), the limits of the formula.
     """
+    y = premult * x
+    if p == 1:
+        return y
+    if p == 0:
+        return jnp.log1p(y)
+    q = abs(p - 1)
+    return q / p * jnp.expm1(p * jnp.log1p(y / q))  # (y / q + 1)^p - 1, exact for small y
+
+
+def power_ladder_inverse(z: jnp.ndarray, p: float, premult: float = 1.0) -> jnp.ndarray:
+    """The inverse of `power_ladder` on its range; beyond the saturation value (p < 0) it is +inf
+    clipped to the largest float32, so callers clip to their far distance."""
+    if p == 1:
+        return z / premult
+    if p == 0:
+        return jnp.expm1(z) / premult
+    q = abs(p - 1)
+    log_base = jnp.log1p(jnp.maximum(z * p / q, -1 + jnp.finfo(jnp.float32).epsneg))
+    y = q * jnp.expm1(jnp.minimum(log_base / p, 80.0))  # (z p / q + 1)^(1 / p) - 1
+    return y / premult
+
+
+def _spacing_fn(spacing: str, power: float, premult: float):
+    """g of `s_to_t` and its inverse."""
+    if spacing == "disparity":
+        return (lambda t: 1 / t), (lambda g: 1 / g)
+    if spacing == "power_ladder":
+        return (lambda t: power_ladder(t, power, premult)), (lambda g: power_ladder_inverse(g, power, premult))
+    return (lambda t: t), (lambda g: g)
+
+
+def s_to_t(s: jnp.ndarray, near: jnp.ndarray, far: jnp.ndarray, spacing: str, power: float = -1.5,
+           premult: float = 2.0) -> jnp.ndarray:
+    """Metric distance t of normalised distance s (mip-NeRF 360, sec. 3): s is linear in g(t), from
+    s = 0 at near to 1 at far, with g(t) = t ("linear"), 1/t ("disparity", for near > 0), or
+    `power_ladder(t, power, premult)` ("power_ladder", Zip-NeRF's curve: linear near the camera,
+    like disparity far from it, and defined at near = 0).
+
+    For disparity: t = 1 / (s / far + (1 - s) / near). near, far: [..., 1]; s: [..., S+1]. The
+    power ladder's t is clipped to [near, far], and s = 1 gives far exactly: in float32 its inverse
+    resolves distances up to about 1e5 (premult 2), beyond which s is 1 to float32 precision.
+    """
+    if spacing == "linear":
+        return near + s * (far - near)
     if spacing == "disparity":
         return 1 / (s / far + (1 - s) / near)
-    return near + s * (far - near)
+    g, g_inv = _spacing_fn(spacing, power, premult)
+    g_near, g_far = g(near), g(far)
+    t = jnp.clip(g_inv(g_near + s * (g_far - g_near)), near, far)
+    return jnp.where(s >= 1, far, jnp.where(s <= 0, near, t))  # the ends exactly, whatever float32 resolves
 
 
-def t_to_s(t: jnp.ndarray, near: jnp.ndarray, far: jnp.ndarray, spacing: str) -> jnp.ndarray:
+def t_to_s(t: jnp.ndarray, near: jnp.ndarray, far: jnp.ndarray, spacing: str, power: float = -1.5,
+           premult: float = 2.0) -> jnp.ndarray:
     """The inverse of `s_to_t`."""
-    if spacing == "disparity":
-        return (1 / t - 1 / near) / (1 / far - 1 / near)
-    return (t - near) / (far - near)
+    g, _ = _spacing_fn(spacing, power, premult)
+    return (g(t) - g(near)) / (g(far) - g(near))

@@ -196,10 +196,12 @@ def ray_jitter(keys, batch_shape, rounds: int) -> jnp.ndarray:
 class Round(NamedTuple):
     """One sampling round of a batch of rays: breakpoints in normalised distance and weights.
 
-    s: [..., S+1] in [0, 1], mapped to metric distance by `coord.s_to_t`; weights: [..., S].
+    s: [..., S+1] in [0, 1]; t: [..., S+1] the same breakpoints in metric distance
+    (`coord.s_to_t`); weights: [..., S].
     """
 
     s: jnp.ndarray
+    t: jnp.ndarray
     weights: jnp.ndarray
 
 
@@ -222,7 +224,9 @@ class MipNerf360(nn.Module):
     resample_padding: float = 0.0
     dilation_multiplier: float = 0.5
     dilation_bias: float = 0.0025
-    ray_spacing: str = "linear"  # how s maps to t: "linear" or "disparity" (coord.s_to_t)
+    ray_spacing: str = "linear"  # how s maps to t: "linear", "disparity" or "power_ladder" (coord.s_to_t)
+    spacing_power: float = -1.5  # the power ladder's p and premult (ray_spacing="power_ladder")
+    spacing_premult: float = 2.0
     contraction: bool = False  # push the Gaussians through mip-NeRF 360's contraction
     cylinder: bool = False  # cylinders rather than cones (NDC rays)
     opaque_background: bool = False  # the last interval is opaque: nothing shows behind the scene
@@ -286,7 +290,7 @@ class MipNerf360(nn.Module):
                 w = stepfun.anneal_weights(s, w, power, self.resample_padding)
             round_jitter = None if jitter is None else jitter[..., i:i + 1]
             s = jax.lax.stop_gradient(stepfun.sample_intervals(round_jitter, s, jax.lax.stop_gradient(w), n))
-            t = coord.s_to_t(s, rays.near, rays.far, self.ray_spacing)
+            t = coord.s_to_t(s, rays.near, rays.far, self.ray_spacing, self.spacing_power, self.spacing_premult)
             last = i == len(num_samples) - 1
             field = self.nerf_field if last else self.prop_field
             # The proposal rounds only place samples: the rays' gradient (pose refinement) is the NeRF round's.
@@ -294,7 +298,7 @@ class MipNerf360(nn.Module):
             inputs = field.inputs(round_rays, t, self.contraction, self.cylinder)
             density, rgb = field(*inputs, rays.viewdirs, appearance) if last else field(*inputs)
             w = volume.compute_weights(density, t, round_rays.directions, opaque=self.opaque_background)
-            rounds.append(Round(s=s, weights=w))
+            rounds.append(Round(s=s, t=t, weights=w))
         out = volume.composite(w, rgb, t, background)
         if self.appearance_affine:
             out = out._replace(rgb=self.color_transform(out.rgb, image))
@@ -386,7 +390,8 @@ def build_model(config: ml_collections.ConfigDict, num_images: int = 0) -> MipNe
         num_prop_samples=tuple(config.num_prop_samples), num_nerf_samples=config.num_nerf_samples,
         prop_field=prop_field, nerf_field=nerf_field, anneal_slope=config.anneal_slope,
         resample_padding=config.resample_padding, dilation_multiplier=config.dilation_multiplier,
-        dilation_bias=config.dilation_bias, ray_spacing=config.ray_spacing, contraction=config.contraction,
+        dilation_bias=config.dilation_bias, ray_spacing=config.ray_spacing, spacing_power=config.ray_spacing_power,
+        spacing_premult=config.ray_spacing_premult, contraction=config.contraction,
         cylinder=config.forward_facing, opaque_background=config.opaque_background,
         num_images=num_images, appearance_dim=config.appearance_dim, appearance_affine=config.appearance_affine)
 

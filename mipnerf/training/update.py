@@ -13,7 +13,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from mipnerf.cameras import pose_refine
 from mipnerf.errors import ConfigError
 from mipnerf.metrics import psnr_from_mse
-from mipnerf.model import mipnerf360, stepfun
+from mipnerf.model import coord, mipnerf360, stepfun
 from mipnerf.training import optimizer
 from mipnerf.training.train_images import RayData, TrainImages, sample_batch
 
@@ -73,6 +73,25 @@ def batch_totals(batch: RayData, config) -> BatchTotals:
     return BatchTotals(batch.rgb.shape[0], jnp.sum(data_weights(config, batch.lossmult, batch.rgb.shape)))
 
 
+def interlevel_loss(nerf, proposal, index: int, config) -> jnp.ndarray:
+    """[B] the proposal loss of proposal round `index` (a `Round`) against the NeRF round `nerf`:
+    mip-NeRF 360's (config.interlevel_loss="outer") or Zip-NeRF's, blurred by the round's
+    config.interlevel_blurs ("blurred")."""
+    if config.interlevel_loss == "blurred":
+        return stepfun.blurred_interlevel_loss(nerf.s, nerf.weights, proposal.s, proposal.weights,
+                                               config.interlevel_blurs[index])
+    return stepfun.interlevel_loss(nerf.s, nerf.weights, proposal.s, proposal.weights)
+
+
+def distortion_distance(nerf, config) -> jnp.ndarray:
+    """[B, S+1] the distances along the rays the distortion loss measures: the normalised distance
+    s (mip-NeRF 360, config.distortion_distance="s"), or Zip-NeRF's power ladder of the metric
+    distance ("power_ladder", with config.distortion_power and distortion_premult)."""
+    if config.distortion_distance == "power_ladder":
+        return coord.power_ladder(nerf.t, config.distortion_power, config.distortion_premult)
+    return nerf.s
+
+
 def compute_losses(rounds, rgb, target, config, lossmult=None, totals: Optional[BatchTotals] = None):
     """Every loss term of a batch, or a micro-batch's share of them.
 
@@ -92,8 +111,8 @@ def compute_losses(rounds, rgb, target, config, lossmult=None, totals: Optional[
     nerf = rounds[-1]
     rays = rgb.shape[0] if totals is None else totals.rays
     per_ray_mean = lambda x: jnp.sum(x) / rays
-    interlevel = sum(per_ray_mean(stepfun.interlevel_loss(nerf.s, nerf.weights, r.s, r.weights)) for r in rounds[:-1])
-    distortion = per_ray_mean(stepfun.distortion_loss(nerf.s, nerf.weights))
+    interlevel = sum(per_ray_mean(interlevel_loss(nerf, r, i, config)) for i, r in enumerate(rounds[:-1]))
+    distortion = per_ray_mean(stepfun.distortion_loss(distortion_distance(nerf, config), nerf.weights))
     data = data_loss(rgb, target, config, lossmult, None if totals is None else totals.data_weight)
     total = data + config.interlevel_loss_mult * interlevel + config.distortion_loss_mult * distortion
     return {"loss": total, "data": data, "interlevel": jnp.asarray(interlevel, jnp.float32),

@@ -136,7 +136,7 @@ class Viewer:
 
     def __init__(self, config, train: datasets.Split, render_fn, mesh, training: bool = False):
         self.config, self.render_fn, self.mesh, self.training = config, render_fn, mesh, training
-        self.disparity = config.ray_spacing == "disparity"
+        self.disparity = config.ray_spacing != "linear"
         self.server = start_server(config.viewer_host, config.viewer_port)
         self.url = url(config.viewer_host, self.server.get_port())
         self.lock = threading.Lock()
