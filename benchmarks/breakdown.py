@@ -53,7 +53,7 @@ def main(argv):
     rays = camera.Rays(origins, viewdirs, viewdirs, jnp.full((rays_n, 1), 1e-3),
                        jnp.full((rays_n, 1), config.near), jnp.full((rays_n, 1), config.far))
     gaussians = lambda n: (jax.random.normal(key, (rays_n, n, 3)), jnp.full((rays_n, n, 3), 1e-4))
-    prop = jax.jit(lambda m, v: model.prop_field.apply({"params": params["prop_mlp"]}, m, v)[0])
+    prop = jax.jit(lambda m, v: model.prop_fields[0].apply({"params": params["prop_mlp"]}, m, v)[0])
     nerf = jax.jit(lambda m, v, d: model.nerf_field.apply({"params": params["nerf_mlp"]}, m, v, d))
     ipe = jax.jit(lambda m, v: coord.integrated_pos_enc(m, v, config.min_deg_point, config.max_deg_point))
     x = jax.random.normal(key, (rays_n * prop_n, config.prop_width))

@@ -12,7 +12,7 @@ bytes the training set holds on the devices; the load time per megapixel; and th
 factor 2 against factor 4's.
 
 With `--step`: compiles (does not run) the training step of configs/360.py and
-configs/blender.py at their batch of 16384 rays, with abstract inputs (no data, no parameters
+configs/blender.py at their batch of 16384 rays, and of configs/360_grid.py at its 8192, with abstract inputs (no data, no parameters
 in memory), and prints for each the bytes of temporaries (the activations and everything else a
 step allocates), arguments (state, and 8 images of 1000x1000 as uint8: 24 MB), outputs and generated code, the parameter count
 and the compile time. Each config is measured with its own `grad_accum` and `remat` and with
@@ -37,7 +37,9 @@ from absl import flags  # noqa: E402
 from mipnerf.commands.cli import run  # noqa: E402
 from mipnerf.errors import MipNerfError  # noqa: E402
 
-_STEP = flags.DEFINE_bool("step", False, "Measure the memory of the training step of configs/360.py and configs/blender.py.")
+_STEP = flags.DEFINE_bool("step", False, "Measure the memory of the training step of configs/360.py, "
+                          "configs/blender.py and configs/360_grid.py.")
+_STEP_CONFIGS = flags.DEFINE_list("step_configs", None, "With --step: only these configs (e.g. 360_grid).")
 _SIZE = flags.DEFINE_enum("size", "default", ["default", "room"], "The size of the capture written.")
 _STEPS = flags.DEFINE_integer("steps", 10, "Training steps at each factor.")
 _CAPTURE = flags.DEFINE_string("capture", "", "Where to write the capture (default: a temporary folder, removed after).")
@@ -45,7 +47,7 @@ _FACTOR = flags.DEFINE_integer("factor", 0, "Internal: measure one factor of --c
 FACTORS = (4, 2)  # the small factor first: its figures are the baseline of the large one's
 
 # (config module, precisions) measured by --step.
-STEP_CONFIGS = (("360", ("f32", "bf16")), ("blender", ("f32", "bf16")))
+STEP_CONFIGS = (("360", ("f32", "bf16")), ("blender", ("f32", "bf16")), ("360_grid", ("f32", "bf16")))
 EARLIER = dict(grad_accum=1, remat=False)  # the step before micro-batches and rematerialisation
 
 
@@ -120,6 +122,8 @@ def step_variants(config_name: str, precisions):
 def measure_step(figures) -> None:
     """The figures of --step, into `figures` (one line each)."""
     for config_name, precisions in STEP_CONFIGS:
+        if _STEP_CONFIGS.value and config_name not in _STEP_CONFIGS.value:
+            continue
         for label, config in step_variants(config_name, precisions):
             figures[f"{label}.batch_size"] = config.batch_size
             result = step_memory(config)

@@ -34,6 +34,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.contraction = False  # push the Gaussians through mip-NeRF 360's contraction into a ball of radius 2
     c.basis = "axes"  # "axes" | "octahedron" | "icosahedron": directions the Gaussians are projected on for IPE
     c.opaque_background = False  # the last interval is opaque: real captures have no background
+    # "fixed": white_background's colour behind the scene; "random" (Zip-NeRF's): a random colour behind
+    # each training ray and grey outside training, for images without alpha (captures), so that the
+    # field learns to be opaque where the scene is, rather than being made so (opaque_background).
+    c.background = "fixed"
     c.disable_integration = False  # ablation: NeRF's positional encoding of the Gaussians' means instead of IPE
 
     # Sampling rounds: proposal rounds (density only), then the NeRF round.
@@ -55,8 +59,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.bottleneck_width = 256
     c.view_depth = 1
     c.view_width = 128
+    c.view_skip_layer = 0  # the view MLP's input again after its layer i when i % view_skip_layer == 0, i > 0 (0: none)
     c.deg_view = 4  # positional encoding degrees of the view direction
-    c.density_bias = -1.0  # density = softplus(raw + density_bias)
+    c.density_bias = -1.0  # density = activation(raw + density_bias)
+    c.density_activation = "softplus"  # "softplus" | "exp" (Zip-NeRF's)
     c.rgb_padding = 0.001  # rgb = sigmoid(raw) * (1 + 2 pad) - pad
     c.precision = "auto"  # "bf16" | "f32" | "auto" (bf16 on GPU, f32 on CPU)
 
@@ -67,6 +73,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.grid_table_log2 = 19  # entries per level's table: 2^grid_table_log2 (finer levels hash into it)
     c.grid_features = 2  # features per level
     c.grid_multisamples = 6  # points per frustum: 6 (Zip-NeRF's pattern, matching its Gaussian) or 1 (its mean)
+    c.grid_multisample_rotation = False  # turn each frustum's 6 points about the ray: randomly in training (Zip-NeRF)
+    c.grid_multisample_scale = 1.0  # each point's scale, in radial standard deviations (Zip-NeRF: about 0.71)
     c.grid_min_res = 16
     c.grid_max_res = 2048
     c.prop_grid_levels = 5  # the proposal rounds' grid (density only)
@@ -76,7 +84,13 @@ def get_config() -> ml_collections.ConfigDict:
     c.grid_width = 64  # the MLP after each grid: grid_depth layers of grid_width
     c.grid_depth = 1
     c.grid_bound = 1.5  # without contraction the grids span [-grid_bound, grid_bound]^3 (with it, [-2, 2]^3)
-    c.grid_decay_mult = 0.1  # weight decay of the grid tables: sum over levels of the mean squared entry
+    c.grid_decay_mult = 0.1  # weight decay of the grid tables: sum over levels of the mean squared (stored) entry
+    c.grid_table_scale = 1.0  # tables store features / this, and the output multiplies back (Zip-NeRF: 10)
+    c.grid_append_scale = False  # each level also gives its scale weight as a feature (Zip-NeRF)
+    c.prop_grid_features = 0  # features per level of the proposal grids (0: grid_features)
+    # One proposal grid per round, with these finest resolutions (one per round; Zip-NeRF: 512 and 2048), each
+    # with levels a factor 2 apart from grid_min_res as Zip-NeRF's; (): one grid shared by the rounds.
+    c.prop_grid_round_max_res = ()
 
     # Optimisation.
     c.batch_size = 16384  # rays per step, over all devices

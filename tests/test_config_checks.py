@@ -45,13 +45,23 @@ SETTINGS = [
     ("grid_depth", 2, "field", "mlp", "grid"),
     ("grid_decay_mult", 0.5, "field", "mlp", "grid"),
     ("grid_bound", 2.0, "field", "mlp", "grid"),
+    ("grid_table_scale", 10.0, "field", "mlp", "grid"),
+    ("grid_multisample_rotation", True, "field", "mlp", "grid"),
+    ("grid_multisample_scale", 0.7, "field", "mlp", "grid"),
+    ("grid_append_scale", True, "field", "mlp", "grid"),
+    ("prop_grid_features", 1, "field", "mlp", "grid"),
+    ("prop_grid_round_max_res", (64,), "field", "mlp", "grid"),
+    ("prop_grid_levels", 3, "prop_grid_round_max_res", (64,), ()),
+    ("prop_grid_max_res", 32, "prop_grid_round_max_res", (64,), ()),
     ("ray_spacing_power", -1.0, "ray_spacing", "linear", "power_ladder"),
     ("ray_spacing_premult", 4.0, "ray_spacing", "disparity", "power_ladder"),
     ("interlevel_blurs", (0.05,), "interlevel_loss", "outer", "blurred"),
     ("distortion_power", -1.0, "distortion_distance", "s", "power_ladder"),
     ("distortion_premult", 100.0, "distortion_distance", "s", "power_ladder"),
 ]
-EXTRA = {("grid_bound", "contraction"): {"field": "grid"}}  # other fields a pair needs
+EXTRA = {("grid_bound", "contraction"): {"field": "grid"},  # other fields a pair needs
+         ("prop_grid_levels", "prop_grid_round_max_res"): {"field": "grid"},
+         ("prop_grid_max_res", "prop_grid_round_max_res"): {"field": "grid"}}
 
 
 def test_factor_with_a_multiscale_scene_on_the_command_line_is_refused(tmp_path):
@@ -100,7 +110,7 @@ def test_a_config_file_may_set_what_a_command_line_choice_leaves_unused(tmp_path
     config = importlib.import_module("configs.360_grid").get_config()
     config.data_dir, config.field = "scene", "mlp"
     check_config(config, explicit={"field", "data_dir"})
-    with pytest.raises(ConfigError, match="config.grid_levels=16: unused with field='mlp'"):
+    with pytest.raises(ConfigError, match="config.grid_levels=10: unused with field='mlp'"):
         check_config(config, explicit={"field", "data_dir", "grid_levels"})
 
 
@@ -117,6 +127,11 @@ def test_every_config_file_passes(name):
     (dict(interlevel_loss="spline"), "interlevel_loss"),
     (dict(ray_spacing="power_ladder", ray_spacing_power=0.5), "ray_spacing_power"),
     (dict(distortion_distance="t"), "distortion_distance"),
+    (dict(field="grid", prop_grid_round_max_res=(64, 128)), "prop_grid_round_max_res"),  # 1 proposal round
+    (dict(field="grid", prop_grid_round_max_res=(8,)), "prop_grid_round_max_res"),  # below grid_min_res
+    (dict(density_activation="relu"), "density_activation"),
+    (dict(background="random", white_background=True), "background"),
+    (dict(background="random", white_background=False, opaque_background=True), "background"),
 ])
 def test_impossible_zip_nerf_settings_are_refused_by_name(tmp_path, overrides, field):
     with pytest.raises(ConfigError, match=rf"^config\.{field}="):

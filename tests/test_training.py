@@ -124,9 +124,10 @@ class DecayedMLP(mipnerf360.MLP):
 
 
 def build_decayed_mlps(config, dtype):
-    prop, nerf = mipnerf360.build_mlp_fields(config, dtype)
-    return (DecayedMLP(**{f.name: getattr(prop, f.name) for f in prop.__dataclass_fields__.values() if f.init}),
-            DecayedMLP(**{f.name: getattr(nerf, f.name) for f in nerf.__dataclass_fields__.values() if f.init}))
+    (prop,), nerf = mipnerf360.build_mlp_fields(config, dtype)
+    decayed = lambda field: DecayedMLP(**{f.name: getattr(field, f.name) for f in field.__dataclass_fields__.values()
+                                          if f.init})
+    return (decayed(prop),), decayed(nerf)
 
 
 def test_a_new_kind_of_field_is_one_entry_of_fields_and_brings_its_own_weight_decay(tiny_scene, tmp_path,

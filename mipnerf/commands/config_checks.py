@@ -17,6 +17,8 @@ from mipnerf.model.coord import RAY_SPACINGS
 PRECISIONS = ("bf16", "f32", "auto")
 DATA_LOSSES = ("mse", "charbonnier")
 INTERLEVEL_LOSSES = ("outer", "blurred")
+DENSITY_ACTIVATIONS = ("softplus", "exp")
+BACKGROUNDS = ("fixed", "random")
 DISTORTION_DISTANCES = ("s", "power_ladder")
 # Camera paths of render.py: mipnerf.video_render.PATHS, and "file" (config.render_path_file).
 RENDER_PATHS = ("spiral", "orbit", "ellipse", "zoom", "file")
@@ -40,6 +42,10 @@ UNUSED = (
      "only the power ladder has a power"),
     ("distortion_premult", "distortion_distance", lambda c: c.distortion_distance != "power_ladder",
      "only the power ladder has a premultiplier"),
+    ("prop_grid_levels", "prop_grid_round_max_res", lambda c: bool(c.prop_grid_round_max_res),
+     "each proposal round's grid has its own levels"),
+    ("prop_grid_max_res", "prop_grid_round_max_res", lambda c: bool(c.prop_grid_round_max_res),
+     "each proposal round's grid has its own finest resolution"),
     ("charbonnier_padding", "data_loss", lambda c: c.data_loss != "charbonnier", "only the Charbonnier loss is padded"),
     ("render_path_file", "render_path", lambda c: c.render_path != "file",
      "render.py reads the file only with render_path='file'"),
@@ -124,6 +130,25 @@ def check_config(config: ml_collections.ConfigDict, explicit: Iterable[str] = ()
              c.distortion_distance)
     _require(c.distortion_premult > 0, "distortion_premult", "a value > 0", c.distortion_premult)
     _require(c.basis in BASES, "basis", f"one of {BASES}", c.basis)
+    _require(c.density_activation in DENSITY_ACTIVATIONS, "density_activation", f"one of {DENSITY_ACTIVATIONS}",
+             c.density_activation)
+    _require(int(c.view_skip_layer) >= 0, "view_skip_layer", "an integer >= 0 (0: none)", c.view_skip_layer)
+    _require(c.background in BACKGROUNDS, "background", f"one of {BACKGROUNDS}", c.background)
+    _require(c.background != "random" or not c.opaque_background, "background",
+             "'fixed' with opaque_background=True (nothing shows behind an opaque last interval)", c.background)
+    _require(c.background != "random" or not c.white_background, "background",
+             "'fixed' with white_background=True: images with alpha are composited onto white when loaded, so "
+             "their targets could not take a random colour", c.background)
+    _require(c.grid_table_scale > 0, "grid_table_scale", "a value > 0", c.grid_table_scale)
+    _require(c.grid_multisample_scale > 0, "grid_multisample_scale", "a value > 0", c.grid_multisample_scale)
+    _require(int(c.prop_grid_features) >= 0, "prop_grid_features", "an integer >= 0 (0: grid_features)",
+             c.prop_grid_features)
+    rounds = len(c.num_prop_samples)
+    round_res = c.prop_grid_round_max_res
+    _require(isinstance(round_res, (tuple, list)) and len(round_res) in (0, rounds) and
+             all(int(r) >= int(c.grid_min_res) for r in round_res), "prop_grid_round_max_res",
+             f"() or one resolution >= grid_min_res ({c.grid_min_res}) per proposal round ({rounds}, as "
+             "num_prop_samples)", round_res)
     _require(c.field in mipnerf360.FIELDS, "field", f"one of {tuple(mipnerf360.FIELDS)}", c.field)
     for field in ("grid_levels", "grid_features", "grid_min_res", "prop_grid_levels", "grid_width"):
         _require(int(c[field]) >= 1, field, "an integer >= 1", c[field])

@@ -25,6 +25,8 @@ MODEL_FIELDS = (
     "view_width", "density_bias", "rgb_padding",
     "field", "grid_levels", "grid_table_log2", "grid_features", "grid_min_res", "grid_max_res", "prop_grid_levels",
     "prop_grid_table_log2", "prop_grid_max_res", "grid_width", "grid_multisamples", "prop_grid_multisamples", "grid_depth", "grid_bound",
+    "grid_table_scale", "grid_append_scale", "prop_grid_features", "prop_grid_round_max_res",
+    "view_skip_layer", "density_activation", "background", "grid_multisample_rotation", "grid_multisample_scale",
     "pose_refine",  # the train state holds the pose corrections or not
     "appearance_dim", "appearance_affine",  # the parameters hold per-image appearance or not
 )

@@ -4,6 +4,7 @@ All functions are pure `jax.numpy`, float32, and broadcast over leading dimensio
 Equation numbers refer to mip-NeRF (Barron et al., ICCV 2021).
 """
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -195,7 +196,23 @@ def perpendicular_frame(d: jnp.ndarray):
     return u, v
 
 
-def frustum_multisamples(origins, directions, t0, t1, radii, cylinder: bool = False, count: int = 6):
+def multisample_rotation(shape, key=None):
+    """Each interval's turn of the 6-point pattern about its ray (Zip-NeRF's): with `key`, a random
+    angle and a random reversal of the points' angular order (training); without, every other
+    interval reversed and turned by 30 degrees (evaluation), so that neighbours interleave.
+
+    Returns:
+      (angle [*shape] float32, reverse [*shape] bool), for `frustum_multisamples`.
+    """
+    if key is None:
+        odd = (jnp.arange(shape[-1]) % 2).astype(bool)
+        return jnp.broadcast_to(jnp.where(odd, np.pi / 6, 0.0), shape), jnp.broadcast_to(odd, shape)
+    angle_key, reverse_key = jax.random.split(key)
+    return (2 * np.pi * jax.random.uniform(angle_key, shape), jax.random.bernoulli(reverse_key, shape=shape))
+
+
+def frustum_multisamples(origins, directions, t0, t1, radii, cylinder: bool = False, count: int = 6,
+                         rotation=None, scale_mult: float = 1.0):
     """Points spread over each conical frustum whose mean and covariance are its Gaussian's.
 
     Args:
@@ -203,6 +220,11 @@ def frustum_multisamples(origins, directions, t0, t1, radii, cylinder: bool = Fa
       cylinder: cylinders (`cylinder_moments`) rather than conical frustums.
       count: 6 for `MULTISAMPLE_PATTERN`, or 1 for the mean alone (the covariance then only
         shows in the scale).
+      rotation: None, or `multisample_rotation`'s (angle, reverse), each [..., S]: the pattern of
+        each interval turned about the ray by the angle, its angular order reversed where
+        `reverse` (its mean and covariance are unchanged).
+      scale_mult: each point's scale is this times the radial standard deviation (Zip-NeRF's
+        `unscented_scale_mult` 0.5 on its radial offset sqrt(0.5) r t gives about 0.71).
 
     Returns:
       points: [..., S, count, 3] world positions (the pattern scaled by the frustum's axial and
@@ -218,11 +240,17 @@ def frustum_multisamples(origins, directions, t0, t1, radii, cylinder: bool = Fa
     if count not in (1, 6):
         raise ValueError(f"count={count}: expected 1 or 6 multisamples")
     p = jnp.asarray(MULTISAMPLE_PATTERN if count == 6 else np.zeros((1, 3), np.float32))
+    px, py = p[:, 0], p[:, 1]  # [M]
+    if rotation is not None and count == 6:
+        angle, reverse = rotation
+        theta = jnp.where(reverse[..., None], _ANGLES[::-1], _ANGLES) + angle[..., None]  # [..., S, 6]
+        px, py = np.sqrt(2) * jnp.cos(theta), np.sqrt(2) * jnp.sin(theta)
+    px, py = jnp.broadcast_to(px, sigma_t.shape[:-1] + (count,)), jnp.broadcast_to(py, sigma_t.shape[:-1] + (count,))
     centre = origins[..., None, :] + directions[..., None, :] * t_mean[..., None]  # [..., S, 3]
-    offsets = (sigma_r[..., None] * (p[:, 0:1] * u[..., None, None, :] + p[:, 1:2] * v[..., None, None, :])
-               + sigma_t[..., None] * p[:, 2:3] * axial[..., None, None, :])  # [..., S, 6, 3]
+    offsets = (sigma_r[..., None] * (px[..., None] * u[..., None, None, :] + py[..., None] * v[..., None, None, :])
+               + sigma_t[..., None] * p[:, 2:3] * axial[..., None, None, :])  # [..., S, M, 3]
     points = centre[..., None, :] + offsets
-    return points, jnp.broadcast_to(sigma_r, points.shape[:-1])
+    return points, jnp.broadcast_to(scale_mult * sigma_r, points.shape[:-1])
 
 
 def _subdivided_polyhedron(vertices: jnp.ndarray, faces: list, subdivisions: int) -> jnp.ndarray:

@@ -54,6 +54,12 @@ def levels_layout(levels: int, table_log2: int, min_res: int, max_res: int) -> L
     return Levels(res=res, size=size, offset=offset, dense=vertices <= 2**table_log2)
 
 
+def octave_levels(min_res: int, max_res: int) -> int:
+    """The number of levels from min_res to max_res a factor of about 2 apart (Zip-NeRF's):
+    1 + round(log2(max_res / min_res)); 16 to 512 gives 6, to 2048 8, to 8192 10."""
+    return 1 + int(round(math.log2(max_res / min_res)))
+
+
 def cell_and_fraction(x: jnp.ndarray, levels: Levels):
     """The cell around each point at each level, and the point's position within it.
 
@@ -118,13 +124,26 @@ def level_weights(scale: jnp.ndarray, levels: Levels) -> jnp.ndarray:
 
 
 class HashEncoding(nn.Module):
-    """Features of points (optionally scaled Gaussians) from a multiresolution hash grid."""
+    """Features of points (optionally scaled Gaussians) from a multiresolution hash grid.
+
+    `table_scale` (Zip-NeRF's preconditioning, 10): the table holds the features divided by it and
+    the output is multiplied back, so that under Adam, whose steps do not depend on a parameter's
+    scale, the features move `table_scale` times faster, and a decay of the table weighs
+    `table_scale`^2 less on the features. `append_scale` (Zip-NeRF): each level also gives
+    2 weight - 1 of its `level_weights`, scaled to the level's current feature size, as a feature.
+    """
 
     levels: int = 12
     table_log2: int = 19
     features: int = 2
     min_res: int = 16
     max_res: int = 2048
+    table_scale: float = 1.0
+    append_scale: bool = False
+
+    def out_features(self) -> int:
+        """The length of the encoding of a point: levels * (features + append_scale)."""
+        return self.levels * (self.features + int(self.append_scale))
 
     def layout(self) -> Levels:
         return levels_layout(self.levels, self.table_log2, self.min_res, self.max_res)
@@ -139,20 +158,33 @@ class HashEncoding(nn.Module):
           scale: [...] each point's standard deviation in the same units, or None for points.
 
         Returns:
-          [..., L * F] float32: each level's interpolated feature, scaled by `level_weights`.
+          [..., out_features()] float32: each level's interpolated feature, scaled by
+          `level_weights` (then, with `append_scale`, the level's scale feature), level by level.
         """
         layout = self.layout()
-        init = lambda key, shape: jax.random.uniform(key, shape, jnp.float32, -1e-4, 1e-4)  # as Instant-NGP
+        init_range = 1e-4 / self.table_scale  # features start in +-1e-4, as Instant-NGP's
+        init = lambda key, shape: jax.random.uniform(key, shape, jnp.float32, -init_range, init_range)
         table = self.param("table", init, (int(layout.size.sum()), self.features))
         cell, frac = cell_and_fraction(x, layout)
         feats = trilinear(table.at[corner_rows(cell, layout)].get(mode="promise_in_bounds"), frac)
         if scale is not None:
-            feats = feats * level_weights(scale, layout)[..., None]
+            weights = level_weights(scale, layout)[..., None]  # [..., L, 1]
+            feats = feats * weights
+            if self.append_scale:
+                # Scaled to the level's root-mean-square entry (no gradient through it), so that the
+                # scale feature grows with the features it sits beside.
+                stored = jax.lax.stop_gradient(table)
+                rms = jnp.stack([jnp.sqrt(init_range**2 + jnp.mean(stored[int(o):int(o + n)] ** 2))
+                                 for o, n in zip(layout.offset, layout.size)])
+                feats = jnp.concatenate([feats, (2 * weights - 1) * rms[:, None]], axis=-1)
+        elif self.append_scale:
+            raise ValueError("append_scale: expected each point's scale")
+        feats = feats * self.table_scale
         return feats.reshape(feats.shape[:-2] + (-1,))
 
 
 def grid_inputs(origins, directions, t, radii, contraction: bool, bound: float, cylinder: bool = False,
-                multisamples: int = 6):
+                multisamples: int = 6, rotation=None, scale_mult: float = 1.0):
     """The points and scales a grid field sees for each interval, in the grid's [0, 1]^3.
 
     Args:
@@ -161,14 +193,14 @@ def grid_inputs(origins, directions, t, radii, contraction: bool, bound: float, 
         root of the contraction's Jacobian determinant there (Zip-NeRF); the grid then spans [-2, 2]^3.
       bound: without contraction, the grid spans [-bound, bound]^3.
 
-      multisamples: points per frustum (`coord.frustum_multisamples`).
+      multisamples, rotation, scale_mult: the points of each frustum (`coord.frustum_multisamples`).
 
     Returns:
       (points [..., S, M, 3], scales [..., S, M]), M = multisamples. Points are not clipped:
       those outside [0, 1]^3 are clamped by the encoding (`HashEncoding`).
     """
     points, scales = coord.frustum_multisamples(origins, directions, t[..., :-1], t[..., 1:], radii, cylinder,
-                                                multisamples)
+                                                multisamples, rotation, scale_mult)
     if contraction:
         scales = scales * coord.contract_volume_scale(points)
         points, bound = coord.contract(points), 2.0

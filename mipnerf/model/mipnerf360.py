@@ -26,14 +26,20 @@ def dense_layer(features: int, name: str, dtype) -> nn.Dense:
 def density_and_color(field, x, viewdirs, appearance=None):
     """A field's outputs from its features x [..., S, C] (inside its compact `__call__`).
 
-    `field` supplies density_bias, color, bottleneck_width, view_depth, view_width, deg_view,
-    rgb_padding, appearance_dim and dtype. Density is softplus(raw + density_bias), [..., S]. With
+    `field` supplies density_bias, density_activation, color, bottleneck_width, view_depth,
+    view_width, view_skip_layer, deg_view, rgb_padding, appearance_dim and dtype. Density is
+    softplus(raw + density_bias) or exp(raw + density_bias) ("exp", Zip-NeRF's), [..., S]. With
     `color`, rgb [..., S, 3] comes from a bottleneck, the encoding of the unit view directions
     [..., 3], with `appearance_dim` the appearance vectors [..., appearance_dim] (None: zeros), and
-    `view_depth` layers; else None. The density never sees the appearance.
+    `view_depth` layers, whose input is concatenated again after layer i when i % view_skip_layer
+    == 0 and i > 0 (Zip-NeRF: 3 layers, skip 2, so the last layer sees its input); else None.
+    The density never sees the appearance.
     """
-    raw_density = dense_layer(1, "density", field.dtype)(x)[..., 0].astype(jnp.float32)
-    density = nn.softplus(raw_density + field.density_bias)
+    raw_density = dense_layer(1, "density", field.dtype)(x)[..., 0].astype(jnp.float32) + field.density_bias
+    if field.density_activation == "exp":
+        density = jnp.exp(jnp.minimum(raw_density, 80.0))  # 80: exp stays finite in float32
+    else:
+        density = nn.softplus(raw_density)
     if not field.color:
         return density, None
     bottleneck = dense_layer(field.bottleneck_width, "bottleneck", field.dtype)(x)
@@ -45,9 +51,11 @@ def density_and_color(field, x, viewdirs, appearance=None):
             appearance = jnp.zeros(viewdirs.shape[:-1] + (field.appearance_dim,), jnp.float32)
         appearance = jnp.broadcast_to(appearance[..., None, :], bottleneck.shape[:-1] + appearance.shape[-1:])
         parts.append(appearance.astype(bottleneck.dtype))
-    x = jnp.concatenate(parts, axis=-1)
+    x = view_inputs = jnp.concatenate(parts, axis=-1)
     for i in range(field.view_depth):
         x = nn.relu(dense_layer(field.view_width, f"view_layer_{i}", field.dtype)(x))
+        if field.view_skip_layer and i % field.view_skip_layer == 0 and i > 0:
+            x = jnp.concatenate([x, view_inputs], axis=-1)
     rgb = nn.sigmoid(dense_layer(3, "rgb", field.dtype)(x).astype(jnp.float32))
     return density, rgb * (1 + 2 * field.rgb_padding) - field.rgb_padding
 
@@ -70,17 +78,19 @@ class MLP(nn.Module):
     bottleneck_width: int = 256
     view_depth: int = 1
     view_width: int = 128
+    view_skip_layer: int = 0  # the view MLP's input again after its layer i when i % view_skip_layer == 0, i > 0
     deg_view: int = 4
     rgb_padding: float = 0.001
+    density_activation: str = "softplus"  # or "exp"
     disable_integration: bool = False  # NeRF's positional encoding of the means: the variances are dropped
     appearance_dim: int = 0  # length of the appearance vectors the colour branch takes (0: none)
     basis: str = "axes"  # directions the Gaussians are projected on (coord.basis_directions)
     dtype: jnp.dtype = jnp.float32
 
-    def inputs(self, rays: Rays, t: jnp.ndarray, contraction: bool, cylinder: bool):
+    def inputs(self, rays: Rays, t: jnp.ndarray, contraction: bool, cylinder: bool, keys=None):
         """What `__call__` takes for the intervals t [..., S+1] of `rays` [...]: the Gaussians'
         projections on `basis` (means [..., S, K], variances [..., S, K]), contracted with `contraction`,
-        of cylinders rather than cones with `cylinder`."""
+        of cylinders rather than cones with `cylinder`. `keys` are unused (a Gaussian needs no draw)."""
         if self.basis == "axes" and not contraction and not cylinder:
             mean, var = coord.conical_frustum_to_gaussian(rays.directions, t[..., :-1], t[..., 1:], rays.radii)
             return mean + rays.origins[..., None, :], var
@@ -136,23 +146,38 @@ class GridField(nn.Module):
     bottleneck_width: int = 15
     view_depth: int = 2
     view_width: int = 64
+    view_skip_layer: int = 0  # as `MLP`'s
     deg_view: int = 4
     rgb_padding: float = 0.001
+    density_activation: str = "softplus"  # or "exp"
     appearance_dim: int = 0  # length of the appearance vectors the colour branch takes (0: none)
+    multisample_rotation: bool = False  # turn each frustum's pattern (Zip-NeRF's; coord.multisample_rotation)
+    multisample_scale: float = 1.0  # each multisample's scale, in radial standard deviations
     bound: float = 1.5  # without contraction, the grid spans [-bound, bound]^3
     decay_mult: float = 0.1  # the weight of the tables' decay in the loss
     dtype: jnp.dtype = jnp.float32
 
-    def inputs(self, rays: Rays, t: jnp.ndarray, contraction: bool, cylinder: bool):
+    def inputs(self, rays: Rays, t: jnp.ndarray, contraction: bool, cylinder: bool, keys=None):
         """What `__call__` takes for the intervals t [..., S+1] of `rays` [...]: multisamples
-        (points [..., S, M, 3], scales [..., S, M]), see `grid.grid_inputs`."""
+        (points [..., S, M, 3], scales [..., S, M]), see `grid.grid_inputs`. With
+        `multisample_rotation`, each ray's key of `keys` [...] (None: evaluation) draws its
+        intervals' turns of the pattern."""
+        rotation = None
+        if self.multisample_rotation:
+            intervals = t.shape[-1] - 1
+            if keys is None:
+                rotation = coord.multisample_rotation(t.shape[:-1] + (intervals,))
+            else:
+                flat = keys.reshape((-1,) + keys.shape[len(t.shape) - 1:])
+                angle, reverse = jax.vmap(lambda k: coord.multisample_rotation((intervals,), k))(flat)
+                rotation = angle.reshape(t.shape[:-1] + (intervals,)), reverse.reshape(t.shape[:-1] + (intervals,))
         return grid.grid_inputs(rays.origins, rays.directions, t, rays.radii, contraction, self.bound, cylinder,
-                                self.multisamples)
+                                self.multisamples, rotation, self.multisample_scale)
 
     def decay(self, params) -> jnp.ndarray:
         """Zip-NeRF's weight decay of the hash grid, of the field's parameters `params`: `decay_mult`
         times the sum over its levels of the mean squared table entry (so that small coarse levels
-        weigh as much as large fine ones)."""
+        weigh as much as large fine ones), of the entries as stored (features / table_scale)."""
         table = params["encoding"]["table"]
         layout = self.encoding.layout()
         levels = zip(layout.offset, layout.size)
@@ -193,6 +218,14 @@ def ray_jitter(keys, batch_shape, rounds: int) -> jnp.ndarray:
     return u.reshape(tuple(batch_shape) + (rounds,))
 
 
+def fold_keys(keys, batch_shape, data: int):
+    """Each ray's key of `keys` (shape `batch_shape`, raw uint32 keys: `batch_shape + (2,)`) folded
+    with `data`: independent draws for another use, still each ray's own."""
+    flat = keys.reshape((-1,) + keys.shape[len(batch_shape):])
+    folded = jax.vmap(lambda k: jax.random.fold_in(k, data))(flat)
+    return folded.reshape(tuple(batch_shape) + folded.shape[1:])
+
+
 class Round(NamedTuple):
     """One sampling round of a batch of rays: breakpoints in normalised distance and weights.
 
@@ -208,17 +241,18 @@ class Round(NamedTuple):
 class MipNerf360(nn.Module):
     """Proposal rounds (density only) that resample finer intervals, then the NeRF round.
 
-    The fields, one for the proposal rounds and one for the NeRF round, are of one kind of
-    `FIELDS` (MLPs over IPE, or hash-grid fields): modules with `inputs(rays, t, contraction,
-    cylinder)`, `decay(params)` and `__call__(*inputs, viewdirs, appearance)`. Their parameters are
-    under the names they were built with (`prop_mlp`, `nerf_grid`, ...), not the fields' here.
+    The fields, the proposal rounds' (one shared by every round, or one per round) and the NeRF
+    round's, are of one kind of `FIELDS` (MLPs over IPE, or hash-grid fields): modules with
+    `inputs(rays, t, contraction, cylinder)`, `decay(params)` and `__call__(*inputs, viewdirs,
+    appearance)`. Their parameters are under the names they were built with (`prop_mlp`,
+    `prop_grid_0`, `nerf_grid`, ...), not the fields' here.
     """
 
     preserve_adopted_names = True  # flax: the fields' parameters keep the fields' own names
 
     num_prop_samples: Sequence[int]
     num_nerf_samples: int
-    prop_field: nn.Module
+    prop_fields: Sequence[nn.Module]  # one shared by the proposal rounds, or one per round
     nerf_field: nn.Module
     anneal_slope: float = 10.0
     resample_padding: float = 0.0
@@ -292,10 +326,12 @@ class MipNerf360(nn.Module):
             s = jax.lax.stop_gradient(stepfun.sample_intervals(round_jitter, s, jax.lax.stop_gradient(w), n))
             t = coord.s_to_t(s, rays.near, rays.far, self.ray_spacing, self.spacing_power, self.spacing_premult)
             last = i == len(num_samples) - 1
-            field = self.nerf_field if last else self.prop_field
+            field = self.nerf_field if last else self.prop_fields[i % len(self.prop_fields)]
             # The proposal rounds only place samples: the rays' gradient (pose refinement) is the NeRF round's.
             round_rays = rays if last else jax.tree.map(jax.lax.stop_gradient, rays)
-            inputs = field.inputs(round_rays, t, self.contraction, self.cylinder)
+            draws = key is not None and getattr(field, "multisample_rotation", False)
+            round_keys = fold_keys(key, batch_shape, i) if draws else None
+            inputs = field.inputs(round_rays, t, self.contraction, self.cylinder, round_keys)
             density, rgb = field(*inputs, rays.viewdirs, appearance) if last else field(*inputs)
             w = volume.compute_weights(density, t, round_rays.directions, opaque=self.opaque_background)
             rounds.append(Round(s=s, t=t, weights=w))
@@ -323,13 +359,25 @@ class MipNerf360(nn.Module):
 def weight_decay(model: MipNerf360, params) -> jnp.ndarray:
     """The loss term of the model's fields' own weight decay (each field's `decay`), of the model's
     parameters `params`: Zip-NeRF's of the hash grids; none of MLPs."""
-    fields = (model.prop_field, model.nerf_field)
+    fields = tuple(model.prop_fields) + (model.nerf_field,)
     return sum((field.decay(params["params"][field.name]) for field in fields), jnp.float32(0))
 
 
 def background_color(config: ml_collections.ConfigDict) -> jnp.ndarray:
-    """[3] the colour behind the scene: white with `white_background`, else black."""
+    """[3] the colour behind the scene outside training: white with `white_background`, else black;
+    grey (0.5) with `background="random"`, the mean of training's random colours."""
+    if config.background == "random":
+        return jnp.full(3, 0.5)
     return jnp.ones(3) if config.white_background else jnp.zeros(3)
+
+
+def training_background(config: ml_collections.ConfigDict, key, rays: int) -> jnp.ndarray:
+    """[rays, 3] each training ray's background: `background_color`, or with `background="random"` a
+    colour drawn uniformly in [0, 1]^3 for each ray (Zip-NeRF's), so that any ray the field leaves
+    transparent costs noise: where the images have no alpha, the field learns to be opaque itself."""
+    if config.background == "random":
+        return jax.random.uniform(key, (rays, 3))
+    return jnp.broadcast_to(background_color(config), (rays, 3))
 
 
 # The training image of `init_args`'s one ray, so that every table is made. numpy: a jax array
@@ -363,21 +411,36 @@ def rematerialised(field_class, remat: bool):
     return nn.remat(field_class, policy=policy) if remat else field_class
 
 
-def build_grid_fields(config: ml_collections.ConfigDict, dtype) -> tuple[nn.Module, nn.Module]:
-    """The proposal and NeRF hash-grid fields of a config with `field="grid"`."""
+def build_grid_fields(config: ml_collections.ConfigDict, dtype) -> tuple[tuple[nn.Module, ...], nn.Module]:
+    """The proposal hash-grid fields (one shared by the rounds, or with `prop_grid_round_max_res` one
+    per round) and the NeRF round's, of a config with `field="grid"`."""
     common = dict(width=config.grid_width, depth=config.grid_depth, density_bias=config.density_bias,
-                  bound=config.grid_bound, decay_mult=config.grid_decay_mult, dtype=dtype)
+                  density_activation=config.density_activation, bound=config.grid_bound,
+                  multisample_rotation=config.grid_multisample_rotation,
+                  multisample_scale=config.grid_multisample_scale, decay_mult=config.grid_decay_mult, dtype=dtype)
+    encoding = lambda levels, table_log2, features, max_res: grid.HashEncoding(
+        levels, table_log2, features, config.grid_min_res, max_res, config.grid_table_scale, config.grid_append_scale)
     field = rematerialised(GridField, config.remat)
-    prop = field(grid.HashEncoding(config.prop_grid_levels, config.prop_grid_table_log2, config.grid_features,
-                                   config.grid_min_res, config.prop_grid_max_res),
-                 multisamples=config.prop_grid_multisamples, name="prop_grid", **common)
-    nerf = field(grid.HashEncoding(config.grid_levels, config.grid_table_log2, config.grid_features,
-                                   config.grid_min_res, config.grid_max_res),
-                 multisamples=config.grid_multisamples, color=True,
-                 bottleneck_width=config.bottleneck_width, view_depth=config.view_depth,
-                 view_width=config.view_width, deg_view=config.deg_view, rgb_padding=config.rgb_padding,
-                 appearance_dim=config.appearance_dim, name="nerf_grid", **common)
-    return prop, nerf
+    prop_features = config.prop_grid_features or config.grid_features
+    prop = lambda levels, max_res, name: field(
+        encoding(levels, config.prop_grid_table_log2, prop_features, max_res),
+        multisamples=config.prop_grid_multisamples, name=name, **common)
+    if config.prop_grid_round_max_res:
+        props = tuple(prop(grid.octave_levels(config.grid_min_res, max_res), max_res, f"prop_grid_{i}")
+                      for i, max_res in enumerate(config.prop_grid_round_max_res))
+    else:
+        props = (prop(config.prop_grid_levels, config.prop_grid_max_res, "prop_grid"),)
+    nerf = field(encoding(config.grid_levels, config.grid_table_log2, config.grid_features, config.grid_max_res),
+                 multisamples=config.grid_multisamples, color=True, **color_settings(config), name="nerf_grid",
+                 **common)
+    return props, nerf
+
+
+def color_settings(config: ml_collections.ConfigDict) -> dict:
+    """The NeRF field's colour-branch settings, the same for either kind of field."""
+    return dict(bottleneck_width=config.bottleneck_width, view_depth=config.view_depth, view_width=config.view_width,
+                view_skip_layer=config.view_skip_layer, deg_view=config.deg_view, rgb_padding=config.rgb_padding,
+                appearance_dim=config.appearance_dim)
 
 
 def build_model(config: ml_collections.ConfigDict, num_images: int = 0) -> MipNerf360:
@@ -385,10 +448,10 @@ def build_model(config: ml_collections.ConfigDict, num_images: int = 0) -> MipNe
     per-image appearance (`appearance_dim`, `appearance_affine`) only."""
     if (config.appearance_dim or config.appearance_affine) and not num_images:
         raise ConfigError("config.appearance_dim / appearance_affine: expected the number of training images")
-    prop_field, nerf_field = FIELDS[config.field].build(config, compute_dtype(config.precision))
+    prop_fields, nerf_field = FIELDS[config.field].build(config, compute_dtype(config.precision))
     return MipNerf360(
         num_prop_samples=tuple(config.num_prop_samples), num_nerf_samples=config.num_nerf_samples,
-        prop_field=prop_field, nerf_field=nerf_field, anneal_slope=config.anneal_slope,
+        prop_fields=prop_fields, nerf_field=nerf_field, anneal_slope=config.anneal_slope,
         resample_padding=config.resample_padding, dilation_multiplier=config.dilation_multiplier,
         dilation_bias=config.dilation_bias, ray_spacing=config.ray_spacing, spacing_power=config.ray_spacing_power,
         spacing_premult=config.ray_spacing_premult, contraction=config.contraction,
@@ -396,18 +459,17 @@ def build_model(config: ml_collections.ConfigDict, num_images: int = 0) -> MipNe
         num_images=num_images, appearance_dim=config.appearance_dim, appearance_affine=config.appearance_affine)
 
 
-def build_mlp_fields(config: ml_collections.ConfigDict, dtype) -> tuple[nn.Module, nn.Module]:
-    """The proposal and NeRF MLPs of a config with `field="mlp"`."""
+def build_mlp_fields(config: ml_collections.ConfigDict, dtype) -> tuple[tuple[nn.Module], nn.Module]:
+    """The proposal MLP (shared by the rounds) and the NeRF MLP of a config with `field="mlp"`."""
     common = dict(skip_layer=config.skip_layer, min_deg_point=config.min_deg_point,
                   max_deg_point=config.max_deg_point, density_bias=config.density_bias,
-                  disable_integration=config.disable_integration, basis=config.basis, dtype=dtype)
+                  density_activation=config.density_activation, disable_integration=config.disable_integration,
+                  basis=config.basis, dtype=dtype)
     mlp = rematerialised(MLP, config.remat)
     prop = mlp(depth=config.prop_depth, width=config.prop_width, name="prop_mlp", **common)
-    nerf = mlp(depth=config.nerf_depth, width=config.nerf_width, color=True,
-               bottleneck_width=config.bottleneck_width, view_depth=config.view_depth,
-               view_width=config.view_width, deg_view=config.deg_view, rgb_padding=config.rgb_padding,
-               appearance_dim=config.appearance_dim, name="nerf_mlp", **common)
-    return prop, nerf
+    nerf = mlp(depth=config.nerf_depth, width=config.nerf_width, color=True, **color_settings(config),
+               name="nerf_mlp", **common)
+    return (prop,), nerf
 
 
 class FieldKind(NamedTuple):
@@ -415,7 +477,7 @@ class FieldKind(NamedTuple):
     fields; `settings` are the config fields that this kind alone reads, which a config that
     chooses another kind refuses (`config_checks`)."""
 
-    build: Callable[[ml_collections.ConfigDict, jnp.dtype], tuple[nn.Module, nn.Module]]
+    build: Callable[[ml_collections.ConfigDict, jnp.dtype], tuple[tuple[nn.Module, ...], nn.Module]]
     settings: tuple[str, ...]
 
 
@@ -425,5 +487,8 @@ FIELDS = {
     "grid": FieldKind(build_grid_fields, ("grid_levels", "grid_table_log2", "grid_features", "grid_min_res",
                                           "grid_max_res", "grid_multisamples", "prop_grid_levels",
                                           "prop_grid_table_log2", "prop_grid_max_res", "prop_grid_multisamples",
-                                          "grid_width", "grid_depth", "grid_bound", "grid_decay_mult")),
+                                          "grid_width", "grid_depth", "grid_bound", "grid_decay_mult",
+                                          "grid_table_scale", "grid_append_scale", "prop_grid_features",
+                                          "prop_grid_round_max_res", "grid_multisample_rotation",
+                                          "grid_multisample_scale")),
 }

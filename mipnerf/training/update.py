@@ -221,14 +221,14 @@ def batch_gradients(config, model: nn.Module, params, batch: RayData, key, train
       (gradients, the dict of losses, and with `ray_gradients` the gradient in each ray [B] in the
       batch's order, else None).
     """
-    background = mipnerf360.background_color(config)
     # The data loss divides by the whole batch's weights, which do not depend on the parameters.
     totals = batch_totals(batch, config)
     keys = jax.random.split(key, totals.rays)
-    micro_batches = jax.tree.map(lambda x: split_micro_batches(x, config.grad_accum), (batch, keys))
+    backgrounds = mipnerf360.training_background(config, jax.random.fold_in(key, 1), totals.rays)
+    micro_batches = jax.tree.map(lambda x: split_micro_batches(x, config.grad_accum), (batch, keys, backgrounds))
 
     def micro_loss(params, rays, micro):
-        micro_batch, micro_keys = micro
+        micro_batch, micro_keys, background = micro
         out, rounds = model.apply(params, micro_keys, rays, train_frac, background, micro_batch.image)
         losses = compute_losses(rounds, out.rgb, micro_batch.rgb, config, micro_batch.lossmult, totals)
         return losses["loss"], losses
