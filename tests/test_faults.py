@@ -427,3 +427,18 @@ def test_a_checkpoint_from_before_the_pose_fields_restores(tmp_path):
     assert int(restored.step) == 7 and restored.poses is None and restored.pose_opt_state is None
     for a, b in zip(jax.tree.leaves(restored.params), jax.tree.leaves(state.params)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_a_run_recorded_before_a_model_field_existed_restores_and_resumes_with_the_old_behaviour(tiny_scene, tmp_path):
+    trained = config(tiny_scene, tmp_path)
+    run_config.save(trained, tmp_path)
+    recorded = json.loads((tmp_path / "config.json").read_text())
+    for field in run_config.BEFORE_THE_FIELD:
+        del recorded[field]
+        assert trained[field] == run_config.BEFORE_THE_FIELD[field]  # the defaults keep the behaviour before
+    (tmp_path / "config.json").write_text(json.dumps(recorded))
+    newer = config(tiny_scene, tmp_path, density_activation="exp", view_skip_layer=2)  # a config file of today
+    merged = run_config.for_restore(newer, explicit={"data_dir", "exp_dir"})
+    assert merged.density_activation == "softplus" and merged.view_skip_layer == 0
+    with pytest.raises(ConfigError, match=r"config\.view_skip_layer=2 differs .* view_skip_layer=0"):
+        run_config.check_resume(newer)

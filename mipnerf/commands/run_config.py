@@ -31,6 +31,17 @@ MODEL_FIELDS = (
     "appearance_dim", "appearance_affine",  # the parameters hold per-image appearance or not
 )
 SCENE_FIELDS = ("dataset", "data_dir", "factor", "llffhold")
+# Model fields added after runs began to record their config: what a run whose config.json lacks
+# one was trained with (the behaviour before the field existed).
+BEFORE_THE_FIELD = dict(ray_spacing_power=-1.5, ray_spacing_premult=2.0, grid_table_scale=1.0, grid_append_scale=False,
+                        prop_grid_features=0, prop_grid_round_max_res=(), view_skip_layer=0,
+                        density_activation="softplus", background="fixed", grid_multisample_rotation=False,
+                        grid_multisample_scale=1.0)
+
+
+def _recorded(saved: dict) -> dict:
+    """A run's config.json fields, with `BEFORE_THE_FIELD`'s values for model fields it predates."""
+    return {**BEFORE_THE_FIELD, **saved}
 
 
 def save(config, exp_dir: pathlib.Path) -> None:
@@ -77,6 +88,7 @@ def for_restore(config: ml_collections.ConfigDict, explicit: Optional[Iterable[s
     saved = load(config.exp_dir)
     if saved is None:
         return config
+    saved = _recorded(saved)
     explicit = None if explicit is None else set(explicit)
     merged = config.copy_and_resolve_references()
     for field in MODEL_FIELDS + SCENE_FIELDS:
@@ -93,7 +105,8 @@ def for_restore(config: ml_collections.ConfigDict, explicit: Optional[Iterable[s
 
 def check_resume(config: ml_collections.ConfigDict) -> None:
     """Raises `ConfigError` when a model field of `config` differs from the run it would resume."""
-    saved = load(config.exp_dir) or {}
+    saved = load(config.exp_dir)
+    saved = {} if saved is None else _recorded(saved)
     for field in MODEL_FIELDS:
         if field in saved and _same(config[field]) != _same(saved[field]):
             raise _mismatch(field, config[field], saved[field], config.exp_dir,
