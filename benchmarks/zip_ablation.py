@@ -27,15 +27,16 @@ from mipnerf.commands.cli import define_config, run  # noqa: E402
 
 _CONFIG = define_config("configs/demo360_grid.py")
 _SEEDS = flags.DEFINE_integer("seeds", 3, "seeds per variant (0, 1, ...)")
-_VARIANTS = flags.DEFINE_list("variants", None, "variants to run (default: all of them): 'all', 'none', "
-                              "or '-PIECE' for each piece of configs.demo360_grid.ZIP_PIECES")
+_VARIANTS = flags.DEFINE_list("variants", None, "variants to run (default: all, each -PIECE, none): 'all', "
+                              "'none', '-PIECE' (that piece off) or '+PIECE' (that piece alone) for each piece "
+                              "of configs.demo360_grid.ZIP_PIECES")
 _FRAMES = flags.DEFINE_integer("flicker_frames", 30, "frames of the zoom path for the flicker figure (0: none)")
 _REFERENCE_SAMPLES = 4  # the flicker reference renders with this many times the samples of every round
 
 
 def variant_config(config, name: str):
     """`config` (demo360_grid's) with the pieces of variant `name` off: 'all' keeps every piece,
-    'none' takes every piece off, '-PIECE' takes that one off."""
+    'none' takes every piece off, '-PIECE' takes that one off, '+PIECE' keeps that one alone."""
     import importlib
 
     from configs import demo360_grid, demo_grid
@@ -45,7 +46,10 @@ def variant_config(config, name: str):
     for field in demo360_grid.GRID_FIELDS:
         before[field] = grid[field]
     pieces = demo360_grid.ZIP_PIECES
-    off = {"all": [], "none": list(pieces)}.get(name, [name[1:]])
+    if name in ("all", "none"):
+        off = [] if name == "all" else list(pieces)
+    else:
+        off = [name[1:]] if name.startswith("-") else [p for p in pieces if p != name[1:]]
     c = config.copy_and_resolve_references()
     for piece in off:
         for field in pieces[piece]:
@@ -59,6 +63,7 @@ def variants() -> list[str]:
 
     known = ["all"] + [f"-{piece}" for piece in demo360_grid.ZIP_PIECES] + ["none"]
     chosen = _VARIANTS.value or known
+    known += [f"+{piece}" for piece in demo360_grid.ZIP_PIECES]
     unknown = [v for v in chosen if v not in known]
     if unknown:
         raise SystemExit(f"--variants: unknown {unknown}; expected some of {known}")
@@ -67,7 +72,8 @@ def variants() -> list[str]:
 
 def flicker(renderer, reference, config, frames: int) -> dict:
     """Frame-to-frame change along the zoom path (a camera pulling straight back from the scene's
-    centre), of the colour and of the disparity (1 / depth): the mean absolute difference of
+    centre), of the colour and of the disparity 1 / (1 + depth) (in [0, 1], unlike 1 / depth, which
+    near 0 makes huge): the mean absolute difference of
     successive frames, the model's and a reference's (the same parameters with
     `_REFERENCE_SAMPLES` times the samples, which aliases far less along the ray), and the
     flicker: the mean absolute difference of the two changes, what the model's frames change
@@ -83,7 +89,7 @@ def flicker(renderer, reference, config, frames: int) -> dict:
     for r in (renderer, reference):
         images = list(rendering.render_views(r, poses, cam, train.height, train.width, config, desc="zoom"))
         rgb = np.stack([im.rgb for im in images])
-        disparity = 1 / np.maximum(np.stack([im.depth for im in images]), 1e-3)
+        disparity = 1 / (1 + np.maximum(np.stack([im.depth for im in images]), 0.0))
         stacks.append((np.diff(rgb, axis=0), np.diff(disparity, axis=0)))
     (model_rgb, model_disp), (ref_rgb, ref_disp) = stacks
     return dict(change_rgb=float(np.mean(np.abs(model_rgb))), reference_change_rgb=float(np.mean(np.abs(ref_rgb))),

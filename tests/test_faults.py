@@ -325,7 +325,8 @@ HOW_NOT_WHAT = {"precision", "remat"}
 OPTIMISATION = {"seed", "batch_size", "grad_accum", "max_steps", "lr_init", "lr_final", "lr_delay_steps",
                 "lr_delay_mult", "adam_beta1", "adam_beta2", "adam_eps", "grad_max_norm", "data_loss",
                 "charbonnier_padding", "multiscale_loss", "interlevel_loss_mult", "distortion_loss_mult",
-                "grid_decay_mult", "pose_lr_init", "pose_lr_final", "pose_warmup_steps", "pose_decay"}
+                "grid_decay_mult", "pose_lr_init", "pose_lr_final", "pose_warmup_steps", "pose_decay",
+                "interlevel_loss", "interlevel_blurs", "distortion_distance", "distortion_power", "distortion_premult"}
 
 
 def test_every_field_the_model_reads_travels_with_the_run(tiny_scene, tmp_path):

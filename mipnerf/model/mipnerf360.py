@@ -243,8 +243,8 @@ class MipNerf360(nn.Module):
 
     The fields, the proposal rounds' (one shared by every round, or one per round) and the NeRF
     round's, are of one kind of `FIELDS` (MLPs over IPE, or hash-grid fields): modules with
-    `inputs(rays, t, contraction, cylinder)`, `decay(params)` and `__call__(*inputs, viewdirs,
-    appearance)`. Their parameters are under the names they were built with (`prop_mlp`,
+    `inputs(rays, t, contraction, cylinder, keys)` (keys: each ray's, for draws the field makes in
+    training; None in evaluation), `decay(params)` and `__call__(*inputs, viewdirs, appearance)`. Their parameters are under the names they were built with (`prop_mlp`,
     `prop_grid_0`, `nerf_grid`, ...), not the fields' here.
     """
 
