@@ -168,9 +168,7 @@ class GridField(nn.Module):
             if keys is None:
                 rotation = coord.multisample_rotation(t.shape[:-1] + (intervals,))
             else:
-                flat = keys.reshape((-1,) + keys.shape[len(t.shape) - 1:])
-                angle, reverse = jax.vmap(lambda k: coord.multisample_rotation((intervals,), k))(flat)
-                rotation = angle.reshape(t.shape[:-1] + (intervals,)), reverse.reshape(t.shape[:-1] + (intervals,))
+                rotation = per_ray(keys, t.shape[:-1], lambda k: coord.multisample_rotation((intervals,), k))
         return grid.grid_inputs(rays.origins, rays.directions, t, rays.radii, contraction, self.bound, cylinder,
                                 self.multisamples, rotation, self.multisample_scale)
 
@@ -202,10 +200,18 @@ class GridField(nn.Module):
         return density_and_color(self, x, viewdirs, appearance)
 
 
+def per_ray(keys, batch_shape, draw):
+    """`draw(key)` for each ray's own key of `keys` (shape `batch_shape`; raw uint32 keys:
+    `batch_shape + (2,)`), each output (a pytree) given the leading shape `batch_shape`. A ray's
+    draws then do not depend on the other rays of its batch: a micro-batch of a batch draws
+    exactly as the whole batch does."""
+    flat = keys.reshape((-1,) + keys.shape[len(batch_shape):])
+    return jax.tree.map(lambda x: x.reshape(tuple(batch_shape) + x.shape[1:]), jax.vmap(draw)(flat))
+
+
 def ray_jitter(keys, batch_shape, rounds: int) -> jnp.ndarray:
     """Each ray's stratified-sampling offsets in [0, 1), one per round, drawn from the ray's own
-    key, so that they do not depend on the other rays of its batch: a micro-batch of a batch
-    samples exactly as the whole batch does.
+    key (`per_ray`).
 
     Args:
       keys: `jax.random` keys of shape `batch_shape` (raw uint32 keys: `batch_shape + (2,)`).
@@ -213,17 +219,13 @@ def ray_jitter(keys, batch_shape, rounds: int) -> jnp.ndarray:
     Returns:
       batch_shape + (rounds,).
     """
-    flat = keys.reshape((-1,) + keys.shape[len(batch_shape):])
-    u = jax.vmap(lambda k: jax.random.uniform(k, (rounds,), maxval=1 - jnp.finfo(jnp.float32).eps))(flat)
-    return u.reshape(tuple(batch_shape) + (rounds,))
+    return per_ray(keys, batch_shape, lambda k: jax.random.uniform(k, (rounds,), maxval=1 - jnp.finfo(jnp.float32).eps))
 
 
 def fold_keys(keys, batch_shape, data: int):
-    """Each ray's key of `keys` (shape `batch_shape`, raw uint32 keys: `batch_shape + (2,)`) folded
-    with `data`: independent draws for another use, still each ray's own."""
-    flat = keys.reshape((-1,) + keys.shape[len(batch_shape):])
-    folded = jax.vmap(lambda k: jax.random.fold_in(k, data))(flat)
-    return folded.reshape(tuple(batch_shape) + folded.shape[1:])
+    """Each ray's key of `keys` (as `per_ray`'s) folded with `data`: independent draws for another
+    use, still each ray's own."""
+    return per_ray(keys, batch_shape, lambda k: jax.random.fold_in(k, data))
 
 
 class Round(NamedTuple):
