@@ -160,17 +160,24 @@ def get_config() -> ml_collections.ConfigDict:
     c.viewer_port = 8080  # 0: any free port
     c.viewer_host = "127.0.0.1"  # "0.0.0.0" to let other machines connect
 
-    # Geometry out (export.py): exp_dir/export/pointcloud.ply or mesh.ply, in the model's frame.
-    c.export = "pointcloud"  # "pointcloud" | "mesh"
+    # Geometry out (export.py): exp_dir/export/pointcloud.ply or mesh.ply, in the model's frame;
+    # splats.ply, 3D Gaussians distilled from the NeRF, in the capture's frame (3DGS's layout).
+    c.export = "pointcloud"  # "pointcloud" | "mesh" | "splats"
     c.export_points = 1_000_000  # at most this many points (a random subset beyond)
     c.export_views = 0  # training views rendered for the point cloud, evenly spread (0: all)
     c.export_bound = 0.0  # half-width of the cube kept, about the cameras' centre (0: the region they look at)
     c.export_resolution = 256  # mesh: density grid cells per side
     c.export_level = 10.0  # mesh: the density of the surface (per unit length of the model's frame)
     c.export_obj = False  # mesh: also write mesh.obj
+    c.export_splats = 1_000_000  # splats: the budget, at most this many Gaussians
+    c.splat_steps = 30_000  # splats: optimisation steps, one view each (3DGS's schedule)
+    c.splat_sh_degree = 3  # splats: spherical-harmonic degree of the colours (0: no view dependence)
+    c.splat_sh_every = 1000  # splats: steps between turning on each further band
+    c.splat_extra_views = 1.0  # splats: NeRF-rendered cameras between the training ones, per training camera
 
     # Evaluation (eval.py) and videos (render.py).
     c.eval_step = 0  # checkpoint step that eval, render, view and export restore (0: the latest)
+    c.eval_splats = False  # eval.py: score exp_dir/export/splats.ply (export.py --config.export=splats) too
     c.eval_lpips = True  # eval.py: also score LPIPS (AlexNet and VGG); False for a quicker eval on a slow machine
     # "spiral" | "orbit" | "ellipse" | "zoom": a camera path around the training cameras' centre;
     # "file": the camera path file render_path_file.

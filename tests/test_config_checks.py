@@ -23,6 +23,11 @@ SETTINGS = [
     ("export_obj", True, "export", "pointcloud", "mesh"),
     ("export_points", 1000, "export", "mesh", "pointcloud"),
     ("export_views", 3, "export", "mesh", "pointcloud"),
+    ("export_splats", 1000, "export", "mesh", "splats"),
+    ("splat_steps", 100, "export", "pointcloud", "splats"),
+    ("splat_sh_degree", 1, "export", "pointcloud", "splats"),
+    ("splat_sh_every", 10, "export", "pointcloud", "splats"),
+    ("splat_extra_views", 0.5, "export", "pointcloud", "splats"),
     ("pose_lr_init", 1e-3, "pose_refine", False, True),
     ("pose_lr_final", 1e-5, "pose_refine", False, True),
     ("pose_warmup_steps", 10, "pose_refine", False, True),
@@ -132,6 +137,10 @@ def test_every_config_file_passes(name):
     (dict(density_activation="relu"), "density_activation"),
     (dict(background="random", white_background=True), "background"),
     (dict(background="random", white_background=False, opaque_background=True), "background"),
+    (dict(export="splats", splat_sh_degree=4), "splat_sh_degree"),
+    (dict(export="splats", export_splats=0), "export_splats"),
+    (dict(export="splats", splat_extra_views=-1.0), "splat_extra_views"),
+    (dict(export="gaussians"), "export"),
 ])
 def test_impossible_zip_nerf_settings_are_refused_by_name(tmp_path, overrides, field):
     with pytest.raises(ConfigError, match=rf"^config\.{field}="):

@@ -23,7 +23,7 @@ DISTORTION_DISTANCES = ("s", "power_ladder")
 # Camera paths of render.py: mipnerf.video_render.PATHS, and "file" (config.render_path_file).
 RENDER_PATHS = ("spiral", "orbit", "ellipse", "zoom", "file")
 BASES = ("axes", "octahedron", "icosahedron")
-EXPORTS = ("pointcloud", "mesh")  # export.py: mipnerf.exporting
+EXPORTS = ("pointcloud", "mesh", "splats")  # export.py: mipnerf.exporting
 # Settings that another field's choice leaves unused: (field, the choosing field, whether the
 # choice leaves it unused, why). Each kind of field's own settings (`mipnerf360.FIELDS`) are added below.
 UNUSED = (
@@ -54,7 +54,8 @@ UNUSED = (
     ("export_obj", "export", lambda c: c.export != "mesh", "only a mesh is written as OBJ too"),
     ("export_points", "export", lambda c: c.export != "pointcloud", "only a point cloud is subsampled"),
     ("export_views", "export", lambda c: c.export != "pointcloud", "only a point cloud is rendered from training views"),
-) + tuple((field, "pose_refine", lambda c: not c.pose_refine, "only refined poses have a schedule, a decay and test "
+) + tuple((field, "export", lambda c: c.export != "splats", "only splats are distilled")
+          for field in ("export_splats", "splat_steps", "splat_sh_degree", "splat_sh_every", "splat_extra_views")) + tuple((field, "pose_refine", lambda c: not c.pose_refine, "only refined poses have a schedule, a decay and test "
            "poses to fit") for field in ("pose_lr_init", "pose_lr_final", "pose_warmup_steps", "pose_decay",
                                          "eval_pose_steps", "eval_pose_batch")) + tuple(
     (setting, "field", lambda c, kind=kind: c.field != kind, f"only field={kind!r} reads it")
@@ -109,8 +110,12 @@ def check_config(config: ml_collections.ConfigDict, explicit: Iterable[str] = ()
     _require(c.render_path != "file" or bool(c.render_path_file), "render_path_file",
              "a camera path JSON file with render_path='file'", c.render_path_file)
     _require(c.export in EXPORTS, "export", f"one of {EXPORTS}", c.export)
-    for field in ("export_points", "export_resolution"):
+    for field in ("export_points", "export_resolution", "export_splats", "splat_steps", "splat_sh_every"):
         _require(int(c[field]) >= 1, field, "an integer >= 1", c[field])
+    _require(0 <= int(c.splat_sh_degree) <= 3, "splat_sh_degree", "a spherical-harmonic degree in 0..3",
+             c.splat_sh_degree)
+    _require(c.splat_extra_views >= 0, "splat_extra_views", "a number of cameras per training camera >= 0",
+             c.splat_extra_views)
     _require(int(c.export_views) >= 0, "export_views", "an integer >= 0 (0: every training view)", c.export_views)
     _require(c.export_bound >= 0, "export_bound", "a half-width >= 0 (0: the region the cameras look at)", c.export_bound)
     _require(0 <= int(c.viewer_port) <= 65535, "viewer_port", "a TCP port in [0, 65535] (0: any free port)", c.viewer_port)

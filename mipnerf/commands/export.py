@@ -1,4 +1,5 @@
-"""export.py: a trained run's geometry as files for other tools, a coloured point cloud or a mesh (PLY, OBJ)."""
+"""export.py: a trained run's geometry as files for other tools, a coloured point cloud or a mesh (PLY, OBJ),
+or its splats: 3D Gaussians distilled from it that render in real time (PLY in 3DGS's layout)."""
 
 import pathlib
 
@@ -9,8 +10,8 @@ from mipnerf.cameras import orbits
 from mipnerf.commands import run_config
 from mipnerf.commands.config_checks import check_config
 from mipnerf.errors import ConfigError
-from mipnerf.export import mesh, point_cloud
-from mipnerf.render import rendering
+from mipnerf.export import distill, mesh, point_cloud
+from mipnerf.render import rendering, splat_file
 
 
 def export_box(train: datasets.Split, config) -> tuple[np.ndarray, float]:
@@ -28,8 +29,10 @@ def export_box(train: datasets.Split, config) -> tuple[np.ndarray, float]:
 
 
 def export(config, explicit=None, log=print) -> list[pathlib.Path]:
-    """Writes `exp_dir/export/pointcloud.ply`, or `mesh.ply` (and `mesh.obj` with `export_obj`),
-    from the newest whole checkpoint; the model and scene come from the run's config.json.
+    """Writes `exp_dir/export/pointcloud.ply`, or `mesh.ply` (and `mesh.obj` with `export_obj`), or
+    `splats.ply` (`distill.distil`: at most `export_splats` Gaussians, in the capture's world frame
+    where the run records one), from the newest whole checkpoint; the model and scene come from
+    the run's config.json.
 
     Returns:
       The paths written.
@@ -47,6 +50,14 @@ def export(config, explicit=None, log=print) -> list[pathlib.Path]:
     center, half_width = export_box(train, config)
     out_dir = pathlib.Path(config.exp_dir) / "export"
     out_dir.mkdir(parents=True, exist_ok=True)
+    if config.export == "splats":
+        splats = distill.distil(renderer, train, config, out_dir, log)
+        path = out_dir / "splats.ply"
+        to_capture = splat_file.capture_transform(train)
+        splat_file.write_splats(path, splats if to_capture is None else splat_file.transform_splats(splats, to_capture))
+        frame = "the model's frame" if to_capture is None else "the capture's frame"
+        log(f"step {renderer.step}: {len(splats.means):,} splats of SH degree {splats.sh_degree} in {frame}; wrote {path}")
+        return [path]
     box = f"the cube {np.round(center, 3).tolist()} ± {half_width:.3g}"
     if config.export == "pointcloud":
         count = len(train.camtoworlds) if config.export_views == 0 else min(config.export_views, len(train.camtoworlds))
