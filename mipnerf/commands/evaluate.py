@@ -13,7 +13,7 @@ from tensorboardX import SummaryWriter
 
 from mipnerf import datasets, metrics
 from mipnerf.cameras import pose_refine
-from mipnerf.commands import run_config
+from mipnerf.commands import evaluate_splats, run_config
 from mipnerf.commands.config_checks import check_config
 from mipnerf.render import pose_fit, rendering, video
 
@@ -138,6 +138,8 @@ def evaluate(config, log=print, explicit=None) -> dict:
       A multiscale scene adds each image's "scale", "per_scale": [{"scale", "width", "height",
       "count", and each figure's mean}, ...] and each figure's "<figure>_scale_mean": the mean of the
       per-scale means (how mip-NeRF reports its average).
+      With `eval_splats`, "splats": the run's splats scored and timed likewise
+      (`evaluate_splats.score_splats`), their images splats_color_NNN.png.
     """
     config = run_config.for_restore(config, explicit)
     check_config(config, explicit or ())
@@ -157,11 +159,18 @@ def evaluate(config, log=print, explicit=None) -> dict:
     result["images"] = images
     if datasets.FORMATS[config.dataset].multiscale:
         result.update(scale_means(scales, images, keys))
+    if config.eval_splats:
+        result["splats"] = evaluate_splats.score_splats(config, renderer, scales, out_dir, scores_of, nets, log)
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
     write_tensorboard(exp_dir, result, keys)
     if "per_scale" in result:
         log(scale_table(result))
     log(f"step {renderer.step}: {summary(result, keys)} (mean of {len(images)} test views); wrote {out_dir}")
+    if "splats" in result:
+        splats = result["splats"]
+        log(f"splats ({splats['count']:,}, SH degree {splats['sh_degree']}): {summary(splats, keys)}; "
+            f"{splats['seconds_per_view'] * 1e3:.1f} ms a view ({splats['fps']:.0f} fps), "
+            f"{splats['speedup']:.0f}x faster than the NeRF's {splats['nerf_seconds_per_view']:.2f} s")
     if optimise_poses:
         log(f"with each test pose optimised ({config.eval_pose_steps} steps of at most {config.eval_pose_batch} pixels, "
             f"model frozen): {summary(result, keys, POSE_OPTIMISED)}")

@@ -2,6 +2,7 @@
 or its splats: 3D Gaussians distilled from it that render in real time (PLY in 3DGS's layout)."""
 
 import pathlib
+import shutil
 
 import numpy as np
 
@@ -55,6 +56,7 @@ def export(config, explicit=None, log=print) -> list[pathlib.Path]:
         path = out_dir / "splats.ply"
         to_capture = splat_file.capture_transform(train)
         splat_file.write_splats(path, splats if to_capture is None else splat_file.transform_splats(splats, to_capture))
+        shutil.rmtree(out_dir / distill.CHECKPOINTS, ignore_errors=True)  # only an unfinished export resumes
         frame = "the model's frame" if to_capture is None else "the capture's frame"
         log(f"step {renderer.step}: {len(splats.means):,} splats of SH degree {splats.sh_degree} in {frame}; wrote {path}")
         return [path]

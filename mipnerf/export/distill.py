@@ -54,6 +54,7 @@ FREE_LOGIT = -30.0  # a free slot: transparent, so culled
 INIT_OPACITY = 0.7
 INIT_FOOTPRINT = 1.0  # a starting Gaussian's cell, in pixel footprints
 MIN_INIT_ACC = 0.5
+CHECKPOINTS = "splat_checkpoints"  # under exp_dir/export, while an export runs
 FAR_SHELL = 100.0  # content farther than this many extents (the sky) is placed at that distance
 
 
@@ -345,7 +346,7 @@ def fit(views: list, splats: gaussians.Splats, active: np.ndarray, config, exten
             adam = restart_moments(adam, ~active)
             splats = jax.tree.map(jnp.asarray, splats)
         if step % 10 == 0:
-            bar.set_postfix(loss=f"{loss:.4f}", splats=int(active.sum()))
+            bar.set_postfix(loss=f"{loss:.4f}", splats=f"{int(active.sum()):,}")
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == steps:
             ckpt.save(step + 1, checkpoint_state(step + 1, splats, adam, active, stats))
     ckpt.close()
@@ -369,7 +370,8 @@ def refined_camtoworlds(train: datasets.Split, exp_dir) -> np.ndarray:
 def distil(renderer: rendering.Renderer, train: datasets.Split, config, out_dir: pathlib.Path,
            log=print) -> gaussians.Splats:
     """The run's splats in the model's frame: the teacher's views rendered, the splats started from
-    them and fitted (`fit`, checkpoints in `out_dir/splat_checkpoints`); only the kept ones."""
+    them and fitted (`fit`, checkpoints in `out_dir/CHECKPOINTS`, from which an interrupted export
+    resumes); only the kept ones."""
     rng = np.random.default_rng(config.seed)
     c2w = refined_camtoworlds(train, config.exp_dir)
     centres = c2w[:, :3, 3]
@@ -390,7 +392,7 @@ def distil(renderer: rendering.Renderer, train: datasets.Split, config, out_dir:
                                       "splats: NeRF between training cameras")
         views += [View(c, quantised(image.rgb.reshape(h, w, 3))) for c, image in zip(more, renders)]
     background = np.asarray(mipnerf360.background_color(config))
-    splats, active = fit(views, splats, active, config, extent, background, out_dir / "splat_checkpoints", log)
+    splats, active = fit(views, splats, active, config, extent, background, out_dir / CHECKPOINTS, log)
     return splats.take(active)
 
 

@@ -152,3 +152,17 @@ def capture_transform(train: Split, original: bool = False) -> Optional[np.ndarr
     if original and train.applied_transform is not None:
         to_model = to_model @ train.applied_transform
     return np.linalg.inv(to_model)
+
+
+RUN_FILE = pathlib.Path("export") / "splats.ply"  # a run's splats, under its exp_dir (export.py --config.export=splats)
+
+
+def read_run_splats(exp_dir, train: Split) -> gaussians.Splats:
+    """A run's splats (`RUN_FILE`, in the capture's world frame) moved into the model's frame, the
+    frame of `train`'s cameras; `ConfigError` naming the file when it is missing or malformed."""
+    path = pathlib.Path(exp_dir) / RUN_FILE
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file; make the run's splats with export.py --config.export=splats")
+    splats = read_splats(path)
+    to_capture = capture_transform(train)
+    return splats if to_capture is None else transform_splats(splats, np.linalg.inv(to_capture))
