@@ -12,8 +12,10 @@ from mipnerf import datasets, metrics
 from mipnerf.commands import evaluate, export
 from mipnerf.export import distill
 from mipnerf.model import mipnerf360
-from mipnerf.render import rasterize, rendering, splat_file
+from mipnerf.render import gaussians, rasterize, rendering, splat_file
 
+jax_take = lambda cams, n: type(cams)(*(x[n] if not isinstance(x, tuple) else type(x)(*(y[n] for y in x))
+                                         for x in cams))
 SPLATS = dict(export="splats", export_splats=2000, splat_steps=200, splat_sh_degree=1, splat_sh_every=50)
 
 
@@ -62,3 +64,28 @@ def test_eval_scores_and_times_the_splats(distilled):
     assert np.isfinite(splats["psnr"]) and splats["psnr"] > 15
     assert len(splats["images"]) == len(result["images"])
     assert splats["speedup"] > 1 and splats["fps"] == pytest.approx(1 / splats["seconds_per_view"])
+
+
+def test_an_interrupted_fit_resumes_from_its_checkpoint_to_the_same_splats(tiny_scene, tmp_path):
+    import ml_collections
+
+    from mipnerf.cameras import camera
+
+    train = datasets.load_split(run_config(tiny_scene, tmp_path), "train")
+    cams = camera.Cameras.of(train.camtoworlds, train.intrinsics, train.width, train.height, 0.0, 1.0)
+    views = [distill.View(jax_take(cams, n), train.images[n]) for n in range(len(train.images))]
+    rng = np.random.default_rng(0)
+    n = 300
+    start = gaussians.Splats(rng.uniform(-1, 1, (n, 3)), np.full((n, 3), -3.0), np.tile([1.0, 0, 0, 0], (n, 1)),
+                             np.zeros(n), rng.normal(size=(n, 4, 3)) * 0.1)
+    start = gaussians.Splats(*(np.asarray(x, np.float32) for x in start))
+    active = np.arange(n) < 200
+    config = ml_collections.ConfigDict(dict(splat_steps=40, checkpoint_every=20, seed=0, splat_sh_every=10))
+    whole = distill.fit(views, start, active, config, 1.0, np.ones(3), tmp_path / "a", log=lambda s: None)
+    shutil.rmtree(tmp_path / "a" / "40")  # as if stopped after step 20's checkpoint
+    lines = []
+    resumed = distill.fit(views, start, active, config, 1.0, np.ones(3), tmp_path / "a", log=lines.append)
+    assert any("resumed from step 20" in line for line in lines)
+    np.testing.assert_array_equal(whole[1], resumed[1])
+    for a, b in zip(whole[0], resumed[0]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

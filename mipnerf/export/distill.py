@@ -279,7 +279,7 @@ def importance(splats, views: list, width: int, height: int, background) -> np.n
 
 
 def checkpoint_state(step: int, splats, adam, active, stats: Stats) -> dict:
-    return {"step": np.int32(step), "splats": dict(zip(gaussians.Splats._fields, splats)),
+    return {"step": np.asarray(step, np.int32), "splats": dict(zip(gaussians.Splats._fields, splats)),
             "adam": {"count": adam.count, "mu": dict(zip(gaussians.Splats._fields, adam.mu)),
                      "nu": dict(zip(gaussians.Splats._fields, adam.nu))},
             "active": active, "grad": stats.grad, "seen": stats.seen}
@@ -306,7 +306,6 @@ def fit(views: list, splats: gaussians.Splats, active: np.ndarray, config, exten
     steps = config.splat_steps
     densify_until = int(0.6 * steps)
     step_fn = make_step(width, height, extent, degree)
-    rng = np.random.default_rng(config.seed)
     splats = jax.tree.map(jnp.asarray, splats)
     adam = ADAM.init(splats)
     stats = Stats(np.zeros(len(active)), np.zeros(len(active)))
@@ -316,11 +315,11 @@ def fit(views: list, splats: gaussians.Splats, active: np.ndarray, config, exten
         start, splats, adam, active, stats = from_checkpoint(
             ckpt.restore(checkpoint_state(0, splats, adam, active, stats), log=log))
         log(f"splats: resumed from step {start} of {ckpt_dir}")
-        rng = np.random.default_rng([config.seed, start])
     background = jnp.asarray(background, jnp.float32)
     bar = tqdm.tqdm(range(start, steps), desc="splats", unit="step", initial=start, total=steps)
     capacity, skipped = None, 0
     for step in bar:
+        rng = np.random.default_rng([config.seed, step])  # each step its own draws: a resumed fit is the same
         view = views[rng.integers(len(views))]
         sh_degree = min(degree, step // max(1, config.splat_sh_every))
         need = rasterize.plan(splats, view.cam, width, height)
