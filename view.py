@@ -6,6 +6,10 @@ camera paths for render.py.
 
 Restores the newest whole checkpoint; the model and scene come from the run's exp_dir/config.json,
 as for eval.py. Prints the address to open (http://localhost:8080) and serves until Ctrl-C.
+
+Where the run has splats (exp_dir/export/splats.ply, from `export.py --config.export=splats`), the
+page shows them first, drawn by the browser at its own frame rate; the "Show" control switches to
+the NeRF's render of the same camera (rendered here, progressively) and back.
 """
 
 import sys

@@ -35,10 +35,10 @@ VIEWPORT = {"width": 640, "height": 260}  # the controls dock to the right; the 
 WAIT_S = 120.0
 
 
-@pytest.fixture(scope="module")
-def served(trained_run):
-    """view.py serving the tiny trained run on a free port: (url, config of the run)."""
-    proc = subprocess.Popen([sys.executable, "view.py", f"--config.exp_dir={trained_run}", "--config.viewer_port=0"],
+def serve(exp_dir):
+    """view.py serving the run in `exp_dir` on a free port until the generator is closed: yields
+    (url, config of the run, the line view.py printed)."""
+    proc = subprocess.Popen([sys.executable, "view.py", f"--config.exp_dir={exp_dir}", "--config.viewer_port=0"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
@@ -50,11 +50,18 @@ def served(trained_run):
     url = re.search(r"http://\S+", line)
     assert url, line
     config = demo_config.get_config()
-    config.exp_dir = str(trained_run)
-    yield url.group(0), run_config.for_restore(config, explicit=("exp_dir",))
+    config.exp_dir = str(exp_dir)
+    yield url.group(0), run_config.for_restore(config, explicit=("exp_dir",)), line
     proc.terminate()
     proc.wait(timeout=30)
     assert proc.returncode == 143, proc.stderr.read()
+
+
+@pytest.fixture(scope="module")
+def served(trained_run):
+    """view.py serving the tiny trained run on a free port: (url, config of the run)."""
+    for url, config, _ in serve(trained_run):
+        yield url, config
 
 
 @pytest.fixture(scope="module")
@@ -167,12 +174,17 @@ def settle(page, c2w, fov: float, hide_cameras: bool = True) -> Still:
     and shows or hides the training cameras (the control is shared by all pages); returns that frame
     once the page shows it with the training cameras so."""
     wait_for_still(page, c2w, fov)
+    close_notice(page)
+    page.get_by_label("Training cameras").set_checked(not hide_cameras)
+    return wait_for_still(page, c2w, fov, cameras_shown=not hide_cameras)
+
+
+def close_notice(page) -> None:
+    """Closes the software-WebGL notice over the view's top left, if shown."""
     notice = page.locator(".mantine-Notification-closeButton")
     if notice.count():
         notice.first.click()
         notice.first.wait_for(state="detached")
-    page.get_by_label("Training cameras").set_checked(not hide_cameras)
-    return wait_for_still(page, c2w, fov, cameras_shown=not hide_cameras)
 
 
 def start_view(reference) -> tuple[np.ndarray, float]:
@@ -322,3 +334,84 @@ def test_training_with_the_viewer_shows_newer_steps(browser, tiny_scene, tmp_pat
         _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143, stderr  # SIGTERM: saved and stopped
     assert "saved checkpoint" in stderr
+
+
+SPLATS = 400
+
+
+@pytest.fixture(scope="module")
+def served_with_splats(trained_run, tmp_path_factory):
+    """view.py serving a copy of the tiny trained run with splats (export/splats.ply): a red ball at
+    the point the first training camera looks at. Yields (url, config, the line view.py printed)."""
+    from mipnerf.render import gaussians, splat_file
+
+    run = tmp_path_factory.mktemp("splats") / "run"
+    shutil.copytree(trained_run, run)
+    config = demo_config.get_config()
+    config.exp_dir = str(run)
+    train = datasets.load_split(run_config.for_restore(config, explicit=("exp_dir",)), "train")
+    c2w = np.asarray(train.camtoworlds[0], np.float64)
+    centre = orbits.scene_center(np.asarray(train.camtoworlds, np.float64))
+    target = c2w[:3, 3] - ((centre - c2w[:3, 3]) @ -c2w[:3, 2]) * c2w[:3, 2]
+    rng = np.random.default_rng(0)
+    size = 0.1 * float(np.linalg.norm(centre - c2w[:3, 3]))
+    red = np.broadcast_to(gaussians.rgb_to_sh_dc(np.array([1.0, 0.0, 0.0])), (SPLATS, 1, 3))
+    splats = gaussians.Splats(means=(target + 0.3 * size * rng.normal(size=(SPLATS, 3))).astype(np.float32),
+                              log_scales=np.full((SPLATS, 3), np.log(0.3 * size), np.float32),
+                              quats=np.tile(np.float32([1, 0, 0, 0]), (SPLATS, 1)),
+                              opacity_logits=np.full(SPLATS, 6.0, np.float32), sh=np.asarray(red, np.float32))
+    (run / "export").mkdir()
+    splat_file.write_splats(run / "export" / "splats.ply", splats)
+    yield from serve(run)
+
+
+def centre_pixel(page) -> np.ndarray:
+    pixels = view_pixels(page)
+    return pixels[pixels.shape[0] // 2, pixels.shape[1] // 2]
+
+
+def wait_for_centre(page, red: bool) -> None:
+    """Waits until the view's centre pixel is red (the splats drawn) or not."""
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        r, g, b = centre_pixel(page)
+        if (r > 0.7 and g < 0.3 and b < 0.3) == red:
+            return
+        time.sleep(0.2)
+    pytest.fail(f"the view's centre never turned {'red' if red else 'other than red'}: {centre_pixel(page)}")
+
+
+def choose(page, label: str, option: str) -> None:
+    """Picks `option` in the dropdown `label` of the controls."""
+    page.get_by_role("combobox", name=label, exact=True).click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_a_run_with_splats_shows_them_and_the_show_control_switches_to_the_nerf(browser, served_with_splats, reference,
+                                                                                  tmp_path):
+    url, _, line = served_with_splats
+    assert f"showing its {SPLATS} splats (export/splats.ply)" in line
+    page = browser.new_page(viewport=VIEWPORT, device_scale_factor=1)
+    try:
+        page.goto(url)
+        wait_for(page, rf"Showing {SPLATS} splats \(export/splats.ply\), drawn by the browser\.")
+        close_notice(page)
+        page.get_by_label("Training cameras").set_checked(False)
+        wait_for_centre(page, red=True)  # the ball, drawn by the browser where the NeRF's camera 0 looks
+        # The NeRF: the splats hidden, the render of the same camera.
+        choose(page, "Show", "NeRF")
+        c2w, fov = start_view(reference)
+        still = wait_for_still(page, c2w, fov, cameras_shown=False)
+        assert metrics.psnr(view_pixels(page), package_render(reference, c2w, fov, still.width, still.height)) >= 30.0
+        # And back: the splats again, over no NeRF image.
+        choose(page, "Show", "Splats")
+        wait_for(page, rf"Showing {SPLATS} splats")
+        wait_for_centre(page, red=True)
+        corner = view_pixels(page)[5, 5]
+        assert np.all(corner > 0.9), corner  # viser's white background, no render behind the splats
+    except BaseException:
+        page.screenshot(path=tmp_path / "page.png")
+        print(f"screenshot of the page: {tmp_path / 'page.png'}")
+        raise
+    finally:
+        page.close()

@@ -13,6 +13,14 @@ for `SETTLE_S`, the full resolution (the canvas, capped by the "Max resolution" 
 Each browser has a status line of its own, sent after each image: for a still frame it reads
 "Still frame N complete", with the camera the frame was rendered from and whether the training
 cameras are drawn over it, so a page (or a test driving one) knows the exact view it shows.
+
+Given 3D Gaussian splats (view.py passes a run's exp_dir/export/splats.ply), the viewer shows them
+with viser's Gaussian-splat renderer: the browser sorts and blends them itself, at its own frame
+rate, with each splat's view-independent colour (its constant SH band). A "Show" control switches
+between the splats and the NeRF render of the same camera: with the splats shown no NeRF frame is
+rendered or sent (clicking a training camera still scores the NeRF); with the NeRF shown the
+splats are taken out of the scene (sent again when shown again: a hidden splat node still costs
+the browser most of its frame rate) and frames render as above.
 """
 
 import contextlib
@@ -32,7 +40,7 @@ from mipnerf import datasets, metrics
 from mipnerf.cameras import camera, orbits
 from mipnerf.datasets.image_io import downsample, downsample_mask
 from mipnerf.errors import ConfigError
-from mipnerf.render import rendering, video
+from mipnerf.render import gaussians, rendering, video
 from mipnerf.viewer import browser_camera, path_panel
 
 REFRESH_S = 3.0  # while training, the view is rendered again with the newest parameters this often
@@ -42,6 +50,8 @@ FRUSTUM_SCALE = 0.08  # the training cameras' frustums, in units of the cameras'
 THUMBNAIL_PIXELS = 96  # the training images on the frustums, longest side at most
 SCORE_PIXELS = 256  # a clicked training camera is scored at its image downsampled to at most this
 OUTPUTS = ("colour", "depth", "opacity")
+SHOW_NERF, SHOW_SPLATS = "NeRF", "Splats"  # the "Show" control's options, present only with splats
+SPLATS_NODE = "/splats"
 
 
 def start_server(host: str, port: int) -> viser.ViserServer:
@@ -94,6 +104,24 @@ def pose_text(camtoworld: np.ndarray, fov: float) -> str:
             f"fov {np.degrees(fov):.3f}°")
 
 
+def splat_colors(sh) -> np.ndarray:
+    """[N, 3] float32 colours in [0, 1] of splats' SH coefficients [N, K, 3]: their constant band
+    alone, max(0, SH_C0 * dc + 1/2) clipped to 1 (what the splats show from every direction; the
+    higher bands, view-dependent, are left out)."""
+    dc = np.asarray(sh, np.float32)[:, 0]
+    return np.clip(gaussians.SH_C0 * dc + 0.5, 0.0, 1.0)
+
+
+def splat_arrays(splats: gaussians.Splats) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What viser's `add_gaussian_splats` takes for `splats`: centres [N, 3], covariances [N, 3, 3],
+    colours [N, 3] in [0, 1] (`splat_colors`) and opacities [N, 1], all float32 numpy."""
+    centers = np.asarray(splats.means, np.float32)
+    covs = np.asarray(gaussians.covariances(jnp.asarray(splats.log_scales, jnp.float32),
+                                            jnp.asarray(splats.quats, jnp.float32)), np.float32)
+    opacity = np.asarray(gaussians.opacities(jnp.asarray(splats.opacity_logits, jnp.float32)), np.float32)
+    return centers, covs, splat_colors(splats.sh), opacity.reshape(-1, 1)
+
+
 class FrameKey(NamedTuple):
     """What a frame is rendered for: the versions of the browser's camera, the parameters and the
     settings, and whether the camera is moving (a frame sized for `MOVING_FPS`) or still."""
@@ -132,9 +160,13 @@ class Viewer:
       train: the training split: cameras drawn as frustums with their images as thumbnails.
       render_fn: `rendering.make_render_fn(config, model)`; mesh: the device mesh.
       training: show the "Training share" control (the viewer's share of time between steps).
+      splats: 3D Gaussians in the model's frame, drawn by the browser; with them, the "Show"
+        control switches between them and the NeRF render. splats_name: what the status line calls them.
+      show: what is shown first with splats, `SHOW_SPLATS` or `SHOW_NERF`.
     """
 
-    def __init__(self, config, train: datasets.Split, render_fn, mesh, training: bool = False):
+    def __init__(self, config, train: datasets.Split, render_fn, mesh, training: bool = False,
+                 splats: Optional[gaussians.Splats] = None, splats_name: str = "splats", show: str = SHOW_SPLATS):
         self.config, self.render_fn, self.mesh, self.training = config, render_fn, mesh, training
         self.disparity = config.ray_spacing != "linear"
         self.server = start_server(config.viewer_host, config.viewer_port)
@@ -152,7 +184,13 @@ class Viewer:
         self.last_poll_end = time.perf_counter()
         self.score_request = None  # (clicked training camera, its scoring generator once started)
         self._add_training_cameras(train)
-        self._add_controls(training)
+        self.splats, self.splats_count, self.splats_text = None, 0, ""  # the arrays viser's splat node takes
+        self.splats_node = None  # that node, while shown
+        if splats is not None:
+            self.splats = splat_arrays(splats)
+            self.splats_count = len(self.splats[0])
+            self.splats_text = f"Showing {self.splats_count:,} splats ({splats_name}), drawn by the browser."
+        self._add_controls(training, show)
         self.path = path_panel.PathPanel(self, config.exp_dir)
         self.server.on_client_connect(self._connect)
         self.server.on_client_disconnect(self._disconnect)
@@ -164,6 +202,8 @@ class Viewer:
         self._add_frustums(state)
         with self.lock:
             self.clients[handle.client_id] = state
+        with self.status_lock:
+            state.status.content = self._status_text(state)
         self.move_camera(handle, self.start_pose, self.start_fov)
         self._update_frustums(state)
 
@@ -242,12 +282,23 @@ class Viewer:
         self.score_request = (index, None)
         self.score_text.content = f"Training camera {index}: scoring..."
 
-    def _add_controls(self, training: bool) -> None:
+    def showing_splats(self) -> bool:
+        """Whether the browsers show the splats (and no NeRF frame is rendered)."""
+        return self.show is not None and self.show.value == SHOW_SPLATS
+
+    def _add_controls(self, training: bool, show: str) -> None:
         gui = self.server.gui
         gui.configure_theme(show_logo=False, control_width="medium")
         gui.main_panel.dock_right()  # beside the view, not over it
+        self.show = None
+        if self.splats is not None:
+            if show not in (SHOW_NERF, SHOW_SPLATS):
+                raise ValueError(f"show={show!r}: expected {SHOW_SPLATS!r} or {SHOW_NERF!r}")
+            self.show = gui.add_dropdown("Show", (SHOW_SPLATS, SHOW_NERF), initial_value=show,
+                                         hint="The splats, drawn by the browser at its frame rate, or the NeRF")
         self.output = gui.add_dropdown("Output", OUTPUTS, initial_value=OUTPUTS[0])
-        self.status_order = self.output.order - 0.5  # each browser's status line goes above the controls
+        # Each browser's status line goes above the controls.
+        self.status_order = (self.output if self.show is None else self.show).order - 0.5
         self.max_side = gui.add_slider("Max resolution", 64, 2048, 32, 512,
                                        hint="The longest side of the still frame, in pixels")
         self.show_cameras = gui.add_checkbox("Training cameras", True)
@@ -270,6 +321,30 @@ class Viewer:
                 self._update_frustums(state)
                 with self.status_lock:  # after the frustums: a page that reads it has them drawn
                     state.status.content = self._status_text(state)
+
+        if self.show is not None:
+            self._show_changed()
+            self.show.on_update(lambda event: self._show_changed())
+
+    def _show_changed(self) -> None:
+        """Shows the splats or the NeRF, as the "Show" control says: with the splats, every browser's
+        NeRF frame (and any being rendered) is dropped; with the NeRF, the splats are taken out of
+        the scene and every browser's frame is rendered anew."""
+        with self.status_lock:
+            splats = self.showing_splats()
+            if splats and self.splats_node is None:
+                self.splats_node = self.server.scene.add_gaussian_splats(SPLATS_NODE, *self.splats)
+            elif not splats and self.splats_node is not None:
+                self.splats_node.remove()
+                self.splats_node = None
+            self.output.disabled = self.max_side.disabled = splats  # they set the NeRF's frames
+            self.settings_version += 1
+            for state in self._states():
+                state.job, state.shown, state.image = None, None, None
+                state.report = "Rendering the NeRF..."
+                if splats:
+                    state.handle.scene.set_background_image(None)
+                state.status.content = self._status_text(state)
 
     # --- rendering ----------------------------------------------------------------------------
 
@@ -325,7 +400,7 @@ class Viewer:
         if self.params is None:
             return None
         states = self._states()
-        for state in states:
+        for state in [] if self.showing_splats() else states:  # the browser draws the splats itself
             target = self._target(state)
             if target is None:
                 continue
@@ -386,13 +461,17 @@ class Viewer:
         else:
             report = f"Still frame {self.frames} complete: step {self.step}, {timing}.\n\n{pose_text(c2w, fov)}"
         with self.status_lock:  # the status line goes to the browser after the image it reports
+            if state.job is None or state.job.key != key:
+                return  # the splats were shown while it rendered (`_show_changed`): dropped
             state.image, state.shown, state.job, state.report = image, key, None, report
             self._send(state)
             state.status.content = self._status_text(state)
 
     def _status_text(self, state: _Client) -> str:
         """A browser's status line: its frame on screen, and for a still frame whether the training
-        cameras are drawn over it (written again when that changes)."""
+        cameras are drawn over it (written again when that changes); with the splats shown, says so."""
+        if self.showing_splats():
+            return self.splats_text
         if state.shown is None or state.shown.moving:
             return state.report
         return f"{state.report}; training cameras {'shown' if self.show_cameras.value else 'hidden'}."
@@ -417,7 +496,7 @@ class Viewer:
             self.score_request = None
 
     def _send(self, state: _Client) -> None:
-        if state.image is None:
+        if state.image is None or self.showing_splats():
             return
         moving = state.shown is not None and state.shown.moving
         state.handle.scene.set_background_image(output_image(state.image, self.output.value, self.disparity),
