@@ -38,7 +38,7 @@ MAX_ALPHA = 0.99
 MIN_TRANSMITTANCE = 1e-4
 NEAR_PLANE = 0.01  # Gaussians with their mean nearer the camera than this (in depth) are culled
 FOV_CLAMP = 1.3
-CHUNK = 32  # Gaussians blended per iteration, across every tile at once
+CHUNK = 32  # Gaussians of a tile blended together; a tile's list is cut into chunks of this many
 
 
 class Projected(NamedTuple):
@@ -151,8 +151,11 @@ def _needs(splats, cam, width: int, height: int, tile: int):
 
 
 def bucket(n: int, least: int = CHUNK) -> int:
-    """The power of two at least n (and at least `least`): few distinct plans, few compilations."""
-    return max(least, 1 << max(int(n) - 1, 0).bit_length())
+    """At least n (and `least`): a power of two times 1, 1.25, 1.5 or 1.75, a multiple of `least` (a
+    power of two); few distinct plans, few compilations, at most a quarter of the capacity unused."""
+    n = max(int(n), least)
+    top = 1 << (n - 1).bit_length()
+    return next(c for c in (top // 8 * 5, top // 4 * 3, top // 8 * 7, top) if c >= n and c % least == 0)
 
 
 def plan(splats: gaussians.Splats, cam: camera.Cameras, width: int, height: int, tile: int | None = None) -> Plan:
@@ -184,11 +187,13 @@ def sort_pairs(tile, owner, depths):
     return jax.pure_callback(_sort_pairs_numpy, shapes, tile, owner, depths)
 
 
-def bin_tiles(proj: Projected, tiles_x: int, tiles: int, capacity: Plan):
-    """The Gaussians of each tile, front to back.
+def bin_chunks(proj: Projected, tiles_x: int, tiles: int, capacity: Plan):
+    """Each tile's Gaussians front to back, cut into chunks of `CHUNK`: all tiles' chunks in one list,
+    so that a tile costs what it holds, not what the fullest tile holds.
 
     Returns:
-      (ids [tiles, per_tile] int32 Gaussian indices, valid [tiles, per_tile] bool, overflow bool).
+      (ids [J, CHUNK] int32 Gaussian indices, valid [J, CHUNK] bool, tile [J] each chunk's tile,
+      place [J] the chunk's place in its tile's list, overflow bool), J = pairs / CHUNK + tiles.
     """
     counts = tile_counts(proj)
     ends = jnp.cumsum(counts)
@@ -203,66 +208,52 @@ def bin_tiles(proj: Projected, tiles_x: int, tiles: int, capacity: Plan):
     tile, owner = sort_pairs(tile.astype(jnp.int32), owner.astype(jnp.int32), jax.lax.stop_gradient(proj.depths))
     start = jnp.searchsorted(tile, jnp.arange(tiles), side="left")
     stop = jnp.searchsorted(tile, jnp.arange(tiles), side="right")
-    slot = start[:, None] + jnp.arange(capacity.per_tile)[None, :]
-    valid = slot < stop[:, None]
+    chunks = -(-(stop - start) // CHUNK)
+    chunk_ends = jnp.cumsum(chunks)
+    j = jnp.arange(capacity.pairs // CHUNK + tiles)
+    of = jnp.minimum(jnp.searchsorted(chunk_ends, j, side="right"), tiles - 1)
+    place = j - (chunk_ends[of] - chunks[of])
+    slot = start[of, None] + place[:, None] * CHUNK + jnp.arange(CHUNK)
+    valid = (slot < stop[of, None]) & (j < chunk_ends[-1])[:, None]
     ids = owner[jnp.minimum(slot, capacity.pairs - 1)]
     overflow = (total > capacity.pairs) | jnp.any(stop - start > capacity.per_tile)
-    return ids, valid, overflow
+    return ids, valid, of, jnp.clip(place, 0, capacity.per_tile // CHUNK - 1), overflow
 
 
-def blend_chunk(carry, chunk, pixels):
-    """Blends the next `CHUNK` Gaussians of every tile (each tile's list sorted by depth) at its pixels.
+def blend(pixels, ids, valid, tile, place, proj: Projected, background, tiles: int, places: int):
+    """Front-to-back blending of every tile's Gaussians at its pixels, all chunks at once.
+
+    Transmittance before a chunk is the product over its tile's earlier chunks, summed (as logs)
+    on a [tiles, places] grid; a Gaussian is kept while the transmittance after it (every earlier
+    one counted) stays at least 1e-4, which is the original's early termination exactly: T only
+    falls, so what is kept is a prefix of each pixel's list.
 
     Args:
-      carry: (log_t [T, P] log transmittance so far, done [T, P] whether each pixel has stopped,
-        rgb [T, P, 3]); pixels [T, P, 2] pixel positions.
-      chunk: (means2d [T, C, 2], conics [T, C, 3], opacities [T, C], colors [T, C, 3], valid [T, C]).
+      pixels: [T, P, 2] each tile's pixel positions; ids, valid, tile, place: `bin_chunks`'s.
 
     Returns:
-      (carry, weights [T, C]: each Gaussian's largest alpha_i T_i over the tile's pixels).
+      (rgb [T, P, 3], alpha [T, P], weights [J, CHUNK]: each Gaussian's largest alpha_i T_i in its tile).
     """
-    log_t, done, rgb = carry
-    means2d, conics, opacity, colors, valid = chunk
-    d = pixels[:, :, None, :] - means2d[:, None]  # [T, P, C, 2]
+    g = lambda x: x[ids]
+    means2d, conics, opacity = g(proj.means2d), g(proj.conics), g(proj.opacities)
+    d = pixels[tile][:, :, None, :] - means2d[:, None]  # [J, P, C, 2]
     power = (-0.5 * (conics[:, None, :, 0] * d[..., 0] ** 2 + conics[:, None, :, 2] * d[..., 1] ** 2)
              - conics[:, None, :, 1] * d[..., 0] * d[..., 1])
     alpha = jnp.minimum(MAX_ALPHA, opacity[:, None] * jnp.exp(jnp.minimum(power, 0.0)))
-    alpha = jnp.where(valid[:, None] & (power <= 0) & (alpha >= MIN_ALPHA) & ~done[..., None], alpha, 0.0)
-    # Early termination: a pixel stops before the Gaussian that takes T below 1e-4 (T only falls,
-    # so what is kept is a prefix), and blends nothing after it.
-    kept = log_t[..., None] + jnp.cumsum(jnp.log1p(-alpha), axis=-1) >= np.log(MIN_TRANSMITTANCE)
-    done = done | ~jnp.all(kept, axis=-1)
-    alpha = jnp.where(kept, alpha, 0.0)
-    log_after = log_t[..., None] + jnp.cumsum(jnp.log1p(-alpha), axis=-1)
-    weights = alpha * jnp.exp(log_after - jnp.log1p(-alpha))
-    rgb = rgb + jnp.einsum("tpc,tck->tpk", weights, colors)
-    return (log_after[..., -1], done, rgb), jnp.max(weights, axis=1)
-
-
-def blend(pixels, means2d, conics, opacities, colors, valid, background):
-    """Front-to-back blending of each tile's Gaussians (sorted by depth) at its pixels, `CHUNK` at a
-    time; chunks after every pixel of every tile has stopped (or its list has ended) are skipped.
-
-    Args:
-      pixels: [T, P, 2]; means2d [T, G, 2], conics [T, G, 3], opacities [T, G], colors [T, G, 3],
-        valid [T, G] (G a multiple of `CHUNK`); background [3].
-
-    Returns:
-      (rgb [T, P, 3], alpha [T, P], weights [T, G]: each Gaussian's largest alpha_i T_i in the tile).
-    """
-    tiles, count = valid.shape
-    chunks = jax.tree.map(lambda x: jnp.moveaxis(x.reshape(tiles, count // CHUNK, CHUNK, *x.shape[2:]), 1, 0),
-                          (means2d, conics, opacities, colors, valid))
-
-    def step(carry, chunk):
-        finished = jnp.all(carry[1] | ~jnp.any(chunk[-1], axis=-1)[:, None])
-        return jax.lax.cond(finished, lambda c, _: (c, jnp.zeros((tiles, CHUNK))),
-                            lambda c, x: blend_chunk(c, x, pixels), carry, chunk)
-
-    start = (jnp.zeros(pixels.shape[:2]), jnp.zeros(pixels.shape[:2], bool), jnp.zeros(pixels.shape[:2] + (3,)))
-    (log_t, _, rgb), weights = jax.lax.scan(step, start, chunks)
+    alpha = jnp.where(valid[:, None] & (power <= 0) & (alpha >= MIN_ALPHA), alpha, 0.0)
+    logs = jnp.log1p(-alpha)
+    # Below e^-30 a pixel has long stopped: clamping keeps the sums small (and exact where they matter).
+    per_chunk = jnp.maximum(jnp.sum(logs, axis=-1), -30.0)
+    grid = jnp.zeros((tiles, places, pixels.shape[1])).at[tile, place].add(per_chunk)
+    before = (jnp.cumsum(grid, axis=1) - grid)[tile, place]  # [J, P]
+    after = before[..., None] + jnp.cumsum(logs, axis=-1)
+    kept = after >= np.log(MIN_TRANSMITTANCE)
+    weights = jnp.where(kept, alpha * jnp.exp(after - logs), 0.0)
+    rgb = jnp.zeros((tiles,) + pixels.shape[1:2] + (3,)).at[tile].add(jnp.einsum("jpc,jck->jpk", weights,
+                                                                                  g(proj.colors)))
+    log_t = jnp.zeros((tiles, pixels.shape[1])).at[tile].add(jnp.sum(jnp.where(kept, logs, 0.0), axis=-1))
     final = jnp.exp(log_t)
-    return rgb + final[..., None] * background, 1.0 - final, jnp.moveaxis(weights, 0, 1).reshape(tiles, count)
+    return rgb + final[..., None] * background, 1.0 - final, jnp.max(weights, axis=1)
 
 
 @functools.partial(jax.jit, static_argnames=("width", "height", "capacity", "sh_degree"))
@@ -282,14 +273,12 @@ def rasterize(splats: gaussians.Splats, cam: camera.Cameras, width: int, height:
     if means2d_offset is not None:
         proj = proj._replace(means2d=proj.means2d + means2d_offset)
     tiles_x, tiles_y = -(-width // tile), -(-height // tile)
-    ids, valid, overflow = bin_tiles(proj, tiles_x, tiles_x * tiles_y, capacity)
+    tiles = tiles_x * tiles_y
+    ids, valid, of, place, overflow = bin_chunks(proj, tiles_x, tiles, capacity)
     offsets = jnp.stack(jnp.meshgrid(jnp.arange(tile), jnp.arange(tile), indexing="xy"), -1).reshape(-1, 2) + 0.5
     corners = jnp.stack(jnp.meshgrid(jnp.arange(tiles_x), jnp.arange(tiles_y), indexing="xy"), -1).reshape(-1, 2)
     pixels = corners[:, None, :] * tile + offsets[None]  # [tiles, tile^2, 2]
-
-    g = lambda x: x[ids]
-    rgb, alpha, weights = blend(pixels, g(proj.means2d), g(proj.conics), g(proj.opacities), g(proj.colors), valid,
-                                background)
+    rgb, alpha, weights = blend(pixels, ids, valid, of, place, proj, background, tiles, capacity.per_tile // CHUNK)
     importance = jnp.zeros(splats.means.shape[0]).at[ids].max(jnp.where(valid, weights, 0.0))
     image = lambda x: (x.reshape(tiles_y, tiles_x, tile, tile, *x.shape[2:]).swapaxes(1, 2)
                        .reshape(tiles_y * tile, tiles_x * tile, *x.shape[2:])[:height, :width])
