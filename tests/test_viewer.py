@@ -245,7 +245,7 @@ def test_a_runs_splats_file_is_read_into_the_models_frame(tmp_path):
 def test_view_serves_a_runs_splats_first(trained_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
-    (run / "export").mkdir()
+    (run / "export").mkdir(exist_ok=True)  # the shared run may have exported already
     splat_file.write_splats(run / "export" / "splats.ply", random_splats(300, np.zeros(3), 0.3))
     config = demo_config.get_config()
     config.exp_dir, config.viewer_port = str(run), 0

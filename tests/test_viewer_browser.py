@@ -360,7 +360,7 @@ def served_with_splats(trained_run, tmp_path_factory):
                               log_scales=np.full((SPLATS, 3), np.log(0.3 * size), np.float32),
                               quats=np.tile(np.float32([1, 0, 0, 0]), (SPLATS, 1)),
                               opacity_logits=np.full(SPLATS, 6.0, np.float32), sh=np.asarray(red, np.float32))
-    (run / "export").mkdir()
+    (run / "export").mkdir(exist_ok=True)  # the shared run may have exported already
     splat_file.write_splats(run / "export" / "splats.ply", splats)
     yield from serve(run)
 
