@@ -14,16 +14,16 @@ from mipnerf.model import mipnerf360
 from mipnerf.render import rasterize, rendering, splat_file, video
 
 
-def timed(fn, repeats: int = 3) -> float:
-    """The fastest of `repeats` calls of `fn` (whose result is waited for), in seconds, after one
-    call to compile it."""
-    jax.block_until_ready(fn())
+def timed(fn, repeats: int = 3) -> tuple[float, object]:
+    """(the fastest of `repeats` calls of `fn`, whose result is waited for, in seconds, after one
+    call to compile it; the last call's result)."""
+    result = jax.block_until_ready(fn())
     best = np.inf
     for _ in range(repeats):
         start = time.perf_counter()
-        jax.block_until_ready(fn())
+        result = jax.block_until_ready(fn())
         best = min(best, time.perf_counter() - start)
-    return best
+    return best, result
 
 
 def score_splats(config, renderer: rendering.Renderer, scales: list, out_dir: pathlib.Path, scores_of,
@@ -45,8 +45,9 @@ def score_splats(config, renderer: rendering.Renderer, scales: list, out_dir: pa
             cam = rendering.view_camera(split.camtoworlds[i], split.intrinsics, i, split.width, split.height,
                                         *rendering.ray_bounds(config))
             draw = lambda: rasterize.render(splats, cam, split.width, split.height, background).rgb
-            seconds.append(timed(draw))
-            rgb = np.asarray(draw())
+            took, rgb = timed(draw)
+            seconds.append(took)
+            rgb = np.asarray(rgb)
             name = f"splats_color_{len(images):03d}.png"
             iio.imwrite(out_dir / name, video.to_uint8(rgb))
             images.append(dict(color=name, **scores_of(rgb, split.colors(i), split.mask(i), nets)))
@@ -54,8 +55,8 @@ def score_splats(config, renderer: rendering.Renderer, scales: list, out_dir: pa
     cam = rendering.view_camera(first.camtoworlds[0], first.intrinsics, 0, first.width, first.height,
                                 *rendering.ray_bounds(config))
     lens = camera.Lens.of(first.intrinsics)
-    nerf = timed(lambda: rendering.render_image(renderer.render_fn, renderer.params, cam, lens, config.render_chunk,
-                                                renderer.mesh).rgb, repeats=1)
+    nerf, _ = timed(lambda: rendering.render_image(renderer.render_fn, renderer.params, cam, lens, config.render_chunk,
+                                                   renderer.mesh).rgb, repeats=1)
     per_view = float(np.median(seconds))
     keys = [k for k in images[0] if k != "color"]
     means = {k: (None if any(m[k] is None for m in images) else float(np.mean([m[k] for m in images]))) for k in keys}

@@ -35,7 +35,7 @@ from mipnerf.cameras import camera
 from mipnerf.errors import MipNerfError
 from mipnerf.export import point_cloud
 from mipnerf.model import mipnerf360
-from mipnerf.render import gaussians, rasterize, rendering
+from mipnerf.render import gaussians, rasterize, rendering, video
 from mipnerf.store.checkpoints import Checkpointer
 from mipnerf.training import pose_export
 
@@ -85,8 +85,8 @@ def between_cameras(camtoworlds: np.ndarray, count: int, rng: np.random.Generato
 
 class Teacher(NamedTuple):
     """The NeRF's render of a view, pixels flattened: rgb [HW, 3], depth [HW] (along the ray's
-    direction vector), acc [HW], certain [HW] (the median depth within `point_cloud.MAX_DEPTH_SPREAD`
-    of the expected depth: one surface, not a blend of two)."""
+    direction vector), acc [HW], certain [HW] (`point_cloud.depth_is_certain`: one surface, not a
+    blend of two)."""
 
     rgb: np.ndarray
     depth: np.ndarray
@@ -101,9 +101,7 @@ def make_teacher_fn(config, model):
     def teach(params, cameras: camera.Cameras, pixels, lens: camera.Lens):
         rays = camera.pixel_rays(cameras, pixels, lens, config.forward_facing)
         out, rounds = model.apply(params, None, rays, 1.0, background)
-        median = point_cloud.median_depth(rounds[-1].weights, rounds[-1].t)
-        certain = jnp.abs(median - out.depth) <= point_cloud.MAX_DEPTH_SPREAD * out.depth
-        return Teacher(out.rgb, out.depth, out.acc, certain)
+        return Teacher(out.rgb, out.depth, out.acc, point_cloud.depth_is_certain(rounds[-1], out.depth))
 
     return jax.jit(teach, static_argnames="lens")
 
@@ -241,7 +239,7 @@ def densify(splats: gaussians.Splats, active: np.ndarray, stats: Stats, extent: 
     grow = grow[:len(free)]
     targets = free[:len(grow)]
     big = np.exp(s.log_scales[grow]).max(axis=-1) > PERCENT_DENSE * extent
-    for field, x in zip(s._fields, s):
+    for x in s:
         x[targets] = x[grow]
     for i in (grow[big], targets[big]):  # a split: both halves drawn from the original, shrunk
         rot = np.asarray(gaussians.quat_to_rotmat(s.quats[i]))
@@ -382,18 +380,14 @@ def distil(renderer: rendering.Renderer, train: datasets.Split, config, out_dir:
     splats, active = initial_splats(cams, images, config.export_splats, extent, config.splat_sh_degree, rng)
     log(f"splats: {int(active.sum()):,} started from the NeRF's training views (budget {config.export_splats:,})")
     views = [View(c, train.images[n]) for n, c in enumerate(cams)]
-    views += [View(c, quantised(image.rgb.reshape(h, w, 3))) for c, image in zip(cams, images)]
+    views += [View(c, video.to_uint8(image.rgb.reshape(h, w, 3))) for c, image in zip(cams, images)]
     extra = int(round(config.splat_extra_views * len(c2w)))
     if extra:
         between = between_cameras(c2w, extra, rng)
         one = train.intrinsics.take(0)
         more, renders = teacher_views(renderer, teach_fn, between, one, h, w, config,
                                       "splats: NeRF between training cameras")
-        views += [View(c, quantised(image.rgb.reshape(h, w, 3))) for c, image in zip(more, renders)]
+        views += [View(c, video.to_uint8(image.rgb.reshape(h, w, 3))) for c, image in zip(more, renders)]
     background = np.asarray(mipnerf360.background_color(config))
     splats, active = fit(views, splats, active, config, extent, background, out_dir / CHECKPOINTS, log)
     return splats.take(active)
-
-
-def quantised(rgb: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8)

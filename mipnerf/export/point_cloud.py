@@ -27,6 +27,13 @@ def median_depth(weights: jnp.ndarray, t: jnp.ndarray) -> jnp.ndarray:
     return (t0 + frac * (t1 - t0))[..., 0]
 
 
+def depth_is_certain(final_round, depth: jnp.ndarray) -> jnp.ndarray:
+    """[...] whether each ray's median depth (of its final round's weights) is within
+    `MAX_DEPTH_SPREAD` of its expected `depth` [...]: one surface, not a blend of two."""
+    median = median_depth(final_round.weights, final_round.t)
+    return jnp.abs(median - depth) <= MAX_DEPTH_SPREAD * depth
+
+
 def make_points_fn(config, model):
     """A jitted `(params, cameras, pixels [B], lens) -> (points [B, 3], rgb [B, 3], keep [B])`: each
     pixel's expected-depth point in the model's frame, its colour, and whether it is kept."""
@@ -35,8 +42,7 @@ def make_points_fn(config, model):
     def points(params, cameras: camera.Cameras, pixels, lens: camera.Lens):
         rays = camera.pixel_rays(cameras, pixels, lens, config.forward_facing)
         out, rounds = model.apply(params, None, rays, 1.0, background)
-        median = median_depth(rounds[-1].weights, rounds[-1].t)
-        keep = (out.acc > MIN_OPACITY) & (jnp.abs(median - out.depth) <= MAX_DEPTH_SPREAD * out.depth)
+        keep = (out.acc > MIN_OPACITY) & depth_is_certain(rounds[-1], out.depth)
         return rays.origins + out.depth[..., None] * rays.directions, out.rgb, keep
 
     return jax.jit(points, static_argnames="lens")
