@@ -5,6 +5,7 @@ own render of that camera), follow mouse drags, fly to a clicked training camera
 keyframed path that render.py renders. On a failure the page's screenshot is kept.
 """
 
+import contextlib
 import io
 import pathlib
 import queue
@@ -306,6 +307,19 @@ def path_name(saved: re.Match) -> str:
     return saved.group(1).strip("`").rsplit("/", 1)[-1]
 
 
+@contextlib.contextmanager
+def new_page(browser, tmp_path):
+    """A page of its own, closed at the end; a screenshot of it saved (and its path printed) when the block fails."""
+    page = browser.new_page(viewport=VIEWPORT, device_scale_factor=1)
+    try:
+        yield page
+    except BaseException:
+        page.screenshot(path=tmp_path / "page.png")
+        print(f"screenshot of the page: {tmp_path / 'page.png'}")
+        raise
+    finally:
+        page.close()
+
 
 def test_training_with_the_viewer_shows_newer_steps(browser, tiny_scene, tmp_path):
     proc = subprocess.Popen([sys.executable, "train.py", "--config=tests/helpers.py", f"--config.data_dir={tiny_scene}",
@@ -314,22 +328,17 @@ def test_training_with_the_viewer_shows_newer_steps(browser, tiny_scene, tmp_pat
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
-    page = browser.new_page(viewport=VIEWPORT, device_scale_factor=1)
     try:
-        url = re.search(r"viewer: (http://\S+)", lines.get(timeout=WAIT_S))
-        assert url
-        page.goto(url.group(1))
-        first = int(wait_for(page, STEP).group(1))
-        deadline = time.monotonic() + WAIT_S
-        while int(wait_for(page, STEP).group(1)) <= first:  # the view follows training
-            assert time.monotonic() < deadline, "the view never showed a newer step"
-            time.sleep(0.5)
-    except BaseException:
-        page.screenshot(path=tmp_path / "page.png")
-        print(f"screenshot of the page: {tmp_path / 'page.png'}")
-        raise
+        with new_page(browser, tmp_path) as page:
+            url = re.search(r"viewer: (http://\S+)", lines.get(timeout=WAIT_S))
+            assert url
+            page.goto(url.group(1))
+            first = int(wait_for(page, STEP).group(1))
+            deadline = time.monotonic() + WAIT_S
+            while int(wait_for(page, STEP).group(1)) <= first:  # the view follows training
+                assert time.monotonic() < deadline, "the view never showed a newer step"
+                time.sleep(0.5)
     finally:
-        page.close()
         proc.terminate()
         _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143, stderr  # SIGTERM: saved and stopped
@@ -391,8 +400,7 @@ def test_a_run_with_splats_shows_them_and_the_show_control_switches_to_the_nerf(
                                                                                   tmp_path):
     url, _, line = served_with_splats
     assert f"showing its {SPLATS} splats (export/splats.ply)" in line
-    page = browser.new_page(viewport=VIEWPORT, device_scale_factor=1)
-    try:
+    with new_page(browser, tmp_path) as page:
         page.goto(url)
         wait_for(page, rf"Showing {SPLATS} splats \(export/splats.ply\), drawn by the browser\.")
         close_notice(page)
@@ -409,9 +417,3 @@ def test_a_run_with_splats_shows_them_and_the_show_control_switches_to_the_nerf(
         wait_for_centre(page, red=True)
         corner = view_pixels(page)[5, 5]
         assert np.all(corner > 0.9), corner  # viser's white background, no render behind the splats
-    except BaseException:
-        page.screenshot(path=tmp_path / "page.png")
-        print(f"screenshot of the page: {tmp_path / 'page.png'}")
-        raise
-    finally:
-        page.close()
