@@ -1,6 +1,6 @@
-"""The tile rasteriser against brute force: every pixel blends every Gaussian in depth order (numpy,
-float64, the original's per-pixel loop), one Gaussian's footprint against its closed-form 2D
-covariance, and gradients against finite differences."""
+"""The tile rasteriser (and the compiled CPU kernel) against brute force: every pixel blends every
+Gaussian in depth order (numpy, float64, the original's per-pixel loop), one Gaussian's footprint
+against its closed-form 2D covariance, and gradients against finite differences."""
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +9,7 @@ import pytest
 
 from helpers import ROOT  # noqa: F401  (puts the repository on the path)
 from mipnerf.cameras import camera
-from mipnerf.render import gaussians, rasterize
+from mipnerf.render import gaussians, rasterize, rasterize_cpu
 
 
 def look_camera(eye, target, focal, width, height):
@@ -79,6 +79,31 @@ def test_tiles_equal_every_pixel_against_every_gaussian(seed, tile):
     assert want_alpha.max() > 0.99 and want_alpha.min() < 0.05  # opaque and empty pixels both occur
     np.testing.assert_allclose(raster.rgb, want_rgb, atol=2e-5)
     np.testing.assert_allclose(raster.alpha, want_alpha, atol=2e-5)
+
+
+@pytest.mark.parametrize("seed,tile", [(0, 16), (1, 4)])
+def test_cpu_kernel_equals_every_pixel_against_every_gaussian(seed, tile):
+    rng = np.random.default_rng(seed)
+    splats = random_splats(rng, 80)
+    cam = look_camera(np.array([2.5, -1.5, 1.0]), [0, 0, 0], 45.0, 53, 37)
+    background = np.array([0.2, 0.5, 0.9])
+    rgb, alpha = rasterize_cpu.render(rasterize_cpu.scene(splats), cam, 53, 37, background, tile)
+    want_rgb, want_alpha = brute_force(splats, cam, 53, 37, background)
+    assert want_alpha.max() > 0.99 and want_alpha.min() < 0.05
+    np.testing.assert_allclose(rgb, want_rgb, atol=2e-5)
+    np.testing.assert_allclose(alpha, want_alpha, atol=2e-5)
+
+
+def test_cpu_kernel_equals_the_rasteriser_with_fewer_bands_and_an_opaque_clump():
+    """Degree 3 splats drawn with bands up to 1 (both), and a clump where every pixel stops early."""
+    rng = np.random.default_rng(4)
+    splats = random_splats(rng, 200, spread=0.6, opacity=(2.0, 6.0))
+    cam = look_camera(np.array([2.0, 1.0, 0.5]), [0, 0, 0], 60.0, 40, 30)
+    want = rasterize.render(splats, cam, 40, 30, np.zeros(3), sh_degree=1)
+    rgb, alpha = rasterize_cpu.render(rasterize_cpu.scene(splats, sh_degree=1), cam, 40, 30, np.zeros(3))
+    assert float(want.alpha.max()) > 1 - 1e-3
+    np.testing.assert_allclose(rgb, want.rgb, atol=2e-5)
+    np.testing.assert_allclose(alpha, want.alpha, atol=2e-5)
 
 
 def test_early_termination_and_a_plan_too_small_is_reported():

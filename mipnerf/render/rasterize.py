@@ -18,6 +18,9 @@ blending every Gaussian at every pixel (tests/test_rasterize.py checks it agains
 Binning has data-dependent sizes (how many pairs, how many Gaussians the fullest tile holds); they
 are compiled in as a `Plan` of capacities, rounded up to powers of two, which `plan` measures for
 a view. A plan too small for a view drops the excess, which `Raster.overflow` reports.
+
+To look at splats on a CPU, `rasterize_cpu` draws the same image with compiled loops, several
+times faster.
 """
 
 import functools
