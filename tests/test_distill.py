@@ -64,6 +64,11 @@ def test_eval_scores_and_times_the_splats(distilled):
     assert np.isfinite(splats["psnr"]) and splats["psnr"] > 15
     assert len(splats["images"]) == len(result["images"])
     assert splats["speedup"] > 1 and splats["fps"] == pytest.approx(1 / splats["seconds_per_view"])
+    # On a CPU the compiled kernel draws them: its images score as the JAX rasteriser's do.
+    assert splats["rasteriser"] == "cpu kernel" and splats["jax_seconds_per_view"] > 0
+    train, test = datasets.load_split(config, "train"), datasets.load_split(config, "test")
+    assert splats["psnr"] == pytest.approx(splat_psnr(splat_file.read_run_splats(config.exp_dir, train), config, test),
+                                           abs=0.01)
 
 
 def test_an_interrupted_fit_resumes_from_its_checkpoint_to_the_same_splats(tiny_scene, tmp_path):

@@ -169,7 +169,8 @@ def evaluate(config, log=print, explicit=None) -> dict:
     if "splats" in result:
         splats = result["splats"]
         log(f"splats ({splats['count']:,}, SH degree {splats['sh_degree']}): {summary(splats, keys)}; "
-            f"{splats['seconds_per_view'] * 1e3:.1f} ms a view ({splats['fps']:.0f} fps), "
+            f"{splats['seconds_per_view'] * 1e3:.1f} ms a view ({splats['fps']:.0f} fps, {splats['rasteriser']}; "
+            f"the JAX rasteriser {splats['jax_seconds_per_view'] * 1e3:.1f} ms), "
             f"{splats['speedup']:.0f}x faster than the NeRF's {splats['nerf_seconds_per_view']:.2f} s")
     if optimise_poses:
         log(f"with each test pose optimised ({config.eval_pose_steps} steps of at most {config.eval_pose_batch} pixels, "

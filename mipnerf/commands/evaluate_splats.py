@@ -1,5 +1,8 @@
 """eval.py --config.eval_splats=True: the run's splats (export.py --config.export=splats) scored on the
-test views as the NeRF is, and timed against it."""
+test views as the NeRF is, and timed against it.
+
+On a CPU the views are drawn by the compiled kernel (`rasterize_cpu`), and the JAX rasteriser is
+timed beside it; on a GPU by the JAX rasteriser."""
 
 import pathlib
 import time
@@ -28,24 +31,34 @@ def timed(fn, repeats: int = 3) -> tuple[float, object]:
 
 def score_splats(config, renderer: rendering.Renderer, scales: list, out_dir: pathlib.Path, scores_of,
                  nets=(), log=print) -> dict:
-    """Renders every test view of `scales` from the run's splats with the rasteriser, writes
-    splats_color_NNN.png into `out_dir` and scores it (`scores_of`, LPIPS with `nets`).
+    """Renders every test view of `scales` from the run's splats, writes splats_color_NNN.png into
+    `out_dir` and scores it (`scores_of`, LPIPS with `nets`).
 
     Returns:
-      {"count": splats, "sh_degree", each figure's mean, "seconds_per_view" (the median over the
-      views of the fastest of 3 renders, binning plan included), "fps", "nerf_seconds_per_view"
-      (the NeRF's first test view, timed likewise), "speedup", "images": [per view figures]}.
+      {"count": splats, "sh_degree", "rasteriser" ("cpu kernel" or "jax"), each figure's mean,
+      "seconds_per_view" (the median over the views of the fastest of 3 renders, binning plan
+      included), "fps", "jax_seconds_per_view" (the JAX rasteriser's, likewise), "nerf_seconds_per_view"
+      (the NeRF's first test view, the fastest of 2), "speedup" (the NeRF's time over the splats'),
+      "images": [per view figures]}.
     """
     train = datasets.load_split(config, "train", load_images=False)
     splats = jax.device_put(splat_file.read_run_splats(config.exp_dir, train))
     background = np.asarray(mipnerf360.background_color(config), np.float32)
-    images, seconds = [], []
+    on_cpu = jax.default_backend() == "cpu"
+    if on_cpu:
+        from mipnerf.render import rasterize_cpu  # numba, compiled on first use
+        kernel_scene = rasterize_cpu.scene(jax.device_get(splats))
+    images, seconds, jax_seconds = [], [], []
     for split in scales:
         for i in range(len(split.camtoworlds)):
             cam = rendering.view_camera(split.camtoworlds[i], split.intrinsics, i, split.width, split.height,
                                         *rendering.ray_bounds(config))
             draw = lambda: rasterize.render(splats, cam, split.width, split.height, background).rgb
             took, rgb = timed(draw)
+            jax_seconds.append(took)
+            if on_cpu:
+                took, (rgb, _) = timed(lambda: rasterize_cpu.render(kernel_scene, cam, split.width, split.height,
+                                                                    background))
             seconds.append(took)
             rgb = np.asarray(rgb)
             name = f"splats_color_{len(images):03d}.png"
@@ -56,9 +69,11 @@ def score_splats(config, renderer: rendering.Renderer, scales: list, out_dir: pa
                                 *rendering.ray_bounds(config))
     lens = camera.Lens.of(first.intrinsics)
     nerf, _ = timed(lambda: rendering.render_image(renderer.render_fn, renderer.params, cam, lens, config.render_chunk,
-                                                   renderer.mesh).rgb, repeats=1)
+                                                   renderer.mesh).rgb, repeats=2)
     per_view = float(np.median(seconds))
     keys = [k for k in images[0] if k != "color"]
     means = {k: (None if any(m[k] is None for m in images) else float(np.mean([m[k] for m in images]))) for k in keys}
-    return dict(count=int(len(splats.means)), sh_degree=int(splats.sh_degree), **means, seconds_per_view=per_view,
-                fps=1.0 / per_view, nerf_seconds_per_view=nerf, speedup=nerf / per_view, images=images)
+    return dict(count=int(len(splats.means)), sh_degree=int(splats.sh_degree),
+                rasteriser="cpu kernel" if on_cpu else "jax", **means, seconds_per_view=per_view, fps=1.0 / per_view,
+                jax_seconds_per_view=float(np.median(jax_seconds)), nerf_seconds_per_view=nerf,
+                speedup=nerf / per_view, images=images)
