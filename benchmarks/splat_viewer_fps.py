@@ -218,7 +218,9 @@ def main(argv):
             notice = page.locator(".mantine-Notification-closeButton")  # the software-WebGL notice
             if notice.count():
                 notice.first.click()
-            if _SCREENSHOT.value:  # the first view, the splats shown
+            if _SCREENSHOT.value:  # the first view, the splats shown (without the training cameras)
+                if _EXP_DIR.value:
+                    viewer.show_cameras.value = False
                 time.sleep(3.0)
                 page.screenshot(path=_SCREENSHOT.value)
             other = "NeRF" if _EXP_DIR.value else "no splats"
