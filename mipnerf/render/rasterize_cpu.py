@@ -28,6 +28,7 @@ import numpy as np
 from mipnerf.render import gaussians, rasterize
 
 TILE = 16  # pixels on a tile's side: with each Gaussian tried only within its box, larger tiles cost little
+SH_C0, SH_C1, SH_C2, SH_C3 = gaussians.SH_C0, gaussians.SH_C1, gaussians.SH_C2, gaussians.SH_C3  # numba's constants
 
 
 class Scene(NamedTuple):
@@ -78,10 +79,6 @@ def render(scene_: Scene, cam, width: int, height: int, background, tile: int = 
     starts, ids = _bin(order, boxes, int(tile), -(-int(width) // tile), -(-int(height) // tile))
     return _blend(splat, boxes, starts, ids, int(width), int(height), int(tile), np.asarray(background, np.float64),
                   rasterize.MIN_ALPHA, rasterize.MAX_ALPHA, rasterize.MIN_TRANSMITTANCE, numba.get_num_threads())
-
-
-SH_C0, SH_C1 = gaussians.SH_C0, gaussians.SH_C1
-SH_C2, SH_C3 = gaussians.SH_C2, gaussians.SH_C3
 
 
 @numba.njit(cache=True)
