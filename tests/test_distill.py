@@ -2,13 +2,16 @@
 they started from on the test views, the file reads back within the budget, eval.py scores and
 times them, and an interrupted export resumes from its checkpoint."""
 
+import os
 import shutil
+import signal
 
 import numpy as np
 import pytest
 
 from helpers import run_config
 from mipnerf import datasets, metrics
+from mipnerf.errors import Interrupted
 from mipnerf.commands import evaluate, export
 from mipnerf.export import distill
 from mipnerf.model import mipnerf360
@@ -71,7 +74,7 @@ def test_eval_scores_and_times_the_splats(distilled):
                                            abs=0.01)
 
 
-def test_an_interrupted_fit_resumes_from_its_checkpoint_to_the_same_splats(tiny_scene, tmp_path):
+def test_an_interrupted_fit_resumes_from_its_checkpoint_to_the_same_splats(tiny_scene, tmp_path, monkeypatch):
     import ml_collections
 
     from mipnerf.cameras import camera
@@ -91,6 +94,30 @@ def test_an_interrupted_fit_resumes_from_its_checkpoint_to_the_same_splats(tiny_
     lines = []
     resumed = distill.fit(views, start, active, config, 1.0, np.ones(3), tmp_path / "a", log=lines.append)
     assert any("resumed from step 20" in line for line in lines)
+    np.testing.assert_array_equal(whole[1], resumed[1])
+    for a, b in zip(whole[0], resumed[0]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+    # Ctrl-C during step 26: the step ends, its checkpoint is saved, and the export says so.
+    make_step = distill.make_step
+
+    def make_interrupted_step(*args):
+        step_fn = make_step(*args)
+        calls = []
+
+        def step(*a):
+            calls.append(None)
+            if len(calls) == 26:
+                os.kill(os.getpid(), signal.SIGINT)
+            return step_fn(*a)
+        return step
+
+    monkeypatch.setattr(distill, "make_step", make_interrupted_step)
+    with pytest.raises(Interrupted, match="SIGINT: saved the splats' checkpoint at step 26 of 40") as stopped:
+        distill.fit(views, start, active, config, 1.0, np.ones(3), tmp_path / "b", log=lambda s: None)
+    assert stopped.value.exit_code == 130 and (tmp_path / "b" / "26").is_dir()
+    monkeypatch.setattr(distill, "make_step", make_step)
+    resumed = distill.fit(views, start, active, config, 1.0, np.ones(3), tmp_path / "b", log=lambda s: None)
     np.testing.assert_array_equal(whole[1], resumed[1])
     for a, b in zip(whole[0], resumed[0]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -3,7 +3,6 @@
 import contextlib
 import json
 import pathlib
-import signal
 import sys
 import time
 from typing import Any, Iterable, NamedTuple, Optional
@@ -22,31 +21,13 @@ from mipnerf.datasets import scene_frame
 from mipnerf.errors import ConfigError, Interrupted, MipNerfError
 from mipnerf.model import mipnerf360
 from mipnerf.render import rendering, video
+from mipnerf.store import stops
 from mipnerf.store.checkpoints import Checkpointer, checkpoint_dir
 from mipnerf.training import distributed, pose_export, train_images, update
 
 
 class NonFiniteLoss(MipNerfError):
     """The loss stopped being finite; the run stops before anything bad is saved."""
-
-
-class _StopRequests:
-    """Turns SIGTERM and Ctrl-C into a flag that the loop reads after each step."""
-
-    def __init__(self):
-        self.requested = None  # the signal's number
-
-    def _handle(self, signum, frame):
-        self.requested = signum
-
-    @contextlib.contextmanager
-    def installed(self):
-        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            yield self
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
 
 
 def save_transform(transform, exp_dir: pathlib.Path, applied=None) -> None:
@@ -155,7 +136,7 @@ def _train(config, log, primary: bool, ckpt: Checkpointer, cleanup: contextlib.E
         log(f"already trained to step {start} (max_steps={config.max_steps}); nothing to do")
         return state
     writer = SummaryWriter(str(pathlib.Path(config.exp_dir) / "tb")) if primary else None
-    stop = _StopRequests()
+    stop = stops.StopRequests()
     try:
         with stop.installed(), tqdm.tqdm(initial=start, total=config.max_steps, desc="train", unit="step",
                                              disable=not primary) as bar:
@@ -164,13 +145,12 @@ def _train(config, log, primary: bool, ckpt: Checkpointer, cleanup: contextlib.E
         if writer is not None:
             writer.close()
     if stop.requested is not None:
-        name = signal.Signals(stop.requested).name
-        raise Interrupted(f"{name}: saved checkpoint at step {int(state.step)}; run the same command to resume",
+        raise Interrupted(f"{stop.name}: saved checkpoint at step {int(state.step)}; run the same command to resume",
                           stop.requested, state)
     return state
 
 
-def _loop(config, run: _Run, state, ckpt: Checkpointer, writer, bar, stop: "_StopRequests", primary: bool):
+def _loop(config, run: _Run, state, ckpt: Checkpointer, writer, bar, stop: stops.StopRequests, primary: bool):
     """Steps from `state` to max_steps (or a stop request), logging, checkpointing and showing the
     validation view on the way; returns the last state."""
     train_step = update.make_train_step(config, run.model, run.tx, run.mesh)

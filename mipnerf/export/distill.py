@@ -32,10 +32,11 @@ import tqdm
 
 from mipnerf import datasets
 from mipnerf.cameras import camera
-from mipnerf.errors import MipNerfError
+from mipnerf.errors import Interrupted, MipNerfError
 from mipnerf.export import point_cloud
 from mipnerf.model import mipnerf360
 from mipnerf.render import gaussians, rasterize, rendering, video
+from mipnerf.store import stops
 from mipnerf.store.checkpoints import Checkpointer
 from mipnerf.training import pose_export
 
@@ -298,12 +299,11 @@ def fit(views: list, splats: gaussians.Splats, active: np.ndarray, config, exten
 
     Returns:
       (splats, active) after the last pruning.
+
+    Raises:
+      Interrupted: on Ctrl-C or SIGTERM, after the step in flight, once its checkpoint is saved.
     """
-    height, width = views[0].target.shape[:2]
-    degree = splats.sh_degree
     steps = config.splat_steps
-    densify_until = int(0.6 * steps)
-    step_fn = make_step(width, height, extent, degree)
     splats = jax.tree.map(jnp.asarray, splats)
     adam = ADAM.init(splats)
     stats = Stats(np.zeros(len(active)), np.zeros(len(active)))
@@ -315,7 +315,28 @@ def fit(views: list, splats: gaussians.Splats, active: np.ndarray, config, exten
         log(f"splats: resumed from step {start} of {ckpt_dir}")
     background = jnp.asarray(background, jnp.float32)
     bar = tqdm.tqdm(range(start, steps), desc="splats", unit="step", initial=start, total=steps)
-    capacity, skipped = None, 0
+    stop = stops.StopRequests()
+    with stop.installed():
+        splats, adam, active, skipped, step = _fit_steps(bar, views, splats, adam, active, stats, config, extent,
+                                                         background, ckpt, stop)
+    ckpt.close()
+    if stop.requested is not None:
+        raise Interrupted(f"{stop.name}: saved the splats' checkpoint at step {step + 1} of {steps} in {ckpt_dir}; "
+                          "run the same command to resume", stop.requested)
+    if skipped:
+        log(f"splats: {skipped} steps had a non-finite loss and were skipped")
+    return gaussians.Splats(*(np.asarray(x) for x in splats)), active
+
+
+def _fit_steps(bar, views, splats, adam, active, stats, config, extent, background, ckpt, stop):
+    """`fit`'s steps over `bar` until the last or a stop request: (splats, adam, active, steps whose
+    loss was not finite, the last step taken)."""
+    height, width = views[0].target.shape[:2]
+    degree = splats.sh_degree
+    steps = config.splat_steps
+    densify_until = int(0.6 * steps)
+    step_fn = make_step(width, height, extent, degree)
+    capacity, skipped, step = None, 0, bar.n - 1
     for step in bar:
         rng = np.random.default_rng([config.seed, step])  # each step its own draws: a resumed fit is the same
         view = views[rng.integers(len(views))]
@@ -344,12 +365,11 @@ def fit(views: list, splats: gaussians.Splats, active: np.ndarray, config, exten
             splats = jax.tree.map(jnp.asarray, splats)
         if step % 10 == 0:
             bar.set_postfix(loss=f"{loss:.4f}", splats=f"{int(active.sum()):,}")
-        if (step + 1) % config.checkpoint_every == 0 or step + 1 == steps:
+        if (step + 1) % config.checkpoint_every == 0 or step + 1 == steps or stop.requested is not None:
             ckpt.save(step + 1, checkpoint_state(step + 1, splats, adam, active, stats))
-    ckpt.close()
-    if skipped:
-        log(f"splats: {skipped} steps had a non-finite loss and were skipped")
-    return gaussians.Splats(*(np.asarray(x) for x in splats)), active
+        if stop.requested is not None:
+            break
+    return splats, adam, active, skipped, step
 
 
 def refined_camtoworlds(train: datasets.Split, exp_dir) -> np.ndarray:
