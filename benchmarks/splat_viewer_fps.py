@@ -191,7 +191,8 @@ def main(argv):
                 if not viewer.poll(0.1):
                     time.sleep(0.01)
 
-        threading.Thread(target=serve, daemon=True).start()
+        server_thread = threading.Thread(target=serve, daemon=True)
+        server_thread.start()
 
         def show_splats(shown: bool) -> None:
             viewer.show.value = server.SHOW_SPLATS if shown else server.SHOW_NERF
@@ -244,6 +245,8 @@ def main(argv):
             browser.close()
     finally:
         stop.set()
+        if _EXP_DIR.value:
+            server_thread.join()  # a NeRF frame in flight at exit aborts the process
         viewer.close()
     figures["splats"], figures["load_average_after"] = count, os.getloadavg()[0]
     print(json.dumps(figures, indent=1))

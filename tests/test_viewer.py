@@ -136,6 +136,33 @@ def test_without_splats_there_is_no_show_control_and_frames_render(loaded):
         viewer.close()
 
 
+def test_training_cameras_whose_images_would_cover_the_view_are_hidden(loaded):
+    """A browser 1.5 frustum sizes behind camera 0: camera 0's image would span most of its view and
+    is hidden, as is every frustum `frustums_in_the_way` names; the others are shown, until the
+    control hides them all."""
+    viewer = make_viewer(loaded)
+    try:
+        _, train, _ = loaded
+        size = server.FRUSTUM_SCALE * viewer.scene_size
+        c2w = np.array(train.camtoworlds[0], np.float64)
+        c2w[:3, 3] += 1.5 * size * c2w[:3, 2]  # backwards (OpenGL): camera 0's frustum ahead
+        browser = FakeBrowser(c2w, 0.7)
+        state = browser.connect(viewer)  # which moves it to the viewer's opening view
+        browser.camera.position, browser.camera.wxyz = browser_camera.browser_pose(c2w)
+        browser.camera.fov = 0.7
+        viewer._update_frustums(state)
+        shown = np.array([f.visible for f in state.frustums])
+        in_the_way = browser_camera.frustums_in_the_way(train.camtoworlds, viewer.fovs, size, c2w, 0.7,
+                                                        server.FRUSTUM_SHARE)
+        assert not shown[0] and shown.any()
+        np.testing.assert_array_equal(shown, ~in_the_way)
+        viewer.show_cameras.value = False
+        viewer._update_frustums(state)
+        assert not any(f.visible for f in state.frustums)
+    finally:
+        viewer.close()
+
+
 def test_the_show_control_switches_between_the_splats_and_the_nerf(loaded):
     _, train, _ = loaded
     splats = random_splats(200, np.mean(train.camtoworlds[:, :3, 3], axis=0), 0.3)

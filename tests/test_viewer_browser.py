@@ -247,10 +247,14 @@ def test_clicking_a_training_camera_flies_to_it_and_scores_it(page, reference):
     scale = server.FRUSTUM_SCALE * float(np.median(np.linalg.norm(c2ws[:, :3, 3] - centre, axis=-1)))
     box = page.locator("canvas").first.bounding_box()
     targets = []
+    in_the_way = browser_camera.frustums_in_the_way(c2ws, [browser_camera.vertical_fov(float(fy), train.height)
+                                                           for fy in np.asarray(train.intrinsics.fy)],
+                                                    scale, c2ws[0], fov, server.FRUSTUM_SHARE)
     for k in range(1, len(c2ws)):
+        shown = not in_the_way[k]
         u, v = frustum_centre_on_screen(train, k, c2ws[0], fov, width, height, scale)
         in_front = (c2ws[k, :3, 3] - c2ws[0, :3, 3]) @ -c2ws[0, :3, 2] > 0
-        if in_front and 15 < u < width - 15 and 15 < v < height - 15:
+        if in_front and shown and 15 < u < width - 15 and 15 < v < height - 15:
             targets.append((np.linalg.norm(c2ws[k, :3, 3] - c2ws[0, :3, 3]), k, u, v))
     assert targets, "no training camera in view of the first"
     _, k, u, v = min(targets)  # the nearest, which no other frustum hides

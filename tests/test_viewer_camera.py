@@ -68,3 +68,25 @@ def test_a_training_camera_sent_to_the_browser_comes_back_the_same():
         np.testing.assert_allclose(back, c2w[:3], atol=1e-12)
         np.testing.assert_allclose([intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy],
                                    [fy, fy, width / 2, height / 2], rtol=1e-12)
+
+
+def test_frustums_whose_images_would_cover_the_view_are_in_the_way():
+    """From a view at the origin looking down -z with fov 0.7, a frustum image (scale 0.1, same fov)
+    straight ahead at depth D spans 0.1 / D of the view's height: 0.5 at D = 0.2, 0.125 at D = 0.8."""
+    def c2w_at(z, turned=0.0):
+        c2w = np.eye(4)[:3]
+        c2w[:3, :3] = Rotation.from_rotvec([0.0, turned, 0.0]).as_matrix()
+        c2w[2, 3] = z
+        return c2w
+
+    view = c2w_at(0.0)
+    cams = np.stack([view,               # the one the view sits in: its image spans 1
+                     c2w_at(-0.1),       # image at depth 0.2: 0.5
+                     c2w_at(-0.7),       # image at depth 0.8: 0.125
+                     c2w_at(0.5, np.pi),  # behind, facing the view: image at z = 0.6, not in front
+                     c2w_at(-0.35)])     # image at depth 0.45: 0.22
+    fovs = np.full(len(cams), 0.7)
+    got = browser_camera.frustums_in_the_way(cams, fovs, 0.1, view, 0.7, share=0.25)
+    np.testing.assert_array_equal(got, [True, True, False, False, False])
+    # A wider view makes each image a smaller share of it.
+    assert not browser_camera.frustums_in_the_way(cams[1:2], fovs[:1], 0.1, view, 2.0, share=0.25)[0]

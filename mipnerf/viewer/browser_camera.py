@@ -31,3 +31,16 @@ def browser_pose(camtoworld) -> tuple[np.ndarray, np.ndarray]:
 def vertical_fov(fy: float, height: int) -> float:
     """The vertical field of view (radians) of focal length `fy` over `height` pixels."""
     return float(2 * np.arctan(0.5 * height / fy))
+
+
+def frustums_in_the_way(camtoworlds, fovs, scale: float, camtoworld, fov: float, share: float) -> np.ndarray:
+    """[N] bool: which of N camera frustums (camtoworlds [N, 3, 4], OpenGL; vertical fovs [N]; their
+    images `scale` along each view) would show their image over more than `share` of the height of
+    the view from `camtoworld` (vertical `fov`): an image of height 2 s tan(fov_k / 2) at depth D
+    in front of the view spans s tan(fov_k / 2) / (D tan(fov / 2)) of it. The one the view sits in
+    spans about all of it; images behind the view span none."""
+    c2ws, c2w = np.asarray(camtoworlds, np.float64), np.asarray(camtoworld, np.float64)
+    images = c2ws[:, :3, 3] - scale * c2ws[:, :3, 2]
+    depth = (images - c2w[:3, 3]) @ -c2w[:3, 2]
+    spans = scale * np.tan(0.5 * np.asarray(fovs, np.float64)) / (np.maximum(depth, 1e-9) * np.tan(0.5 * fov))
+    return (depth > 0) & (spans > share)

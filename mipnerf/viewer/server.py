@@ -47,6 +47,7 @@ REFRESH_S = 3.0  # while training, the view is rendered again with the newest pa
 SETTLE_S = 0.2  # a camera still this long gets its full-resolution frame
 MOVING_FPS = 10.0  # frames while the camera moves are sized for this rate
 FRUSTUM_SCALE = 0.08  # the training cameras' frustums, in units of the cameras' median distance to the centre
+FRUSTUM_SHARE = 0.25  # a training camera whose image would span more of the view's height is hidden
 THUMBNAIL_PIXELS = 96  # the training images on the frustums, longest side at most
 SCORE_PIXELS = 256  # a clicked training camera is scored at its image downsampled to at most this
 OUTPUTS = ("colour", "depth", "opacity")
@@ -269,9 +270,13 @@ class Viewer:
             state.frustums.append(frustum)
 
     def _update_frustums(self, state: "_Client") -> None:
-        """Shows a browser's training cameras (if asked to), except one its camera sits in."""
-        position = state.handle.camera.position
-        near = np.linalg.norm(self.camtoworlds[:, :3, 3] - position, axis=-1) < 0.5 * FRUSTUM_SCALE * self.scene_size
+        """Shows a browser's training cameras (if asked to), except those whose images would cover
+        more than `FRUSTUM_SHARE` of its view (the one it sits in among them): they would hide the
+        scene and take every click."""
+        camera = state.handle.camera
+        c2w, _ = browser_camera.browser_camera(camera.position, camera.wxyz, camera.fov, 1, 1)
+        near = browser_camera.frustums_in_the_way(self.camtoworlds, self.fovs, FRUSTUM_SCALE * self.scene_size, c2w,
+                                                  camera.fov, FRUSTUM_SHARE)
         for frustum, inside in zip(state.frustums, near):
             visible = bool(self.show_cameras.value and not inside)
             if frustum.visible != visible:
