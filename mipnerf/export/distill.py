@@ -317,8 +317,8 @@ def fit(views: list, splats: gaussians.Splats, active: np.ndarray, config, exten
     bar = tqdm.tqdm(range(start, steps), desc="splats", unit="step", initial=start, total=steps)
     stop = stops.StopRequests()
     with stop.installed():
-        splats, adam, active, skipped, step = _fit_steps(bar, views, splats, adam, active, stats, config, extent,
-                                                         background, ckpt, stop)
+        splats, active, skipped, step = _fit_steps(bar, views, splats, adam, active, stats, config, extent,
+                                                   background, ckpt, stop)
     ckpt.close()
     if stop.requested is not None:
         raise Interrupted(f"{stop.name}: saved the splats' checkpoint at step {step + 1} of {steps} in {ckpt_dir}; "
@@ -329,8 +329,8 @@ def fit(views: list, splats: gaussians.Splats, active: np.ndarray, config, exten
 
 
 def _fit_steps(bar, views, splats, adam, active, stats, config, extent, background, ckpt, stop):
-    """`fit`'s steps over `bar` until the last or a stop request: (splats, adam, active, steps whose
-    loss was not finite, the last step taken)."""
+    """`fit`'s steps over `bar` until the last or a stop request: (splats, active, how many steps had
+    a non-finite loss, the last step taken)."""
     height, width = views[0].target.shape[:2]
     degree = splats.sh_degree
     steps = config.splat_steps
@@ -369,7 +369,7 @@ def _fit_steps(bar, views, splats, adam, active, stats, config, extent, backgrou
             ckpt.save(step + 1, checkpoint_state(step + 1, splats, adam, active, stats))
         if stop.requested is not None:
             break
-    return splats, adam, active, skipped, step
+    return splats, active, skipped, step
 
 
 def refined_camtoworlds(train: datasets.Split, exp_dir) -> np.ndarray:
