@@ -84,8 +84,9 @@ class Raster(NamedTuple):
 
 def world_to_opencv(cam: camera.Cameras):
     """(rotation [3, 3], translation [3]) taking world points to the camera's OpenCV frame (x right,
-    y down, z forward) of a camera whose `camtoworlds` [3, 4] is in the OpenGL convention."""
-    rotation = cam.camtoworlds[:3, :3].T * jnp.array([1.0, -1.0, -1.0])[:, None]
+    y down, z forward) of a camera whose `camtoworlds` [3, 4] is in the OpenGL convention (numpy
+    arrays for numpy fields, jax arrays for jax ones)."""
+    rotation = cam.camtoworlds[:3, :3].T * np.array([1.0, -1.0, -1.0])[:, None]
     return rotation, -rotation @ cam.camtoworlds[:3, 3]
 
 

@@ -65,14 +65,13 @@ def render(scene_: Scene, cam, width: int, height: int, background, tile: int = 
     Returns:
       (rgb [H, W, 3], alpha [H, W]) float32 numpy.
     """
-    c2w = np.asarray(cam.camtoworlds, np.float64)
-    rotation = c2w[:3, :3].T * np.array([1.0, -1.0, -1.0])[:, None]
-    translation = -rotation @ c2w[:3, 3]
+    cam = cam._replace(camtoworlds=np.asarray(cam.camtoworlds, np.float64))  # numpy in, numpy out
+    rotation, translation = rasterize.world_to_opencv(cam)
     k = cam.intrinsics
     lens = np.array([float(k.fx), float(k.fy), float(k.cx), float(k.cy)])
     splat, depths, boxes, visible = _project(
         scene_.means, scene_.covariances, scene_.opacities, scene_.sh, rotation, translation,
-        np.ascontiguousarray(c2w[:3, 3]), lens, int(width), int(height), rasterize.NEAR_PLANE, rasterize.FOV_CLAMP,
+        np.ascontiguousarray(cam.camtoworlds[:3, 3]), lens, int(width), int(height), rasterize.NEAR_PLANE, rasterize.FOV_CLAMP,
         rasterize.DILATION, rasterize.MIN_ALPHA)
     shown = np.flatnonzero(visible)
     order = shown[np.argsort(depths[shown])]  # numpy's sort: several times faster than numba's
