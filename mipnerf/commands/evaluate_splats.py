@@ -42,12 +42,13 @@ def score_splats(config, renderer: rendering.Renderer, scales: list, out_dir: pa
       "images": [per view figures]}.
     """
     train = datasets.load_split(config, "train", load_images=False)
-    splats = jax.device_put(splat_file.read_run_splats(config.exp_dir, train))
+    on_host = splat_file.read_run_splats(config.exp_dir, train)
+    splats = jax.device_put(on_host)
     background = np.asarray(mipnerf360.background_color(config), np.float32)
     on_cpu = jax.default_backend() == "cpu"
     if on_cpu:
         from mipnerf.render import rasterize_cpu  # numba, compiled on first use
-        kernel_scene = rasterize_cpu.scene(jax.device_get(splats))
+        kernel_scene = rasterize_cpu.scene(on_host)
     images, seconds, jax_seconds = [], [], []
     for split in scales:
         for i in range(len(split.camtoworlds)):

@@ -10,7 +10,6 @@ import pathlib
 import time
 from typing import Optional
 
-
 from mipnerf import datasets
 from mipnerf.commands import run_config
 from mipnerf.commands.config_checks import check_config
