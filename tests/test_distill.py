@@ -11,7 +11,7 @@ import pytest
 
 from helpers import run_config
 from mipnerf import datasets, metrics
-from mipnerf.errors import Interrupted
+from mipnerf.errors import ConfigError, Interrupted
 from mipnerf.commands import evaluate, export
 from mipnerf.export import distill
 from mipnerf.model import mipnerf360
@@ -72,6 +72,15 @@ def test_eval_scores_and_times_the_splats(distilled):
     train, test = datasets.load_split(config, "train"), datasets.load_split(config, "test")
     assert splats["psnr"] == pytest.approx(splat_psnr(splat_file.read_run_splats(config.exp_dir, train), config, test),
                                            abs=0.01)
+
+
+def test_eval_splats_without_splats_stops_before_rendering(tiny_scene, trained_run, tmp_path):
+    exp_dir = tmp_path / "run"
+    shutil.copytree(trained_run, exp_dir, ignore=shutil.ignore_patterns("eval", "export"))
+    config = run_config(tiny_scene, exp_dir, eval_splats=True, eval_lpips=False)
+    with pytest.raises(ConfigError, match=r"export/splats.ply: no such file; make the run's splats with export.py"):
+        evaluate.evaluate(config, log=lambda s: None, explicit=("eval_splats", "eval_lpips"))
+    assert not (exp_dir / "eval" / "color_000.png").exists()  # no view rendered first
 
 
 def test_an_interrupted_fit_resumes_from_its_checkpoint_to_the_same_splats(tiny_scene, tmp_path, monkeypatch):

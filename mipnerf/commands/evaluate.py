@@ -146,6 +146,7 @@ def evaluate(config, log=print, explicit=None) -> dict:
     nets = lpips_nets(config)
     exp_dir = pathlib.Path(config.exp_dir)
     renderer = rendering.load_renderer(config, log)
+    splats = evaluate_splats.run_splats(config) if config.eval_splats else None
     scales = datasets.load_scales(config, "test")
     out_dir = exp_dir / "eval"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -160,7 +161,8 @@ def evaluate(config, log=print, explicit=None) -> dict:
     if datasets.FORMATS[config.dataset].multiscale:
         result.update(scale_means(scales, images, keys))
     if config.eval_splats:
-        result["splats"] = evaluate_splats.score_splats(config, renderer, scales, out_dir, scores_of, nets, log)
+        result["splats"] = evaluate_splats.score_splats(config, splats, renderer, scales, out_dir, scores_of, nets,
+                                                        log)
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
     write_tensorboard(exp_dir, result, keys)
     if "per_scale" in result:

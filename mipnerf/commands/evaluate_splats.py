@@ -14,7 +14,7 @@ import numpy as np
 from mipnerf import datasets
 from mipnerf.cameras import camera
 from mipnerf.model import mipnerf360
-from mipnerf.render import rasterize, rendering, splat_file, video
+from mipnerf.render import gaussians, rasterize, rendering, splat_file, video
 
 
 def timed(fn, repeats: int = 3) -> tuple[float, object]:
@@ -29,10 +29,17 @@ def timed(fn, repeats: int = 3) -> tuple[float, object]:
     return best, result
 
 
-def score_splats(config, renderer: rendering.Renderer, scales: list, out_dir: pathlib.Path, scores_of,
-                 nets=(), log=print) -> dict:
-    """Renders every test view of `scales` from the run's splats, writes splats_color_NNN.png into
-    `out_dir` and scores it (`scores_of`, LPIPS with `nets`).
+def run_splats(config) -> gaussians.Splats:
+    """The run's splats in the model's frame (`splat_file.read_run_splats`), read before any view is
+    rendered: a missing or malformed file stops eval at once, in one line."""
+    train = datasets.load_split(config, "train", load_images=False)
+    return splat_file.read_run_splats(config.exp_dir, train)
+
+
+def score_splats(config, on_host: gaussians.Splats, renderer: rendering.Renderer, scales: list,
+                 out_dir: pathlib.Path, scores_of, nets=(), log=print) -> dict:
+    """Renders every test view of `scales` from the splats `on_host` (`run_splats`), writes
+    splats_color_NNN.png into `out_dir` and scores it (`scores_of`, LPIPS with `nets`).
 
     Returns:
       {"count": splats, "sh_degree", "rasteriser" ("cpu kernel" or "jax"), each figure's mean,
@@ -41,8 +48,6 @@ def score_splats(config, renderer: rendering.Renderer, scales: list, out_dir: pa
       (the NeRF's first test view, the fastest of 2), "speedup" (the NeRF's time over the splats'),
       "images": [per view figures]}.
     """
-    train = datasets.load_split(config, "train", load_images=False)
-    on_host = splat_file.read_run_splats(config.exp_dir, train)
     splats = jax.device_put(on_host)
     background = np.asarray(mipnerf360.background_color(config), np.float32)
     on_cpu = jax.default_backend() == "cpu"
